@@ -1,0 +1,44 @@
+"""gitmlm: ML model management that lives inside your git repository.
+
+Importing this package stays light (no pandas): the DataFrame helpers import it when called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gitmlm.errors import MlmError
+from gitmlm.records import Run
+from gitmlm.tracking import ActiveRun, start_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__version__ = "0.1.0"
+__all__ = [
+    "ActiveRun",
+    "MlmError",
+    "Run",
+    "__version__",
+    "get_run",
+    "runs",
+    "start_run",
+]
+
+
+def runs(
+    where: str | None = None, order_by: str | list[str] | None = None, *, path: str | None = None
+) -> pd.DataFrame:
+    """Every run as a DataFrame row: run_id, name, status, commit, started, ended, params.*,
+    metrics.*, tags.*, datasets.* — like mlflow.search_runs."""
+    from gitmlm import table
+
+    return table.runs_frame(where=where, order_by=order_by, path=path)
+
+
+def get_run(run_id: str, *, path: str | None = None) -> Run:
+    """One run by id or unambiguous prefix, with its per-step series in `.steps`."""
+    from gitmlm import tracking as _runs
+    from gitmlm.git import Repo
+
+    return _runs.get_run(Repo.open(path), run_id)

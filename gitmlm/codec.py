@@ -1,0 +1,164 @@
+"""The TOML schema of notes: run summaries and step series. Encoding and decoding only."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import tomli_w
+
+from gitmlm.errors import MlmError
+from gitmlm.records import Run
+
+SCHEMA = 1
+_SCALARS = (str, int, float, bool)
+_KNOWN = {
+    "name",
+    "status",
+    "started",
+    "ended",
+    "updated",
+    "user",
+    "host",
+    "pid",
+    "command",
+    "exit_code",
+    "commit",
+    "branch",
+    "checkpoint",
+    "base",
+    "params",
+    "metrics",
+    "series",
+    "tags",
+    "datasets",
+    "artifacts",
+    "env",
+}
+
+
+class NoteError(MlmError):
+    """A note that is not a gitmlm document (hand-edited, or from a newer schema)."""
+
+
+def now() -> str:
+    """UTC, microseconds, ISO 8601: sorts as text and parses with fromisoformat."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def check_value(kind: str, name: str, value: Any) -> Any:
+    """A param or tag value TOML can hold, or a clear error naming the key."""
+    if not isinstance(name, str) or not name:
+        raise MlmError(f"{kind} names must be non-empty strings, got {name!r}")
+    if hasattr(value, "item") and not isinstance(value, _SCALARS):  # numpy scalars
+        value = value.item()
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): check_value(kind, f"{name}.{k}", v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [check_value(kind, name, v) for v in value]
+    raise MlmError(
+        f"{kind} {name!r} has a value of type {type(value).__name__}; "
+        "use str, int, float, bool, or a list or table of them"
+    )
+
+
+def check_metric(name: str, value: Any) -> float:
+    if not isinstance(name, str) or not name:
+        raise MlmError(f"metric names must be non-empty strings, got {name!r}")
+    if hasattr(value, "item") and not isinstance(value, (int, float)):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MlmError(f"metric {name!r} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def run_to_dict(run: Run) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "name": run.name,
+        "status": run.status,
+        "started": run.started,
+        "ended": run.ended,
+        "updated": run.updated,
+        "user": run.user,
+        "host": run.host,
+        "pid": run.pid,
+        "command": run.command,
+        "exit_code": run.exit_code,
+        "commit": run.commit,
+        "branch": run.branch,
+        "checkpoint": run.checkpoint,
+        "base": run.base,
+        "params": run.params,
+        "metrics": run.metrics,
+        "series": run.series,
+        "tags": run.tags,
+        "datasets": run.datasets,
+        "artifacts": run.artifacts,
+        "env": run.env,
+        **run.extra,
+    }
+    return {k: v for k, v in d.items() if v is not None and v != {} and v != []}
+
+
+def run_from_dict(run_id: str, d: Mapping[str, Any]) -> Run:
+    try:
+        return Run(
+            id=run_id,
+            name=str(d.get("name", "")),
+            status=str(d["status"]),
+            started=str(d["started"]),
+            commit=str(d["commit"]),
+            ended=d.get("ended"),
+            updated=d.get("updated"),
+            user=str(d.get("user", "")),
+            host=str(d.get("host", "")),
+            pid=d.get("pid"),
+            command=list(d.get("command", [])),
+            exit_code=d.get("exit_code"),
+            branch=d.get("branch"),
+            checkpoint=str(d.get("checkpoint", "clean")),
+            base=d.get("base"),
+            params=dict(d.get("params", {})),
+            metrics={k: float(v) for k, v in d.get("metrics", {}).items()},
+            series=list(d.get("series", [])),
+            tags=dict(d.get("tags", {})),
+            datasets=dict(d.get("datasets", {})),
+            artifacts=dict(d.get("artifacts", {})),
+            env=dict(d.get("env", {})),
+            extra={k: v for k, v in d.items() if k not in _KNOWN},
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NoteError(f"run {run_id} is missing or has a bad field: {exc}") from exc
+
+
+def encode_doc(runs: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """A note body: `schema = 1` and one table per run id, ids in time order."""
+    doc = {"schema": SCHEMA, "runs": {rid: runs[rid] for rid in sorted(runs)}}
+    return tomli_w.dumps(doc).encode()
+
+
+def decode_doc(data: bytes) -> dict[str, dict[str, Any]]:
+    try:
+        doc = tomllib.loads(data.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise NoteError(f"not valid TOML: {exc}") from exc
+    if doc.get("schema") != SCHEMA:
+        raise NoteError(f"unsupported schema {doc.get('schema')!r} (this gitmlm reads {SCHEMA})")
+    runs = doc.get("runs", {})
+    if not isinstance(runs, dict) or not all(isinstance(v, dict) for v in runs.values()):
+        raise NoteError("`runs` must be a table of run tables")
+    return runs
+
+
+def encode_series(series: Mapping[str, Mapping[str, list[float]]]) -> dict[str, Any]:
+    """One run's step series as a run table of the series note: {metric: {step, value}}."""
+    return {name: {"step": s["step"], "value": s["value"]} for name, s in series.items()}
+
+
+def is_finite(value: float) -> bool:
+    return not (math.isnan(value) or math.isinf(value))

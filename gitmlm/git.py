@@ -1,0 +1,344 @@
+"""The only module that imports pygit2: reading objects, writing notes, compare-and-swap refs."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from gitmlm.errors import MlmError
+
+ZERO = "0" * 40
+_BLOB = pygit2.enums.FileMode.BLOB
+_TREE = pygit2.enums.FileMode.TREE
+
+
+class CasFailed(Exception):
+    """A ref moved under us: re-read and try again."""
+
+
+@dataclass(frozen=True)
+class Head:
+    commit: str | None
+    branch: str | None
+
+    @property
+    def detached(self) -> bool:
+        return self.commit is not None and self.branch is None
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    oid: str
+    parents: tuple[str, ...]
+    author: str
+    email: str
+    time: int
+    offset: int
+    message: str
+    tree: str
+
+
+class Repo:
+    def __init__(self, raw: pygit2.Repository) -> None:
+        self.raw = raw
+        self.gitdir = Path(raw.path)
+        common = self.gitdir / "commondir"
+        # A linked worktree keeps its own HEAD and index but shares refs and our state.
+        self.common_dir = (
+            (self.gitdir / common.read_text().strip()).resolve() if common.exists() else self.gitdir
+        )
+        self.root = Path(raw.workdir) if raw.workdir else None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Repo:
+        start = os.fspath(path) if path is not None else os.getcwd()
+        found = pygit2.discover_repository(start)
+        if found is None:
+            raise MlmError(f"not a git repository: {start} (run `git init` first, or cd into one)")
+        return cls(pygit2.Repository(found))
+
+    @property
+    def workdir(self) -> Path:
+        if self.root is None:
+            raise MlmError("this is a bare repository; run gitmlm in a clone with a work tree")
+        return self.root
+
+    @property
+    def mlm_dir(self) -> Path:
+        return self.common_dir / "mlm"
+
+    # --- reading -------------------------------------------------------------------------
+
+    def head(self) -> Head:
+        if self.raw.head_is_unborn:
+            return Head(None, None)
+        commit = str(self.raw.head.target)
+        if self.raw.head_is_detached:
+            return Head(commit, None)
+        return Head(commit, self.raw.head.shorthand)
+
+    def head_commit(self) -> str:
+        head = self.head()
+        if head.commit is None:
+            raise MlmError(
+                "the repository has no commits yet; make one first "
+                "(git commit --allow-empty -m 'start')"
+            )
+        return head.commit
+
+    def resolve(self, rev: str) -> str:
+        """A revision (name, abbreviated hash, HEAD~2) to a full commit id."""
+        try:
+            obj = self.raw.revparse_single(rev)
+            return str(obj.peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise MlmError(f"unknown revision {rev!r}: not a commit in this repository") from exc
+
+    def has_object(self, oid: str) -> bool:
+        return oid in self.raw
+
+    def ref(self, name: str) -> str | None:
+        try:
+            return str(self.raw.references[name].resolve().target)
+        except (KeyError, pygit2.InvalidSpecError):
+            return None
+
+    def refs(self, prefix: str) -> dict[str, str]:
+        out = {}
+        for name in self.raw.references:
+            if name.startswith(prefix):
+                target = self.ref(name)
+                if target is not None:
+                    out[name] = target
+        return out
+
+    def blob(self, oid: str) -> bytes:
+        obj = self.raw[oid]
+        if not isinstance(obj, pygit2.Blob):
+            raise MlmError(f"object {oid} is not a blob")
+        return obj.data
+
+    def commit(self, oid: str) -> CommitInfo:
+        c = self.raw[oid]
+        if not isinstance(c, pygit2.Commit):
+            raise MlmError(f"object {oid} is not a commit")
+        return CommitInfo(
+            oid=str(c.id),
+            parents=tuple(str(p) for p in c.parent_ids),
+            author=c.author.name,
+            email=c.author.email,
+            time=c.author.time,
+            offset=c.author.offset,
+            message=c.message,
+            tree=str(c.tree_id),
+        )
+
+    def walk(self, revisions: list[str], limit: int | None = None) -> Iterator[CommitInfo]:
+        """Commits in `git log` order (newest first) for revisions like `main`, `A..B`, `^X`."""
+        walker = self.raw.walk(None, pygit2.enums.SortMode.TIME)
+        pushed = False
+        for spec in revisions or ["HEAD"]:
+            if ".." in spec and "..." not in spec:
+                left, right = spec.split("..", 1)
+                walker.hide(self.resolve(left or "HEAD"))
+                walker.push(self.resolve(right or "HEAD"))
+                pushed = True
+            elif spec.startswith("^"):
+                walker.hide(self.resolve(spec[1:]))
+            else:
+                walker.push(self.resolve(spec))
+                pushed = True
+        if not pushed:
+            walker.push(self.resolve("HEAD"))
+        for count, c in enumerate(walker):
+            if limit is not None and count >= limit:
+                return
+            yield CommitInfo(
+                oid=str(c.id),
+                parents=tuple(str(p) for p in c.parent_ids),
+                author=c.author.name,
+                email=c.author.email,
+                time=c.author.time,
+                offset=c.author.offset,
+                message=c.message,
+                tree=str(c.tree_id),
+            )
+
+    def decorations(self) -> dict[str, list[str]]:
+        """Branch and tag names by the commit they point at, for log output."""
+        out: dict[str, list[str]] = {}
+        for name in self.raw.references:
+            if name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")):
+                try:
+                    target = str(self.raw.references[name].peel(pygit2.Commit).id)
+                except (pygit2.GitError, ValueError, KeyError):
+                    continue
+                short = name.split("/", 2)[2] if not name.startswith("refs/tags/") else name[5:]
+                out.setdefault(target, []).append(short)
+        return out
+
+    def diffstat(self, a: str, b: str) -> str:
+        diff = self.raw.diff(a, b)
+        return str(diff.stats.format(pygit2.enums.DiffStatsFormat.FULL, 72))
+
+    def config_get(self, key: str) -> str | None:
+        try:
+            return str(self.raw.config[key])
+        except KeyError:
+            return None
+
+    def config_all(self, key: str) -> list[str]:
+        return [str(v) for v in self.raw.config.get_multivar(key)]
+
+    def remotes(self) -> list[str]:
+        return [r.name for r in self.raw.remotes if r.name]
+
+    def user(self) -> str:
+        for key in ("user.name", "user.email"):
+            value = self.config_get(key)
+            if value:
+                return value
+        import getpass
+
+        return getpass.getuser()
+
+    # --- notes ---------------------------------------------------------------------------
+
+    def notes(self, notes_commit: str | None) -> dict[str, str]:
+        """Annotated commit id -> note blob id, for any fanout layout."""
+        if notes_commit is None:
+            return {}
+        out: dict[str, str] = {}
+        commit = self.raw[notes_commit]
+        assert isinstance(commit, pygit2.Commit)
+        stack: list[tuple[str, pygit2.Tree]] = [("", commit.tree)]
+        while stack:
+            prefix, tree = stack.pop()
+            for entry in tree:
+                name = prefix + entry.name
+                if entry.filemode == _TREE:
+                    sub = self.raw[entry.id]
+                    assert isinstance(sub, pygit2.Tree)
+                    stack.append((name, sub))
+                elif len(name) == 40:
+                    out[name] = str(entry.id)
+        return out
+
+    def write_blob(self, data: bytes) -> str:
+        return str(self.raw.create_blob(data))
+
+    def write_notes(
+        self,
+        ref: str,
+        base: str | None,
+        updates: Mapping[str, str | None],
+        message: str,
+        extra_parents: tuple[str, ...] = (),
+    ) -> str:
+        """A new notes commit on top of `base` with blobs set (or removed, for None) per commit.
+
+        Writes a 2/38 fanout, as git does for large note sets, so one update rewrites two small
+        trees rather than one tree with an entry per annotated commit.
+        """
+        base_tree = None
+        if base is not None:
+            c = self.raw[base]
+            assert isinstance(c, pygit2.Commit)
+            base_tree = c.tree
+        root = self.raw.TreeBuilder(base_tree) if base_tree is not None else self.raw.TreeBuilder()
+        groups: dict[str, dict[str, str | None]] = {}
+        for commit, blob in updates.items():
+            groups.setdefault(commit[:2], {})[commit[2:]] = blob
+        for prefix, items in groups.items():
+            existing = root.get(prefix)
+            if existing is not None and existing.filemode == _TREE:
+                sub = self.raw.TreeBuilder(existing.id)
+            else:
+                sub = self.raw.TreeBuilder()
+            for rest, blob in items.items():
+                if root.get(prefix + rest) is not None:  # a flat entry written by `git notes`
+                    root.remove(prefix + rest)
+                if blob is None:
+                    if sub.get(rest) is not None:
+                        sub.remove(rest)
+                else:
+                    sub.insert(rest, pygit2.Oid(hex=blob), _BLOB)
+            if len(sub) == 0:
+                if existing is not None:
+                    root.remove(prefix)
+            else:
+                root.insert(prefix, sub.write(), _TREE)
+        tree = root.write()
+        sig = self.signature()
+        parents = [pygit2.Oid(hex=p) for p in ((base,) if base else ()) + extra_parents]
+        return str(self.raw.create_commit(None, sig, sig, message, tree, parents))
+
+    def signature(self) -> pygit2.Signature:
+        name = os.environ.get("GIT_COMMITTER_NAME") or self.config_get("user.name") or "gitmlm"
+        email = (
+            os.environ.get("GIT_COMMITTER_EMAIL")
+            or self.config_get("user.email")
+            or "gitmlm@localhost"
+        )
+        date = os.environ.get("GIT_COMMITTER_DATE", "")
+        m = re.fullmatch(r"@?(\d+)(?: ([+-])(\d\d)(\d\d))?", date.strip())
+        if m:
+            offset = 0
+            if m.group(2):
+                offset = (int(m.group(3)) * 60 + int(m.group(4))) * (-1 if m.group(2) == "-" else 1)
+            return pygit2.Signature(name, email, int(m.group(1)), offset)
+        return pygit2.Signature(name, email, int(time.time()), 0)
+
+    # --- ref updates ---------------------------------------------------------------------
+
+    def update_ref(self, name: str, new: str, old: str | None, message: str = "gitmlm") -> None:
+        """Compare-and-swap: move `name` to `new` only if it still points at `old`."""
+        proc = subprocess.run(
+            ["git", "update-ref", "-m", message, name, new, old or ZERO],
+            cwd=self.common_dir,
+            env={**os.environ, "GIT_DIR": str(self.common_dir)},
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            if "cannot lock ref" in proc.stderr or "but expected" in proc.stderr:
+                raise CasFailed(proc.stderr.strip())
+            raise MlmError(f"git update-ref {name} failed: {proc.stderr.strip()}")
+
+    def delete_ref(self, name: str, old: str | None = None) -> None:
+        args = ["git", "update-ref", "-d", name] + ([old] if old else [])
+        subprocess.run(
+            args,
+            env={**os.environ, "GIT_DIR": str(self.common_dir)},
+            capture_output=True,
+            check=False,
+        )
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Serialise this machine's gitmlm writers of one ref, so CAS retries stay rare."""
+        locks = self.mlm_dir / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        path = locks / (name.replace("/", "_") + ".lock")
+        with open(path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def run_git(self, *args: str, check: bool = True, input: str | None = None) -> str:
+        cwd = self.root or self.common_dir
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, input=input)
+        if check and proc.returncode != 0:
+            raise MlmError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout

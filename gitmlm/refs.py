@@ -1,0 +1,42 @@
+"""Every ref name gitmlm reads or writes: the one place for the ref grammar."""
+
+from __future__ import annotations
+
+RUNS = "refs/notes/mlm"
+"""Run summaries: one TOML note per code commit, holding every run made on it."""
+SERIES = "refs/notes/mlm-series"
+"""Per-step metric series, apart from the summaries so listings never parse them."""
+OBSERVATIONS = "refs/notes/mlm-observations"
+"""Monitor results, as notes on a model version's commit."""
+NOTES_GLOB = "refs/notes/mlm*"
+
+PREFIX = "refs/mlm/"
+"""Everything else that must stay reachable (checkpoints, manifests) lives below here."""
+CHECKPOINTS = PREFIX + "checkpoints/"
+MANIFESTS = PREFIX + "manifests/"
+KEEP = PREFIX + "keep/"
+"""Records whose commits were rewritten away (squash, rebase) stay reachable here."""
+
+
+def checkpoint(run_id: str) -> str:
+    return CHECKPOINTS + run_id
+
+
+def remote_tracking(remote: str, ref: str) -> str:
+    """Where a remote's copy of one of our refs is fetched to, beside (never over) ours."""
+    if ref.startswith("refs/notes/"):
+        return f"refs/notes/remotes/{remote}/{ref[len('refs/notes/') :]}"
+    return f"refs/mlm-remotes/{remote}/{ref[len(PREFIX) :]}"
+
+
+def fetch_refspecs(remote: str) -> list[str]:
+    return [
+        f"+{NOTES_GLOB}:refs/notes/remotes/{remote}/mlm*",
+        f"+{PREFIX}*:refs/mlm-remotes/{remote}/*",
+    ]
+
+
+def push_refspecs() -> list[str]:
+    # A configured push refspec replaces push.default, so HEAD keeps `git push` pushing the
+    # current branch as before.
+    return ["HEAD", f"{NOTES_GLOB}:{NOTES_GLOB}", f"{PREFIX}*:{PREFIX}*"]

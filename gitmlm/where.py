@@ -1,0 +1,358 @@
+"""The `--where` filter language: a recursive-descent parser and a compiler to closures.
+
+    metrics.acc >= 0.9 and (params.model in ('cnn', "mlp") or tags.team like 'vis%')
+    status != 'failed' and not params.`a.b` is null and started >= '2026-11-01'
+
+Columns are dotted names of a flattened run row; a segment is word characters and `-`, or
+backtick-quoted (a doubled backtick stands for one). Comparisons are SQL-like: a missing
+column, or a value of another kind (string, number, bool), makes a comparison false — `!=`
+too — and `not` is plain negation. `not in (a, b)` means `!= a and != b`. `like`/`ilike` use
+`%` and `_`, a backslash escapes them, and they only match strings.
+
+The input is scanned by regexes on the parser's demand rather than by a separate tokenizer,
+because the same characters mean different things in a column (`x-1e3`) and a value (`-1e3`).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeAlias, assert_never
+
+from gitmlm.errors import MlmError
+
+Value: TypeAlias = str | int | float | bool
+Row: TypeAlias = Mapping[str, object]
+Predicate: TypeAlias = Callable[[Row], bool]
+
+
+@dataclass(frozen=True)
+class Compare:
+    column: str
+    op: str  # normalised: = != < <= > >=
+    value: Value
+
+
+@dataclass(frozen=True)
+class In:
+    column: str
+    values: tuple[Value, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Like:
+    column: str
+    pattern: str
+    negated: bool = False
+    ignore_case: bool = False
+
+
+@dataclass(frozen=True)
+class IsNull:
+    column: str
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class And:
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    operands: tuple[Expr, ...]
+
+
+Expr: TypeAlias = Compare | In | Like | IsNull | Not | And | Or
+
+_WORD = re.compile(r"[\w-]+")
+_QUOTED_NAME = re.compile(r"`((?:[^`]|``)*)`")
+_OPERATOR = re.compile(r"[=!<>]+")
+_OPERATORS = {op: op for op in ("=", "!=", "<", "<=", ">", ">=")} | {"==": "=", "<>": "!="}
+# The lookahead rejects `1abc` and `1.2.3` as a whole instead of reading a prefix of them.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])")
+_STRINGS = {q: re.compile(rf"{q}((?:[^{q}\\]|\\.)*){q}", re.DOTALL) for q in "'\""}
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
+_WORDS: dict[str, Value] = {"true": True, "false": False, "nan": math.nan, "inf": math.inf}
+_WORDS["-inf"] = -math.inf
+# Each `(` or `not` costs a few stack frames; stop long before Python's recursion limit.
+_MAX_DEPTH = 100
+
+
+def parse(text: str) -> Expr:
+    """The syntax tree of a `--where` expression; MlmError pointing at the column if it is bad."""
+    return _Parser(text).parse()
+
+
+def compile_where(text: str) -> Predicate:
+    """Parse once; the returned predicate is cheap enough to run on every row."""
+    return _compile(parse(text))
+
+
+def columns(expr: Expr) -> set[str]:
+    """The column names `expr` refers to."""
+    if isinstance(expr, Not):
+        return columns(expr.operand)
+    if isinstance(expr, And | Or):
+        return set().union(*(columns(e) for e in expr.operands))
+    return {expr.column}
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.depth = 0
+
+    def fail(self, what: str, pos: int | None = None) -> NoReturn:
+        at = self.pos if pos is None else pos
+        # Whitespace becomes a plain space so the caret lines up under a tab or newline.
+        shown = re.sub(r"\s", " ", self.text)
+        raise MlmError(f"bad --where expression at column {at + 1}: {what}\n{shown}\n{' ' * at}^")
+
+    def skip(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def take(self, literal: str) -> bool:
+        self.skip()
+        if self.text.startswith(literal, self.pos):
+            self.pos += len(literal)
+            return True
+        return False
+
+    def keyword(self, *words: str) -> str | None:
+        self.skip()
+        m = _WORD.match(self.text, self.pos)
+        if m is not None and m.group().lower() in words:
+            self.pos = m.end()
+            return m.group().lower()
+        return None
+
+    def parse(self) -> Expr:
+        self.skip()
+        if self.pos == len(self.text):
+            self.fail("expected an expression, got nothing")
+        expr = self.or_()
+        self.skip()
+        if self.pos < len(self.text):
+            if self.text[self.pos] == ")":
+                self.fail("unbalanced ')': no '(' to close")
+            self.fail("expected 'and', 'or' or the end of the expression")
+        return expr
+
+    def or_(self) -> Expr:
+        operands = [self.and_()]
+        while self.keyword("or"):
+            operands.append(self.and_())
+        return operands[0] if len(operands) == 1 else Or(tuple(operands))
+
+    def and_(self) -> Expr:
+        operands = [self.not_()]
+        while self.keyword("and"):
+            operands.append(self.not_())
+        return operands[0] if len(operands) == 1 else And(tuple(operands))
+
+    def not_(self) -> Expr:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            self.fail(f"expected at most {_MAX_DEPTH} nested parentheses or 'not's")
+        expr: Expr
+        if self.keyword("not"):
+            expr = Not(self.not_())
+        elif self.take("("):
+            opened = self.pos  # the index after '(' is the 1-based column of '('
+            expr = self.or_()
+            if not self.take(")"):
+                self.fail(f"expected ')' to close the '(' at column {opened}")
+        else:
+            expr = self.predicate()
+        self.depth -= 1
+        return expr
+
+    def predicate(self) -> Expr:
+        column = self.column()
+        negated = self.keyword("not") is not None
+        word = self.keyword("in", "like", "ilike", *(() if negated else ("is",)))
+        if negated and word is None:
+            self.fail("expected 'in', 'like' or 'ilike' after 'not'")
+        if word == "in":
+            return In(column, self.value_list(), negated)
+        if word in ("like", "ilike"):
+            self.skip()
+            at = self.pos
+            pattern = self.value()
+            if not isinstance(pattern, str):
+                self.fail(f"expected a quoted pattern after '{word}'", at)
+            return Like(column, pattern, negated, ignore_case=word == "ilike")
+        if word == "is":
+            negated = self.keyword("not") is not None
+            if not self.keyword("null"):
+                self.fail("expected 'null' or 'not null' after 'is'")
+            return IsNull(column, negated)
+        self.skip()
+        m = _OPERATOR.match(self.text, self.pos)
+        if m is None:
+            self.fail("expected an operator (= != < <= > >= in, not in, like, ilike, is)")
+        if m.group() not in _OPERATORS:
+            self.fail(f"expected an operator, not the unknown '{m.group()}'")
+        self.pos = m.end()
+        return Compare(column, _OPERATORS[m.group()], self.value())
+
+    def column(self) -> str:
+        self.skip()
+        segments = [self.segment("expected a column name")]
+        while self.text.startswith(".", self.pos):
+            self.pos += 1
+            segments.append(self.segment("expected a name after '.'"))
+        return ".".join(segments)
+
+    def segment(self, expected: str) -> str:
+        if self.text.startswith("`", self.pos):
+            m = _QUOTED_NAME.match(self.text, self.pos)
+            if m is None:
+                self.fail("expected the closing ` of this quoted name")
+            self.pos = m.end()
+            return m.group(1).replace("``", "`")
+        m = _WORD.match(self.text, self.pos)
+        if m is None:
+            self.fail(expected)
+        self.pos = m.end()
+        return m.group()
+
+    def value_list(self) -> tuple[Value, ...]:
+        if not self.take("("):
+            self.fail("expected '(' and a list of values after 'in'")
+        values = [self.value()]
+        while not self.take(")"):
+            if not self.take(","):
+                self.fail("expected ',' or ')' in the list of values")
+            values.append(self.value())
+        return tuple(values)
+
+    def value(self) -> Value:
+        self.skip()
+        text, pos = self.text, self.pos
+        quote = text[pos : pos + 1]
+        if quote in ("'", '"'):
+            m = _STRINGS[quote].match(text, pos)
+            if m is None:
+                self.fail(f"expected the closing {quote} of this string")
+            self.pos = m.end()
+            return _ESCAPE.sub(lambda e: _ESCAPES.get(e.group(1), e.group()), m.group(1))
+        m = _NUMBER.match(text, pos)
+        if m is not None:
+            self.pos = m.end()
+            literal = m.group()
+            return float(literal) if any(c in literal for c in ".eE") else int(literal)
+        m = _WORD.match(text, pos)
+        if m is not None and m.group().lower() in _WORDS:
+            self.pos = m.end()
+            return _WORDS[m.group().lower()]
+        if m is not None and m.group().lower() == "null":
+            self.fail("expected a value; test for a missing column with 'is null'")
+        if m is not None:
+            self.fail(f"expected a value; quote strings, as in '{m.group()}'")
+        self.fail("expected a value (a number, a quoted string, true, false, nan or inf)")
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_LIKE_TOKEN = re.compile(r"\\(.)|(%)|(_)|([^\\%_]+|\\)", re.DOTALL)
+
+
+def _kind(value: object) -> str | None:
+    """Which values may be compared: bool is its own kind, int and float are one."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    return None
+
+
+def _like_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    parts = []
+    for escaped, percent, underscore, literal in _LIKE_TOKEN.findall(pattern):
+        parts.append(".*" if percent else "." if underscore else re.escape(escaped or literal))
+    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _compile(expr: Expr) -> Predicate:
+    if isinstance(expr, Compare):
+        column, value, kind, test = expr.column, expr.value, _kind(expr.value), _COMPARE[expr.op]
+
+        def compare(row: Row) -> bool:
+            got = row.get(column)
+            return _kind(got) == kind and test(got, value)
+
+        return compare
+    if isinstance(expr, In):
+        return _compile_in(expr)
+    if isinstance(expr, Like):
+        column, negated = expr.column, expr.negated
+        regex = _like_regex(expr.pattern, expr.ignore_case)
+        return lambda row: (
+            isinstance(got := row.get(column), str) and ((regex.fullmatch(got) is None) == negated)
+        )
+    if isinstance(expr, IsNull):
+        column, negated = expr.column, expr.negated
+        return lambda row: (row.get(column) is None) != negated
+    if isinstance(expr, Not):
+        inner = _compile(expr.operand)
+        return lambda row: not inner(row)
+    if isinstance(expr, And):
+        conjuncts = [_compile(e) for e in expr.operands]
+
+        # A plain loop: all() over a generator costs twice as much per row.
+        def every(row: Row) -> bool:
+            for test in conjuncts:  # noqa: SIM110
+                if not test(row):
+                    return False
+            return True
+
+        return every
+    if isinstance(expr, Or):
+        disjuncts = [_compile(e) for e in expr.operands]
+
+        def some(row: Row) -> bool:
+            for test in disjuncts:  # noqa: SIM110
+                if test(row):
+                    return True
+            return False
+
+        return some
+    assert_never(expr)
+
+
+def _compile_in(expr: In) -> Predicate:
+    column = expr.column
+    # One set per kind, so that True is not found among the numbers as 1 would be.
+    groups: dict[str | None, set[Value]] = {}
+    for value in expr.values:
+        members = groups.setdefault(_kind(value), set())
+        if not (isinstance(value, float) and math.isnan(value)):  # NaN equals nothing
+            members.add(value)
+    if not expr.negated:
+        return lambda row: (got := row.get(column)) in groups.get(_kind(got), ())
+    if len(groups) != 1:  # `!= a and != b` with a and b of two kinds is false for any value
+        return lambda row: False
+    [(kind, members)] = groups.items()
+    return lambda row: _kind(got := row.get(column)) == kind and got not in members

@@ -1,0 +1,82 @@
+"""Hermetic git for every test: temporary HOME, no system config, fixed identity and dates."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pygit2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATE = "1700000000 +0000"
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout
+
+
+def mlm(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    """`git mlm ARGS` as a user types it: through git, which finds our git-mlm on PATH."""
+    proc = subprocess.run(["git", "mlm", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git mlm {' '.join(args)} failed ({proc.returncode}): "
+                             f"{proc.stdout}{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text(
+        "[init]\n\tdefaultBranch = main\n[user]\n\tname = Test User\n\temail = test@example.com\n"
+        "[advice]\n\tdetachedHead = false\n"
+    )
+    for var in list(os.environ):
+        if var.startswith(("GIT_", "GITMLM_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "Test User")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "test@example.com")
+        monkeypatch.setenv(f"GIT_{who}_DATE", DATE)
+    # libgit2 reads its config search path once per process: point it at the temporary home.
+    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG,
+                  pygit2.enums.ConfigLevel.SYSTEM):
+        pygit2.settings.search_path[level] = str(home)
+    # `git mlm` must run this checkout's code, whichever checkout the tests run from.
+    bindir = home / "bin"
+    bindir.mkdir()
+    shim = bindir / "git-mlm"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gitmlm "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A repository with one commit, as the current directory."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q")
+    (path / "train.py").write_text("print('train')\n")
+    git(path, "add", "train.py")
+    git(path, "commit", "-q", "-m", "initial")
+    monkeypatch.chdir(path)
+    yield path
+
+
+def write_script(path: Path, body: str) -> Path:
+    path.write_text("import gitmlm\n" + body)
+    return path
