@@ -341,6 +341,10 @@ def demo(directory: str) -> None:
         click.echo(line)
 
 
+# The other parts' commands: each module below adds its commands to `cli` when imported.
+# (one import line per part)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         rv = cli.main(

@@ -18,6 +18,11 @@ KEEP = PREFIX + "keep/"
 """Records whose commits were rewritten away (squash, rebase) stay reachable here."""
 
 
+def is_registry_tag(name: str) -> bool:
+    """A cheap pre-filter for tags in GTO's grammar; tags.py parses them for real."""
+    return "@" in name or "#" in name
+
+
 def checkpoint(run_id: str) -> str:
     return CHECKPOINTS + run_id
 
