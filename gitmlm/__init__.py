@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 from gitmlm.errors import MlmError
 from gitmlm.records import Run
-from gitmlm.tracking import ActiveRun, start_run
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from gitmlm.tracking import ActiveRun, start_run
 
 __version__ = "0.1.0"
 __all__ = [
@@ -42,3 +43,13 @@ def get_run(run_id: str, *, path: str | None = None) -> Run:
     from gitmlm.git import Repo
 
     return _runs.get_run(Repo.open(path), run_id)
+
+
+def __getattr__(name: str) -> object:
+    # The tracking API loads on first use, so `git mlm log` and the hooks, which import
+    # submodules of this package, do not pay for it at start.
+    if name in ("start_run", "ActiveRun"):
+        from gitmlm import tracking
+
+        return getattr(tracking, name)
+    raise AttributeError(f"module 'gitmlm' has no attribute {name!r}")

@@ -222,7 +222,8 @@ _STATUS_COLORS = {"finished": "green", "failed": "red", "crashed": "red", "runni
 
 def _run_line(r: Any, metrics: Sequence[str], color: bool) -> str:
     names = list(metrics) or sorted(r.metrics)[:4]
-    shown = "  ".join(f"{m}={fmt.cell(r.metrics[m])}" for m in names if m in r.metrics)
+    values = r.metrics
+    shown = "  ".join(f"{m}={values[m]:.6g}" for m in names if m in values)
     status = f"{r.status:<8}"
     if color:
         status = click.style(status, fg=_STATUS_COLORS.get(r.status))

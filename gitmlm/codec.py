@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-
-import tomli_w
 
 from gitmlm.errors import MlmError
 from gitmlm.records import Run
@@ -138,11 +135,15 @@ def run_from_dict(run_id: str, d: Mapping[str, Any]) -> Run:
 
 def encode_doc(runs: Mapping[str, Mapping[str, Any]]) -> bytes:
     """A note body: `schema = 1` and one table per run id, ids in time order."""
+    import tomli_w  # loaded only by writers: readers mostly hit the JSON cache
+
     doc = {"schema": SCHEMA, "runs": {rid: runs[rid] for rid in sorted(runs)}}
     return tomli_w.dumps(doc).encode()
 
 
 def decode_doc(data: bytes) -> dict[str, dict[str, Any]]:
+    import tomllib
+
     try:
         doc = tomllib.loads(data.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

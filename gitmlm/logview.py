@@ -5,17 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from gitmlm import codec, refs, store
-from gitmlm import tracking as runs
+from gitmlm import refs, store, tracking
 from gitmlm.git import CommitInfo, Repo
-from gitmlm.records import Run
+
+
+@dataclass(frozen=True)
+class Brief:
+    id: str
+    name: str
+    status: str
+    metrics: dict[str, float]
 
 
 @dataclass
 class Entry:
     commit: CommitInfo
-    runs: list[Run] = field(default_factory=list)
-    snapshots: list[Run] = field(default_factory=list)
+    runs: list[Brief] = field(default_factory=list)
+    snapshots: list[Brief] = field(default_factory=list)
     """Runs made on a dirty tree based on this commit (their code is a checkpoint)."""
 
 
@@ -31,24 +37,22 @@ def checkpoint_bases(repo: Repo) -> dict[str, list[str]]:
 
 def entries(repo: Repo, revisions: list[str], limit: int | None) -> Iterator[Entry]:
     snap = store.snapshot(repo, refs.RUNS)
+    commits = list(repo.walk(revisions, limit))
     bases = checkpoint_bases(repo) if snap.entries else {}
-    for commit in repo.walk(revisions, limit):
-        entry = Entry(commit)
-        if commit.oid in snap.entries:
-            entry.runs = _runs_on(repo, snap, commit.oid)
+    wanted = [c.oid for c in commits if c.oid in snap.entries]
+    wanted += [cp for c in commits for cp in bases.get(c.oid, [])]
+    found = store.briefs(repo, snap, wanted)
+    for commit in commits:
+        entry = Entry(commit, _briefs(found.get(commit.oid, [])))
         for cp in bases.get(commit.oid, []):
-            entry.snapshots.extend(r for r in _runs_on(repo, snap, cp) if r.commit == cp)
+            entry.snapshots.extend(_briefs(found.get(cp, [])))
         yield entry
 
 
-def _runs_on(repo: Repo, snap: store.Snapshot, commit: str) -> list[Run]:
-    doc = store.read_all(repo, snap, [commit]).get(commit, {})
+def _briefs(rows: list[store.Brief]) -> list[Brief]:
     out = []
-    for rid, table in sorted(doc.items()):
-        try:
-            run = codec.run_from_dict(rid, table)
-        except codec.NoteError:
-            continue
-        run.status = runs.effective_status(run)
-        out.append(run)
+    for rid, name, status, host, pid, metrics in rows:
+        if status == "running" and host == tracking.HOST and pid and not tracking._alive(pid):
+            status = "crashed"
+        out.append(Brief(rid, name, status, metrics))
     return out

@@ -126,3 +126,61 @@ def put_runs(
         return {commit: repo.write_blob(codec.encode_doc(doc))}
 
     update(repo, ref, change, message)
+
+
+Brief = tuple[str, str, str, str, int, dict[str, float]]
+"""What `git mlm log` shows of a run: (id, name, status, host, pid, metrics)."""
+
+
+def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Brief]]:
+    """The runs on `commits`, briefly, from one pack file keyed by note blob id.
+
+    `git mlm log` would otherwise open one cache file per commit; the pack makes it one read.
+    Entries are keyed by blob id, so the pack is never stale; it is rewritten (atomically)
+    only when a note it lacks is asked for, keeping only notes the ref still has.
+    """
+    path = os.path.join(repo.mlm_dir, "cache", "briefs.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            pack: dict[str, list[Brief]] = json.load(fh)
+    except (OSError, ValueError):
+        pack = {}
+    out: dict[str, list[Brief]] = {}
+    added = False
+    for commit in commits:
+        blob = snap.entries.get(commit)
+        if blob is None:
+            continue
+        rows = pack.get(blob)
+        if rows is None:
+            try:
+                doc = read_doc(repo, blob)
+            except codec.NoteError as exc:
+                snap.errors.append((commit, str(exc)))
+                continue
+            rows = [
+                (
+                    rid,
+                    str(t.get("name", "")),
+                    str(t.get("status", "")),
+                    str(t.get("host", "")),
+                    int(t.get("pid", 0)),
+                    dict(t.get("metrics", {})),
+                )
+                for rid, t in sorted(doc.items())
+            ]
+            pack[blob] = rows
+            added = True
+        out[commit] = rows
+    if added:
+        live = set(snap.entries.values())
+        pack = {b: rows for b, rows in pack.items() if b in live}
+        try:
+            tmp = f"{path}.{os.getpid()}.tmp"
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(pack, fh)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return out

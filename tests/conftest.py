@@ -22,14 +22,15 @@ def git(cwd: Path, *args: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def mlm(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def mlm(
+    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`git mlm ARGS` as a user types it: through git, which finds our git-mlm on PATH."""
-    proc = subprocess.run(["git", "mlm", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run(["git", "mlm", *args], cwd=cwd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
-        raise AssertionError(f"git mlm {' '.join(args)} failed ({proc.returncode}): "
-                             f"{proc.stdout}{proc.stderr}")
+        raise AssertionError(
+            f"git mlm {' '.join(args)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}"
+        )
     return proc
 
 
@@ -51,8 +52,11 @@ def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
         monkeypatch.setenv(f"GIT_{who}_EMAIL", "test@example.com")
         monkeypatch.setenv(f"GIT_{who}_DATE", DATE)
     # libgit2 reads its config search path once per process: point it at the temporary home.
-    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG,
-                  pygit2.enums.ConfigLevel.SYSTEM):
+    for level in (
+        pygit2.enums.ConfigLevel.GLOBAL,
+        pygit2.enums.ConfigLevel.XDG,
+        pygit2.enums.ConfigLevel.SYSTEM,
+    ):
         pygit2.settings.search_path[level] = str(home)
     # `git mlm` must run this checkout's code, whichever checkout the tests run from.
     bindir = home / "bin"

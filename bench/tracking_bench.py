@@ -1,0 +1,162 @@
+"""Benchmark of experiment tracking (issue: foundation). Prints each figure beside its reference.
+
+    python bench/tracking_bench.py [--commits 2000] [--runs 10000]
+
+Builds a repository with COMMITS commits and RUNS runs (10 params, 5 metrics each) in a temp
+folder, then times: `git mlm log -n 1000` against `git log --notes=mlm -n 1000` on the same
+repository; `gitmlm.runs(where=...)` over every run; one run with 10 params and 3 metrics x 1000
+steps in-process; cold starts of `git mlm --version` and `git mlm log -n 10`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gitmlm
+from gitmlm import codec, ids, refs
+from gitmlm.git import Repo
+from gitmlm.records import Run
+
+
+def wall(cmd: list[str], cwd: Path, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build(root: Path, commits: int, runs: int) -> None:
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    lines = []
+    for i in range(commits):
+        msg = f"commit {i}\n"
+        lines.append(
+            f"commit refs/heads/main\nmark :{i + 1}\n"
+            f"committer Bench <b@example.com> {1700000000 + i} +0000\n"
+            f"data {len(msg)}\n{msg}"
+        )
+        if i:
+            lines.append(f"from :{i}\n")
+        content = f"v{i}\n"
+        lines.append(f"M 644 inline train.py\ndata {len(content)}\n{content}\n")
+    subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=root, input="".join(lines).encode(), check=True
+    )
+    repo = Repo.open(root)
+    shas = [c.oid for c in repo.walk(["main"])]
+    rng = random.Random(0)
+    per_commit: dict[str, dict[str, dict[str, object]]] = {}
+    base_ms = 1_760_000_000_000
+    for i in range(runs):
+        commit = shas[i % len(shas)]
+        rid = ids.new_run_id(base_ms + i)
+        run = Run(
+            id=rid,
+            name=f"run-{i}",
+            status="finished",
+            started=codec.now(),
+            ended=codec.now(),
+            updated=codec.now(),
+            commit=commit,
+            branch="main",
+            user="bench",
+            host="bench",
+            command=["python", "train.py"],
+            exit_code=0,
+            params={f"p{j}": rng.random() for j in range(10)},
+            metrics={f"m{j}": rng.random() for j in range(5)},
+            env={"python": "3.11", "platform": "Linux"},
+        )
+        per_commit.setdefault(commit, {})[rid] = codec.run_to_dict(run)
+    updates: dict[str, str | None] = {
+        c: repo.write_blob(codec.encode_doc(doc)) for c, doc in per_commit.items()
+    }
+    tip = repo.write_notes(refs.RUNS, None, updates, "bench")
+    repo.update_ref(refs.RUNS, tip, None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--commits", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=10000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "repo"
+        t0 = time.perf_counter()
+        build(root, args.commits, args.runs)
+        print(
+            f"built {args.commits} commits / {args.runs} runs in {time.perf_counter() - t0:.1f} s"
+        )
+        mlm = [sys.executable, "-m", "gitmlm"]
+
+        start = time.perf_counter()
+        subprocess.run([*mlm, "log", "-n", "1000"], cwd=root, stdout=subprocess.DEVNULL, check=True)
+        cold = time.perf_counter() - start
+        ours = wall([*mlm, "log", "-n", "1000"], root)
+        ref = wall(["git", "log", "--notes=mlm", "-n", "1000"], root)
+        print(
+            f"git mlm log -n 1000: {ours:.3f} s (first, parsing TOML: {cold:.3f} s) | "
+            f"git log --notes=mlm -n 1000: {ref:.3f} s | ratio {ours / ref:.2f}x (target <= 2x)"
+        )
+
+        os.chdir(root)
+        gitmlm.runs()  # warm the parse cache, as any earlier listing has
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            df = gitmlm.runs(where="metrics.m0 > 0.5")
+            times.append(time.perf_counter() - start)
+        t = statistics.median(times)
+        mlflow = 0.13 * args.runs / 1000
+        print(
+            f"gitmlm.runs(where='metrics.m0 > 0.5') over {args.runs} runs: {t:.3f} s "
+            f"({len(df)} rows; target <= 0.5 s; MLflow sqlite: 0.13 s per 1,000 runs = "
+            f"{mlflow:.2f} s at this size, ratio {t / mlflow:.2f}x)"
+        )
+
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            with gitmlm.start_run(name="bench", params={f"p{j}": j for j in range(10)}) as run:
+                for step in range(1000):
+                    run.log_metrics(
+                        {"loss": 1 / (step + 1), "acc": step / 1000, "lr": 0.1}, step=step
+                    )
+            times.append(time.perf_counter() - start)
+        t = statistics.median(times)
+        print(
+            f"one run, 10 params, 3 metrics x 1000 steps: {t:.3f} s "
+            f"(target <= 0.1 s; MLflow file store 1.9 s: ratio {t / 1.9:.3f}x)"
+        )
+
+        for label, cmd in (
+            ("git mlm --version", ["git", "mlm", "--version"]),
+            ("git mlm log -n 10", ["git", "mlm", "log", "-n", "10"]),
+        ):
+            t = wall(cmd, root)
+            py = wall([sys.executable, "-c", "pass"], root)
+            imports = subprocess.run(
+                [sys.executable, "-X", "importtime", "-m", "gitmlm", *cmd[2:]],
+                cwd=root,
+                capture_output=True,
+                text=True,
+            ).stderr
+            pandas = "pandas" in {ln.split("|")[-1].strip() for ln in imports.splitlines()}
+            print(
+                f"{label} cold start: {t:.3f} s (target <= 0.25 s; bare python start "
+                f"{py:.3f} s, ratio {t / py:.1f}x; imports pandas: {pandas})"
+            )
+
+
+if __name__ == "__main__":
+    main()
