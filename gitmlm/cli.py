@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
@@ -127,29 +125,14 @@ def run(
     it logs lands here. Exit code, duration and command are recorded; a non-zero exit or a
     signal marks the run failed. Exits with the command's exit code.
     """
+    from gitmlm import launch
     from gitmlm import tracking as runs
 
     repo = open_repo()
     active = runs.begin(
         repo, name, parse_pairs(params, "param"), parse_pairs(tags, "tag"), list(command)
     )
-    env = {**os.environ, runs.RUN_ENV: active.id}
-    try:
-        child = subprocess.Popen(list(command), env=env)
-    except OSError as exc:
-        runs.finish(repo, active.record, "failed", 127)
-        raise MlmError(f"cannot run {command[0]!r}: {exc.strerror}", 127) from exc
-
-    def forward(signum: int, _frame: Any) -> None:
-        child.send_signal(signum)
-
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        code = child.wait()
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    record = runs.finish(repo, active.record, "finished" if code == 0 else "failed", code)
+    record, code = launch.execute(repo, active, list(command))
     how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
     click.echo(f"gitmlm: run {record.id[: ids.SHORT]} {record.status} ({how})", err=True)
     return 128 - code if code < 0 else code

@@ -186,6 +186,91 @@ class Repo:
                 out.setdefault(target, []).append(short)
         return out
 
+    def tree_of(self, commit: str) -> str:
+        c = self.raw[commit]
+        if not isinstance(c, pygit2.Commit):
+            raise MlmError(f"object {commit} is not a commit")
+        return str(c.tree_id)
+
+    def tree_entries(self, tree: str) -> list[tuple[str, str, int]]:
+        """(name, oid, filemode) of one tree's entries, in git's order."""
+        t = self.raw[tree]
+        assert isinstance(t, pygit2.Tree)
+        return [(e.name or "", str(e.id), int(e.filemode)) for e in t]
+
+    def changed_paths(self, tree_a: str, tree_b: str) -> list[str]:
+        """Paths whose content or mode differs between two trees (no rename detection)."""
+        a, b = self.raw[tree_a], self.raw[tree_b]
+        assert isinstance(a, pygit2.Tree) and isinstance(b, pygit2.Tree)
+        out: set[str] = set()
+        for delta in a.diff_to_tree(b).deltas:
+            out.add(delta.old_file.path)
+            out.add(delta.new_file.path)
+        return sorted(out)
+
+    def blob_at(self, commit: str, path: str) -> str | None:
+        """The blob id of `path` in a commit's tree, or None when it is not a file there."""
+        c = self.raw[commit]
+        assert isinstance(c, pygit2.Commit)
+        try:
+            entry = c.tree[path]
+        except KeyError:
+            return None
+        return str(entry.id) if isinstance(entry, pygit2.Blob) else None
+
+    def commit_tree(self, tree: str, parents: list[str], message: str) -> str:
+        """A commit object on no branch (like `git commit-tree`), signed as the committer."""
+        sig = self.signature()
+        oid = self.raw.create_commit(
+            None, sig, sig, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=p) for p in parents]
+        )
+        return str(oid)
+
+    def index_path(self) -> Path:
+        """The index git uses now: $GIT_INDEX_FILE (set inside hooks) or the work tree's own."""
+        env = os.environ.get("GIT_INDEX_FILE")
+        return Path(env).resolve() if env else self.gitdir / "index"
+
+    def index_tree(self, path: Path | None = None) -> str:
+        """The tree an index file would commit, written to the object store; the file is only
+        read, never written (unlike `git write-tree`)."""
+        index = pygit2.Index(str(path or self.index_path()))
+        try:
+            return str(index.write_tree(self.raw))
+        except pygit2.GitError as exc:
+            raise MlmError(
+                f"cannot read the staged tree: {exc} (resolve merge conflicts first)"
+            ) from exc
+
+    def index_blobs(self, paths: list[str], path: Path | None = None) -> dict[str, str]:
+        """Staged blob id of each path that is in the index (stage 0)."""
+        index = pygit2.Index(str(path or self.index_path()))
+        out = {}
+        for p in paths:
+            try:
+                out[p] = str(index[p].id)
+            except KeyError:
+                continue
+        return out
+
+    def is_ancestor(self, ancestor: str, commit: str) -> bool:
+        """True when `ancestor` is `commit` or reachable from it."""
+        if ancestor == commit:
+            return True
+        try:
+            return bool(self.raw.descendant_of(commit, ancestor))
+        except (KeyError, ValueError, pygit2.GitError):
+            return False
+
+    def first_parents(self, commit: str, limit: int) -> list[str]:
+        """`commit` and up to `limit - 1` of its first-parent ancestors, newest first."""
+        out = [commit]
+        c = self.raw[commit]
+        while len(out) < limit and isinstance(c, pygit2.Commit) and c.parent_ids:
+            c = self.raw[c.parent_ids[0]]
+            out.append(str(c.id))
+        return out
+
     def diffstat(self, a: str, b: str) -> str:
         diff = self.raw.diff(a, b)
         return str(diff.stats.format(pygit2.enums.DiffStatsFormat.FULL, 72))
@@ -336,9 +421,23 @@ class Repo:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def run_git(self, *args: str, check: bool = True, input: str | None = None) -> str:
+    def run_git(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        """`git ARGS` in the work tree (the git dir of a bare repository); `env` adds variables."""
         cwd = self.root or self.common_dir
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, input=input)
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            input=input,
+            env={**os.environ, **env} if env else None,
+        )
         if check and proc.returncode != 0:
             raise MlmError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout

@@ -27,6 +27,10 @@ def checkpoint(run_id: str) -> str:
     return CHECKPOINTS + run_id
 
 
+def keep(commit: str) -> str:
+    return KEEP + commit
+
+
 def remote_tracking(remote: str, ref: str) -> str:
     """Where a remote's copy of one of our refs is fetched to, beside (never over) ours."""
     if ref.startswith("refs/notes/"):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitmlm import checkpoint, codec, data, envinfo, ids, journal, refs, store
+from gitmlm import attachments, checkpoint, codec, data, envinfo, ids, journal, refs, store
 from gitmlm.errors import MlmError
 from gitmlm.git import Repo
 from gitmlm.records import Run
@@ -137,14 +137,21 @@ def begin(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     command: list[str] | None = None,
+    *,
+    code: checkpoint.Code | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> ActiveRun:
-    """Create a run: its record goes into the notes at once (status running) and its journal."""
+    """Create a run: its record goes into the notes at once (status running) and its journal.
+
+    `code` is captured from the work tree unless given (a reproduction runs known code);
+    `extra` adds record fields (`reproduces`).
+    """
     head = repo.head()
     if head.commit is None:
         repo.head_commit()  # raises the clear "no commits yet" error
     repo.workdir  # noqa: B018 - runs need a work tree; this raises the clear error for bare repos
     run_id = ids.new_run_id()
-    code = checkpoint.capture(repo, run_id)
+    code = code or checkpoint.capture(repo, run_id)
     now = codec.now()
     record = Run(
         id=run_id,
@@ -165,6 +172,8 @@ def begin(
         datasets=data.run_datasets(repo, clean=code.checkpoint == "clean"),
         env=envinfo.capture(),
     )
+    record.extra.update(code.extra)
+    record.extra.update(extra or {})
     if head.branch is None:
         record.extra["detached"] = True
     file = journal.path(repo.mlm_dir, run_id)
@@ -216,13 +225,9 @@ def finish(
             {record.id: codec.encode_series(folded.series)},
             f"gitmlm: series of run {record.id}",
         )
-    store.put_runs(
-        repo,
-        refs.RUNS,
-        record.commit,
-        {record.id: codec.run_to_dict(record)},
-        f"gitmlm: {status} run {record.id}",
-    )
+    # Also reaches the copies on commits the run was attached to while it ran.
+    message = f"gitmlm: {status} run {record.id}"
+    attachments.put_run(repo, record.commit, record.id, codec.run_to_dict(record), message)
     file.unlink(missing_ok=True)
     return record
 
