@@ -441,3 +441,11 @@ class Repo:
         if check and proc.returncode != 0:
             raise MlmError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
+
+    def run_git_bytes(self, *args: str) -> bytes:
+        """`git ARGS` whose output is binary (archive, cat-file)."""
+        proc = subprocess.run(["git", *args], cwd=self.root or self.common_dir, capture_output=True)
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()
+            raise MlmError(f"git {' '.join(args)} failed: {err}")
+        return proc.stdout

@@ -146,10 +146,10 @@ def begin(
     `code` is captured from the work tree unless given (a reproduction runs known code);
     `extra` adds record fields (`reproduces`).
     """
+    repo.workdir  # noqa: B018 - runs need a work tree; this raises the clear error for bare repos
     head = repo.head()
     if head.commit is None:
         repo.head_commit()  # raises the clear "no commits yet" error
-    repo.workdir  # noqa: B018 - runs need a work tree; this raises the clear error for bare repos
     run_id = ids.new_run_id()
     code = code or checkpoint.capture(repo, run_id)
     now = codec.now()
