@@ -112,6 +112,7 @@ def matching_runs(
     no commit carrying them is already in its history — or they made an output it adds."""
     target = keys.of_commit(commit)
     outputs = added_outputs(repo, commit, rules)
+    present = _doc(repo, snap, commit) or {}
     found: dict[str, Attached] = {}
     for note_commit in snap.entries:
         if note_commit == commit or not repo.has_object(note_commit):
@@ -123,11 +124,9 @@ def matching_runs(
             continue  # a note on something that is not a commit
         doc = _doc(repo, snap, note_commit) or {}
         for rid, table in doc.items():
-            if rid in found:
+            if rid in found or rid in present:
                 continue
-            homes = _homes(note_commit, table)
-            if commit in homes:
-                continue
+            homes = [h for h in _homes(note_commit, table) if h != commit]
             made = [
                 p
                 for p, digest in outputs.items()
