@@ -129,7 +129,7 @@ def test_huge_untracked_file_is_skipped_and_recorded(repo: Path) -> None:
 
 
 def test_huge_file_alone_leaves_the_tree_clean(repo: Path) -> None:
-    (repo / "mlm.toml").write_text('schema = 1\n[checkpoint]\nmax_size = 100\n')
+    (repo / "mlm.toml").write_text("schema = 1\n[checkpoint]\nmax_size = 100\n")
     git(repo, "add", "mlm.toml")
     git(repo, "commit", "-q", "-m", "config")
     (repo / "big.bin").write_bytes(b"x" * 1000)
@@ -140,7 +140,7 @@ def test_huge_file_alone_leaves_the_tree_clean(repo: Path) -> None:
 
 def test_datasets_excludes_and_outputs_are_not_snapshot(repo: Path) -> None:
     (repo / "mlm.toml").write_text(
-        "schema = 1\n[datasets.train]\npath = \"data/train\"\n"
+        'schema = 1\n[datasets.train]\npath = "data/train"\n'
         '[checkpoint]\nexclude = ["scratch/**"]\noutputs = ["models/*.pkl"]\n'
     )
     git(repo, "add", "mlm.toml")
@@ -201,7 +201,9 @@ def test_malformed_checkpoint_section_is_one_clear_line(repo: Path) -> None:
     assert git(repo, "for-each-ref", "refs/notes/", "refs/mlm/") == ""
 
 
-def test_api_run_records_cwd_and_start_run_snapshot(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_run_records_cwd_and_start_run_snapshot(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (repo / "src").mkdir()
     (repo / "src" / "m.py").write_text("pass\n")
     monkeypatch.chdir(repo / "src")
