@@ -26,7 +26,7 @@ def test_run_on_dirty_tree_shows_on_the_commit_of_its_code(repo: Path) -> None:
     assert "now also shows on" in out
     c = head(repo)
     assert rec["run_id"] in note(repo, c)
-    [line] = run_lines(repo, "-n", "1")
+    [line] = run_lines(repo, "-n", "2")  # on the commit, and no longer on its base
     assert "exp" in line and "[uncommitted code]" not in line
     # The listing still has one run, carried by the checkpoint and the commit.
     listing = tracking.list_runs(Repo.open(repo))
@@ -170,3 +170,37 @@ def test_post_commit_hook_never_fails_the_commit(repo: Path) -> None:
     assert proc.returncode == 0
     assert "mlm-post-commit: " in proc.stderr and "invalid TOML" in proc.stderr
     assert git(repo, "log", "-1", "--format=%s").strip() == "broken config"
+
+
+def test_a_squash_merged_elsewhere_shows_after_git_pull(repo: Path, tmp_path: Path) -> None:
+    server = tmp_path / "server.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(server))
+    a = tmp_path / "a"
+    git(tmp_path, "clone", "-q", str(server), str(a))
+    mlm(a, "init")
+    commit_all(a, "init gitmlm")
+    git(a, "push", "-q", "origin", "HEAD:main")
+    git(a, "checkout", "-q", "-b", "feature")
+    (a / "train.py").write_text("print('feature')\n")
+    commit_all(a, "feature")
+    mlm(a, "run", "-n", "reviewed", "--", "true")
+    git(
+        a,
+        "push",
+        "-q",
+        "origin",
+        "feature",
+        "refs/notes/mlm:refs/notes/mlm",
+        "refs/mlm/*:refs/mlm/*",
+    )
+    # The forge squash-merges the pull request (here: another clone) and deletes the branch.
+    b = tmp_path / "b"
+    git(tmp_path, "clone", "-q", str(server), str(b))
+    git(b, "merge", "-q", "--squash", "origin/feature")
+    git(b, "commit", "-q", "-m", "Feature (#1)")
+    git(b, "push", "-q", "origin", "main", ":feature")
+    install_hooks(a)
+    git(a, "checkout", "-q", "main")
+    git(a, "pull", "-q", "--ff-only", "origin", "main")
+    [line] = run_lines(a, "-n", "1")
+    assert "reviewed" in line

@@ -132,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     pre-commit framework passes them), narrow the check; the staged diff decides."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        root = Path(_git("rev-parse", "--show-toplevel").strip())
+        # git starts hooks at the top of the work tree; ask git only when started elsewhere.
+        root = Path.cwd()
+        if not (root / ".git").exists():
+            root = Path(_git("rev-parse", "--show-toplevel").strip())
         rules = coderules.load(root)
         outputs = staged_outputs(rules, args)
         if not outputs:
