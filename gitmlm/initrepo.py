@@ -27,9 +27,8 @@ def plan(repo: Repo) -> list[Change]:
             changes.append(Change(f"git config --add {key} {value}   # {why}", key, value))
 
     want("notes.displayRef", refs.RUNS, "plain `git log` shows run notes")
-    # A glob: an exact name of a notes ref that does not exist yet (no series written) makes
-    # every amend and rebase print "notes ref ... is invalid".
-    want("notes.rewriteRef", refs.NOTES_GLOB, "amend and rebase keep run notes")
+    for ref in (refs.RUNS, refs.SERIES):
+        want("notes.rewriteRef", ref, "amend and rebase keep run notes")
     for remote in repo.remotes():
         for spec in refs.fetch_refspecs(remote):
             want(f"remote.{remote}.fetch", spec, "plain `git fetch` brings records")

@@ -252,3 +252,25 @@ def test_rules_parse_sizes_and_reject_bad_values() -> None:
         coderules.parse_size("ten")
     with pytest.raises(MlmError, match="list of globs"):
         coderules.from_config({"checkpoint": {"outputs": [1]}})
+
+
+def test_concurrent_runs_on_a_dirty_tree_each_get_a_checkpoint(repo: Path) -> None:
+    import subprocess
+    import sys
+
+    (repo / "writer.py").write_text(
+        "import sys, gitmlm\n"
+        "for i in range(5):\n"
+        "    with gitmlm.start_run(name=f'w{sys.argv[1]}-{i}'):\n"
+        "        pass\n"
+    )
+    index = (repo / ".git" / "index").read_bytes()
+    procs = [subprocess.Popen([sys.executable, "writer.py", str(w)], cwd=repo) for w in range(4)]
+    assert [p.wait() for p in procs] == [0] * 4
+    listing = tracking.list_runs(Repo.open(repo))
+    assert len(listing.runs) == 20
+    assert all(r.checkpoint == "snapshot" and r.status == "finished" for r in listing.runs)
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/mlm/checkpoints/").split()
+    assert sorted(refs) == sorted(f"refs/mlm/checkpoints/{r.id}" for r in listing.runs)
+    assert (repo / ".git" / "index").read_bytes() == index
+    assert not list((repo / ".git" / "mlm" / "tmp").iterdir())  # private indexes cleaned up

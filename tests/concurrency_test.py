@@ -19,6 +19,9 @@ for i in range(25):
 def test_eight_writers_lose_no_run(repo: Path) -> None:
     script = repo / "writer.py"
     script.write_text(WRITER)
+    # Committed: an untracked script would make every run a checkpoint of uncommitted code.
+    git(repo, "add", "writer.py")
+    git(repo, "commit", "-q", "-m", "writer")
     procs = [subprocess.Popen([sys.executable, str(script), str(w)], cwd=repo) for w in range(8)]
     assert [p.wait() for p in procs] == [0] * 8
     listing = tracking.list_runs(Repo.open(repo))
