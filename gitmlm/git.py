@@ -262,15 +262,6 @@ class Repo:
         except (KeyError, ValueError, pygit2.GitError):
             return False
 
-    def first_parents(self, commit: str, limit: int) -> list[str]:
-        """`commit` and up to `limit - 1` of its first-parent ancestors, newest first."""
-        out = [commit]
-        c = self.raw[commit]
-        while len(out) < limit and isinstance(c, pygit2.Commit) and c.parent_ids:
-            c = self.raw[c.parent_ids[0]]
-            out.append(str(c.id))
-        return out
-
     def diffstat(self, a: str, b: str) -> str:
         diff = self.raw.diff(a, b)
         return str(diff.stats.format(pygit2.enums.DiffStatsFormat.FULL, 72))
