@@ -120,7 +120,7 @@ def run_monitor(reference: Path, data: Path) -> dict[str, object]:
 
 
 def run_read(data: Path) -> dict[str, object]:
-    from gitmlm.profile import read_frames
+    from gitmlm.frames import read_frames
 
     t = time.perf_counter()
     rows = sum(len(f) for f in read_frames(data))

@@ -4,7 +4,9 @@ A *training* profile (no ``reference``) freezes each numeric column's bin edges 
 the first chunk that has values in it, then counts every chunk on those edges, so a file larger
 than memory is profiled in one pass. A *serving* profile (``reference=``) reuses the reference's
 edges and category keys, so its counts line up with the reference bin for bin and
-``gitmlm.drift.compare`` can be exact.
+``gitmlm.drift.compare`` can be exact. Files are read in chunks by ``gitmlm.frames.read_frames``
+(re-exported here); the summary arithmetic (quantiles, edges, moments, HyperLogLog) is in
+``gitmlm.sketch``.
 
 Stored form (``Profile.to_dict``, schema 1) is plain TOML-safe data::
 
@@ -40,39 +42,30 @@ spread, such as datetimes as epoch seconds, can take up to about 2.5 KB.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from gitmlm import sketch
 from gitmlm.errors import MlmError
+from gitmlm.frames import read_frames as read_frames
+from gitmlm.sketch import HLL_BITS as HLL_BITS
+from gitmlm.sketch import N_BINS as N_BINS
 
 SCHEMA = 1
-N_BINS = 20
 # Distinct categories counted exactly while building; past this the rarest half is folded into
 # `other` (their later counts restart from zero, so a kept count may be low by the pruned mass).
 MAX_EXACT = 100_000
 LONG_VALUE = 40  # longer category values are stored as a prefix plus a short digest
-HLL_BITS = 8  # 256 registers: about 6.5% relative error on the distinct count
 
 FloatArray = npt.NDArray[np.float64]
-
-# Percentile grid of the internal quantile summaries: min, p1..p99, max.
-_QGRID: FloatArray = np.concatenate([[0.0], np.arange(1, 100) / 100.0, [1.0]])
-# Each interior percentile stands for 1% of the mass, min and max for half a percent each.
-_QWEIGHT: FloatArray = np.concatenate([[0.005], np.full(99, 0.01), [0.005]])
-_PARQUET_SUFFIXES = frozenset({".parquet", ".pq", ".parq"})
-# Bytes of CSV parsed per call: enough blocks for pyarrow's threads, little memory.
-_CSV_PARSE_BYTES = 8 << 20
-_COMPRESSED = frozenset({".gz", ".bz2", ".zst", ".zstd", ".lz4", ".br"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +122,7 @@ class NumericColumn:
             "max": _num(self.max),
             "mean": self.mean,
             "m2": self.m2,
-            "std": _num(_sig(self.std, 7)),
+            "std": _num(sketch.sig(self.std, 7)),
             "edges": [_num(e) for e in self.edges],
             "counts": list(self.counts),
             "under": self.under,
@@ -301,123 +294,6 @@ def _num(x: float) -> float | int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Numbers
-
-
-def _sig(x: float, digits: int) -> float:
-    if not math.isfinite(x) or x == 0:
-        return x
-    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
-
-
-def _decimals(v: float, spread: float) -> int | None:
-    """Decimals keeping four significant digits of `v`, or three of `spread` if that is finer.
-
-    The spread term keeps a column of large values with a small spread (prices, epoch times) from
-    losing the resolution drift needs; the value term keeps small values of a skewed column (the
-    low quantiles of a lognormal) from rounding to zero. None means leave the value as it is.
-    """
-    d_spread = 2 - math.floor(math.log10(spread)) if math.isfinite(spread) and spread > 0 else None
-    d_value = 3 - math.floor(math.log10(abs(v))) if math.isfinite(v) and v != 0 else None
-    candidates = [d for d in (d_spread, d_value) if d is not None]
-    if not candidates or max(candidates) > 300:
-        return None
-    return max(candidates)
-
-
-def _round(values: Iterable[float], spread: float) -> list[float]:
-    # Python's round() is correctly rounded, so the stored numbers print short.
-    out = []
-    for v in values:
-        d = _decimals(float(v), spread)
-        out.append(float(v) if d is None else round(float(v), d))
-    return out
-
-
-def _round_out(v: float, spread: float, up: bool) -> float:
-    """Round `v` away from the data (down for a lower edge, up for an upper one)."""
-    d = _decimals(v, spread)
-    if d is None:
-        return v
-    scale = 10.0**d
-    return (math.ceil(v * scale) if up else math.floor(v * scale)) / scale
-
-
-def _quantiles_sorted(x: FloatArray, probs: FloatArray) -> FloatArray:
-    """Linear-interpolation quantiles (numpy's default) of an already sorted array."""
-    pos = probs * (x.size - 1)
-    lo = np.floor(pos).astype(np.intp)
-    hi = np.minimum(lo + 1, x.size - 1)
-    frac = pos - lo
-    out: FloatArray = x[lo] + (x[hi] - x[lo]) * frac
-    return out
-
-
-def _merge_points(parts: list[tuple[int, FloatArray]]) -> FloatArray:
-    """Combine quantile summaries (min, p1..p99, max) weighted by how many values each stands for.
-
-    Every summary point carries the mass it represents (1% of its part, half that for min and
-    max); the merged quantile is read off the combined points at their mid-cumulative weights. A
-    single summary is returned unchanged, and for a merge the rank error of a percentile is at most
-    about one percent of the rows (the grid spacing), usually far less for smooth data.
-    """
-    parts = [(w, p) for w, p in parts if w > 0]
-    if len(parts) == 1:
-        return parts[0][1]
-    pts = np.concatenate([p for _, p in parts])
-    weights = np.concatenate([w * _QWEIGHT for w, _ in parts])
-    order = np.argsort(pts, kind="stable")
-    pts, weights = pts[order], weights[order]
-    cum = (np.cumsum(weights) - weights / 2) / weights.sum()
-    out: FloatArray = np.interp(_QGRID, cum, pts)
-    out[0], out[-1] = pts[0], pts[-1]
-    return out
-
-
-def _merge_moments(
-    n_a: int, mean_a: float, m2_a: float, n_b: int, mean_b: float, m2_b: float
-) -> tuple[float, float]:
-    """Chan et al.'s parallel update of mean and sum of squared deviations."""
-    if n_a == 0:
-        return mean_b, m2_b
-    if n_b == 0:
-        return mean_a, m2_a
-    n = n_a + n_b
-    delta = mean_b - mean_a
-    return mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
-
-
-def _bin_counts(x_sorted: FloatArray, edges: FloatArray) -> tuple[list[int], int, int]:
-    """Counts on `edges` (bins [e_i, e_i+1), the last one closed), then under and over."""
-    left = np.searchsorted(x_sorted, edges, side="left")
-    right_last = int(np.searchsorted(x_sorted, edges[-1], side="right"))
-    counts = np.diff(left)
-    counts[-1] = right_last - left[-2]
-    return [int(c) for c in counts], int(left[0]), int(x_sorted.size - right_last)
-
-
-def _choose_edges(x_sorted: FloatArray, integer: bool) -> list[float]:
-    q = _quantiles_sorted(x_sorted, np.linspace(0.0, 1.0, N_BINS + 1))
-    lo, hi = float(x_sorted[0]), float(x_sorted[-1])
-    if integer:
-        edges = np.unique(np.round(q))
-    else:
-        spread = float(_quantiles_sorted(x_sorted, np.array([0.99]))[0]) - float(
-            _quantiles_sorted(x_sorted, np.array([0.01]))[0]
-        )
-        edges = np.unique(np.array(_round(q, spread)))
-        # Rounding must not leave the chunk's own extremes in under/over.
-        if edges[0] > lo:
-            edges[0] = min(_round_out(lo, spread, up=False), lo)
-        if edges[-1] < hi:
-            edges[-1] = max(_round_out(hi, spread, up=True), hi)
-        edges = np.unique(edges)
-    if edges.size == 1:
-        return [float(edges[0]), float(edges[0])]  # one closed bin [v, v]
-    return [float(e) for e in edges]
-
-
-# ---------------------------------------------------------------------------------------------
 # Building
 
 
@@ -508,17 +384,17 @@ class _NumericBuilder:
             return
         x = np.sort(values[finite_mask] if n_finite < values.size else values)
         if self.edges is None:
-            self.edges = np.array(_choose_edges(x, self.integer))
+            self.edges = np.array(sketch.choose_edges(x, self.integer))
             self.counts = np.zeros(self.edges.size - 1, dtype=np.int64)
-        counts, under, over = _bin_counts(x, self.edges)
+        counts, under, over = sketch.bin_counts(x, self.edges)
         self.counts += np.array(counts, dtype=np.int64)
         c.under += under
         c.over += over
         mean = float(np.mean(x))
         m2 = float(np.sum(np.square(x - mean)))
-        self.mean, self.m2 = _merge_moments(self.n, self.mean, self.m2, x.size, mean, m2)
+        self.mean, self.m2 = sketch.merge_moments(self.n, self.mean, self.m2, x.size, mean, m2)
         self.n += x.size
-        self.parts.append((x.size, _quantiles_sorted(x, _QGRID)))
+        self.parts.append((x.size, sketch.quantiles_sorted(x, sketch.QGRID)))
         if self.ref_range is not None and c.outside is not None:
             lo, hi = self.ref_range
             below = int(np.searchsorted(x, lo, side="left"))
@@ -536,14 +412,14 @@ class _NumericBuilder:
             c.counts = [int(n) for n in self.counts]
         if self.n:
             c.mean, c.m2 = self.mean, self.m2
-            _set_quantiles(c, _merge_points(self.parts))
+            _set_quantiles(c, sketch.merge_points(self.parts))
         return c
 
 
 def _set_quantiles(c: NumericColumn, points: FloatArray) -> None:
     c.min, c.max = float(points[0]), float(points[-1])
     inner = points[1:-1]
-    c.quantiles = _round(inner, float(inner[-1] - inner[0]))
+    c.quantiles = sketch.round_values(inner, float(inner[-1] - inner[0]))
 
 
 def _key(value: str, hashed: bool) -> str:
@@ -554,44 +430,11 @@ def _key(value: str, hashed: bool) -> str:
     return value
 
 
-def _hll_update(registers: npt.NDArray[np.uint8], keys: list[str]) -> None:
-    if not keys:
-        return
-    h = pd.util.hash_array(np.array(keys, dtype=object))
-    idx = (h >> np.uint64(64 - HLL_BITS)).astype(np.intp)
-    rest = (h & np.uint64((1 << (64 - HLL_BITS)) - 1)).astype(np.float64)
-    _, exp = np.frexp(rest)
-    # Rank = position of the first 1-bit in the remaining bits; frexp gives floor(log2) + 1.
-    rank = np.where(rest > 0, (64 - HLL_BITS + 1) - exp, 64 - HLL_BITS + 1)
-    np.maximum.at(registers, idx, np.clip(rank, 1, 64 - HLL_BITS + 1).astype(np.uint8))
-
-
-def _hll_estimate(registers: npt.NDArray[np.uint8]) -> int:
-    m = registers.size
-    alpha = 0.7213 / (1 + 1.079 / m)
-    est = alpha * m * m / float(np.sum(np.exp2(-registers.astype(np.float64))))
-    zeros = int((registers == 0).sum())
-    if est <= 2.5 * m and zeros:
-        est = m * math.log(m / zeros)  # linear counting for small cardinalities
-    return round(est)
-
-
-def _hll_encode(registers: npt.NDArray[np.uint8]) -> str:
-    return base64.b64encode(registers.tobytes()).decode()
-
-
-def _hll_decode(text: str) -> npt.NDArray[np.uint8]:
-    raw = np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy()
-    if raw.size != 1 << HLL_BITS:
-        raise MlmError("profile is malformed: bad hll sketch")
-    return raw
-
-
 def _hll_of(c: CategoricalColumn) -> npt.NDArray[np.uint8]:
     if c.hll is not None:
-        return _hll_decode(c.hll)
+        return sketch.hll_decode(c.hll)
     registers = np.zeros(1 << HLL_BITS, dtype=np.uint8)
-    _hll_update(registers, list(c.top))
+    sketch.hll_update(registers, list(c.top))
     return registers
 
 
@@ -613,7 +456,7 @@ class _CategoricalBuilder:
         counts = self.counts
         for k, n in zip(keys, vc.to_numpy().tolist(), strict=True):
             counts[k] = counts.get(k, 0) + int(n)
-        _hll_update(self.registers, keys)
+        sketch.hll_update(self.registers, keys)
         if len(counts) > MAX_EXACT:
             ranked = sorted(counts.items(), key=lambda kv: -kv[1])
             self.counts = dict(ranked[: MAX_EXACT // 2])
@@ -636,8 +479,8 @@ class _CategoricalBuilder:
                 own += 1
         c.top = kept
         c.other = c.nonnull - sum(kept.values())
-        c.distinct = len(self.counts) if not self.pruned else _hll_estimate(self.registers)
-        c.hll = _hll_encode(self.registers) if c.other else None
+        c.distinct = len(self.counts) if not self.pruned else sketch.hll_estimate(self.registers)
+        c.hll = sketch.hll_encode(self.registers) if c.other else None
         if self.required is not None:
             c.unseen = sum(n for k, n in self.counts.items() if k not in self.required)
         return c
@@ -756,7 +599,7 @@ def merge_profiles(a: Profile, b: Profile) -> Profile:
     m2 are exact to float rounding. A value listed on one side only may have been hidden in the
     other side's `other`, so its merged count can be low by at most that side's smallest listed
     count; the distinct count is exact when both lists are complete and a HyperLogLog union
-    otherwise. Quantiles are combined as in `_merge_points` (rank error ≤ about 1%).
+    otherwise. Quantiles are combined as in `sketch.merge_points` (rank error ≤ about 1%).
     """
     columns: dict[str, Column] = {}
     same_ref = a.reference == b.reference
@@ -824,8 +667,8 @@ def _merge_numeric(name: str, a: NumericColumn, b: NumericColumn, same_ref: bool
         else None,
     )
     if a.finite + b.finite:
-        out.mean, out.m2 = _merge_moments(a.finite, a.mean, a.m2, b.finite, b.mean, b.m2)
-        _set_quantiles(out, _merge_points([(c.finite, _points(c)) for c in (a, b)]))
+        out.mean, out.m2 = sketch.merge_moments(a.finite, a.mean, a.m2, b.finite, b.mean, b.m2)
+        _set_quantiles(out, sketch.merge_points([(c.finite, _points(c)) for c in (a, b)]))
     return out
 
 
@@ -861,360 +704,9 @@ def _merge_categorical(
         registers = None
     else:
         registers = np.maximum(_hll_of(a), _hll_of(b))
-        out.distinct = max(_hll_estimate(registers), len(counts))
+        out.distinct = max(sketch.hll_estimate(registers), len(counts))
     if out.other:
         if registers is None:
             registers = np.maximum(_hll_of(a), _hll_of(b))
-        out.hll = _hll_encode(registers)
+        out.hll = sketch.hll_encode(registers)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
-
-
-def read_frames(
-    path: str | Path, chunk_rows: int = 200_000, columns: list[str] | None = None
-) -> Iterator[pd.DataFrame]:
-    """Stream a CSV or Parquet file as DataFrames of about `chunk_rows` rows.
-
-    Parquet is recognised by its `PAR1` magic bytes (whatever the suffix); anything else is read as
-    CSV (tab-separated for `.tsv`; `.gz`/`.bz2` are decompressed). Problems that can be seen up
-    front (missing or empty file, a `.parquet` that is not Parquet, an unreadable CSV header,
-    unknown columns) raise MlmError here rather than at the first chunk.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise MlmError(f"{p}: no such file")
-    if not p.is_file():
-        raise MlmError(f"{p}: not a file")
-    if p.stat().st_size == 0:
-        raise MlmError(f"{p}: file is empty")
-    if chunk_rows < 1:
-        raise MlmError("chunk_rows must be at least 1")
-    with p.open("rb") as f:
-        magic = f.read(4)
-    if magic == b"PAR1":
-        return _read_parquet(p, chunk_rows, columns)
-    if p.suffix.lower() in _PARQUET_SUFFIXES:
-        raise MlmError(f"{p}: not a Parquet file (it lacks the PAR1 magic bytes)")
-    return _read_csv(p, chunk_rows, columns)
-
-
-def _read_parquet(p: Path, chunk_rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as e:
-        raise MlmError("reading Parquet needs pyarrow: pip install 'gitmlm[parquet]'") from e
-    try:
-        # Without pre_buffer pyarrow holds one row group's pages, not several: half the memory.
-        pf = pq.ParquetFile(p, pre_buffer=False)
-    except (pa.ArrowException, OSError) as e:
-        raise MlmError(f"{p}: cannot read Parquet: {_first_line(e)}") from e
-    if columns is not None:
-        _check_columns(p, columns, list(pf.schema_arrow.names))
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            yield from pf.iter_batches(batch_size=min(chunk_rows, 65_536), columns=columns)
-        except (pa.ArrowException, OSError) as e:
-            raise MlmError(f"{p}: cannot read Parquet: {_first_line(e)}") from e
-        finally:
-            pf.close()
-
-    return _rechunk(batches(), chunk_rows)
-
-
-def _check_columns(p: Path, wanted: list[str], present: list[str]) -> None:
-    missing = [c for c in wanted if c not in present]
-    if missing:
-        names = ", ".join(map(repr, missing))
-        raise MlmError(f"{p}: no column {names} (has: {', '.join(present)})")
-
-
-def _first_line(e: BaseException) -> str:
-    # Parse errors quote the offending row, which may be binary junk: keep it short and printable.
-    text = str(e).strip()
-    line = text.splitlines()[0] if text else type(e).__name__
-    line = "".join(ch if ch.isprintable() else "?" for ch in line)
-    return line if len(line) <= 160 else line[:157] + "..."
-
-
-def _read_csv(p: Path, chunk_rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
-    delimiter = "\t" if ".tsv" in p.suffixes else ","
-    try:
-        import pyarrow as pa
-    except ImportError:
-        return _read_csv_pandas(p, chunk_rows, columns, delimiter, None)
-    opts = _CsvOptions(p, chunk_rows, columns, delimiter)
-    compressed = bool({s.lower() for s in p.suffixes} & _COMPRESSED)
-    try:
-        # Reads the header and one block: column names, a first guess at types, checks.
-        reader = opts.open(0, probe=not compressed)
-    except pa.ArrowInvalid as e:
-        try:
-            # Quoted newlines need pyarrow's slower, serial row splitter.
-            opts.newlines = True
-            reader = opts.open(0, probe=not compressed)
-        except (pa.ArrowException, OSError):
-            # pandas' parser is slower but more forgiving of odd quoting: try it before giving
-            # up, and report pyarrow's message if it fails too.
-            return _read_csv_pandas(p, chunk_rows, columns, delimiter, e)
-    except (pa.ArrowException, OSError) as e:
-        raise MlmError(f"{p}: cannot read CSV: {_first_line(e)}") from e
-    if not compressed:
-        return _rechunk(_split_csv(p, opts), chunk_rows)
-
-    def reopen(done: int, error: Exception) -> Any:
-        # Types are inferred from the first block, so a later block that does not fit (a "3.5"
-        # in an int column) is re-read with that column widened; a row split by a quoted
-        # newline is re-read with the serial splitter. The new reader resumes after `done` rows.
-        for _ in range(2 * len(opts.inferred) + 2):
-            retyped = _widen(list(opts.inferred), opts.types or opts.inferred, str(error))
-            if retyped is not None:
-                opts.types = retyped
-            elif "parse error" in str(error) and not opts.newlines:
-                opts.newlines = True
-            else:
-                raise MlmError(f"{p}: cannot read CSV: {_first_line(error)}") from error
-            try:
-                return opts.open(done)
-            except pa.ArrowInvalid as e:
-                error = e
-            except (pa.ArrowException, OSError) as e:
-                raise MlmError(f"{p}: cannot read CSV: {_first_line(e)}") from e
-        raise MlmError(f"{p}: cannot read CSV: {_first_line(error)}") from error
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        nonlocal reader
-        done = 0
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            except pa.ArrowInvalid as e:
-                reader = reopen(done, e)
-                continue
-            except (pa.ArrowException, OSError) as e:
-                raise MlmError(f"{p}: cannot read CSV: {_first_line(e)}") from e
-            done += batch.num_rows
-            yield batch
-
-    return _rechunk(batches(), chunk_rows)
-
-
-def _rechunk(batches: Iterator[Any], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Frames of exactly `chunk_rows` rows (the last may be shorter) from record batches."""
-    import pyarrow as pa
-
-    pending: list[Any] = []
-    pending_rows = 0
-    for batch in batches:
-        if pending and not batch.schema.equals(pending[0].schema):
-            # A CSV column was widened mid-file: the rows before it go out as a short frame.
-            yield pa.Table.from_batches(pending).to_pandas()
-            pending, pending_rows = [], 0
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        if pending_rows < chunk_rows:
-            continue
-        table = pa.Table.from_batches(pending)
-        start = 0
-        while pending_rows - start >= chunk_rows:
-            yield table.slice(start, chunk_rows).to_pandas()
-            start += chunk_rows
-        rest = table.slice(start)
-        pending, pending_rows = rest.to_batches(), rest.num_rows
-    if pending_rows:
-        yield pa.Table.from_batches(pending).to_pandas()
-
-
-class _CsvOptions:
-    """How to (re)open one CSV with pyarrow's streaming reader."""
-
-    def __init__(self, p: Path, chunk_rows: int, columns: list[str] | None, delimiter: str):
-        self.path = p
-        # About `chunk_rows` rows per block, but at most 8 MiB: pyarrow's threads parse a
-        # read_csv call's blocks in parallel, and smaller calls keep memory low.
-        self.block_size = min(_block_size(p, chunk_rows), _CSV_PARSE_BYTES)
-        self.columns = columns
-        self.delimiter = delimiter
-        self.types: dict[str, Any] | None = None  # fixed after the first chunk, then widened
-        self.inferred: dict[str, Any] = {}  # every file column, as inferred from the first block
-        self.newlines = False
-
-    def parse(self, data: memoryview) -> Any:
-        """One chunk of whole records (no header) as a table, with the types of earlier chunks.
-
-        pyarrow's read_csv parses the chunk's blocks in parallel, which its streaming reader
-        does not: this is what makes CSV reading about twice as fast as the streaming reader.
-        """
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        read = pacsv.ReadOptions(column_names=list(self.inferred), use_threads=True)
-        for _ in range(2 * len(self.inferred) + 2):
-            parse = pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=self.newlines)
-            convert = pacsv.ConvertOptions(
-                column_types=self.types or {}, include_columns=self.columns or []
-            )
-            try:
-                table = pacsv.read_csv(pa.py_buffer(data), read, parse, convert)
-            except pa.ArrowInvalid as e:
-                retyped = _widen(list(self.inferred), self.types or self.inferred, str(e))
-                if retyped is not None:
-                    self.types = retyped
-                elif "parse error" in str(e) and not self.newlines:
-                    self.newlines = True
-                else:
-                    raise MlmError(f"{self.path}: cannot read CSV: {_first_line(e)}") from e
-                continue
-            except (pa.ArrowException, OSError) as e:
-                raise MlmError(f"{self.path}: cannot read CSV: {_first_line(e)}") from e
-            binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
-            if binary:
-                raise MlmError(
-                    f"{self.path}: cannot read CSV: column {binary[0]!r} is not UTF-8 text; "
-                    "re-encode the file"
-                )
-            if self.types is None:
-                self.types = {f.name: f.type for f in table.schema}
-            return table
-        raise MlmError(f"{self.path}: cannot read CSV: column types keep changing")
-
-    def open(self, skip: int, probe: bool = False) -> Any:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        p = self.path
-        read = pacsv.ReadOptions(
-            block_size=min(self.block_size, 1 << 20) if probe else self.block_size,
-            use_threads=True,
-            skip_rows_after_names=skip,
-        )
-        parse = pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=self.newlines)
-        convert = pacsv.ConvertOptions(column_types=self.types or {})
-        reader = pacsv.open_csv(
-            str(p), read_options=read, parse_options=parse, convert_options=convert
-        )
-        if not self.inferred:
-            self.inferred = {f.name: f.type for f in reader.schema}
-        binary = [f.name for f in reader.schema if pa.types.is_binary(f.type)]
-        if binary:
-            raise MlmError(
-                f"{p}: cannot read CSV: column {binary[0]!r} is not UTF-8 text; re-encode the file"
-            )
-        if self.columns is not None:
-            _check_columns(p, self.columns, list(reader.schema.names))
-            # include_columns also fixes the order; set it only once the names are known good.
-            convert = pacsv.ConvertOptions(
-                column_types=self.types or {}, include_columns=self.columns
-            )
-            reader = pacsv.open_csv(
-                str(p), read_options=read, parse_options=parse, convert_options=convert
-            )
-        return reader
-
-
-def _block_size(p: Path, chunk_rows: int) -> int:
-    # Size blocks so one block is about `chunk_rows` rows: bytes per row from the first 64 KiB.
-    with p.open("rb") as f:
-        head = f.read(1 << 16)
-    lines = max(head.count(b"\n"), 1)
-    per_row = max(len(head) // lines, 1)
-    return int(min(max(per_row * chunk_rows, 1 << 16), 1 << 28))
-
-
-def _widen(names: list[str], types: dict[str, Any], message: str) -> dict[str, Any] | None:
-    """`types` with the column a conversion error names widened (null, int → float → text).
-
-    `names` are all the file's columns in order: pyarrow numbers columns by file position.
-    """
-    import re
-
-    import pyarrow as pa
-
-    m = re.search(r"CSV column #(\d+)", message)
-    if m is None or "conversion error" not in message or int(m.group(1)) >= len(names):
-        return None
-    name = names[int(m.group(1))]
-    old = types.get(name)
-    if old is None or pa.types.is_string(old) or pa.types.is_large_string(old):
-        return None
-    wider = pa.float64() if pa.types.is_integer(old) or pa.types.is_null(old) else pa.string()
-    return {**types, name: wider}
-
-
-def _split_csv(p: Path, opts: _CsvOptions) -> Iterator[Any]:
-    """Record batches of an uncompressed CSV, parsed at most 8 MiB at a time.
-
-    Chunks end at a newline outside quotes: with RFC 4180 quoting (a quote inside a field is
-    doubled) that is a newline preceded by an even number of quote characters in the chunk.
-    """
-    with p.open("rb") as f:
-        head = f.read(1 << 20)
-        start = _record_end(head, first=True)
-        if start < 0:
-            return  # a header and no records
-        pos = start
-        chunk = size = opts.block_size
-        while True:
-            f.seek(pos)
-            buf = f.read(size)
-            eof = len(buf) < size
-            if not buf.strip():
-                return
-            cut = len(buf) if eof else _record_end(buf, first=False)
-            if cut <= 0:
-                size *= 2  # one record longer than a chunk: read more at once
-                continue
-            yield from opts.parse(memoryview(buf)[:cut]).to_batches()
-            if eof:
-                return
-            # The partial record after `cut` is read again with the next chunk.
-            pos += cut
-            size = chunk
-
-
-def _record_end(buf: bytes, *, first: bool) -> int:
-    """Offset just past the first (or last) newline outside quotes in `buf`, or -1."""
-    if first:
-        i = buf.find(b"\n")
-        while i >= 0 and buf.count(b'"', 0, i) % 2:
-            i = buf.find(b"\n", i + 1)
-        return i + 1 if i >= 0 else -1
-    i = buf.rfind(b"\n")
-    quotes = buf.count(b'"', 0, i) if i >= 0 else 0
-    while i >= 0 and quotes % 2:
-        j = buf.rfind(b"\n", 0, i)
-        quotes -= buf.count(b'"', j + 1 if j >= 0 else 0, i)
-        i = j
-    return i + 1 if i >= 0 else -1
-
-
-def _read_csv_pandas(
-    p: Path,
-    chunk_rows: int,
-    columns: list[str] | None,
-    delimiter: str,
-    arrow_error: BaseException | None,
-) -> Iterator[pd.DataFrame]:
-    def fail(e: BaseException) -> MlmError:
-        shown = arrow_error if arrow_error is not None else e
-        return MlmError(f"{p}: cannot read CSV: {_first_line(shown)}")
-
-    try:
-        reader = pd.read_csv(p, sep=delimiter, chunksize=chunk_rows, usecols=columns)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise fail(e) from e
-
-    def gen() -> Iterator[pd.DataFrame]:
-        try:
-            with reader:
-                yield from reader
-        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-            raise fail(e) from e
-
-    return gen()
