@@ -144,7 +144,9 @@ class Repo:
 
     def walk(self, revisions: list[str], limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits in `git log` order (newest first) for revisions like `main`, `A..B`, `^X`."""
-        walker = self.raw.walk(None, pygit2.enums.SortMode.TIME)
+        # Topological as well as by time: commits made in the same second keep child before
+        # parent, as `git log` shows them.
+        walker = self.raw.walk(None, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
         pushed = False
         for spec in revisions or ["HEAD"]:
             if ".." in spec and "..." not in spec:

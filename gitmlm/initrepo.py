@@ -27,8 +27,9 @@ def plan(repo: Repo) -> list[Change]:
             changes.append(Change(f"git config --add {key} {value}   # {why}", key, value))
 
     want("notes.displayRef", refs.RUNS, "plain `git log` shows run notes")
-    for ref in (refs.RUNS, refs.SERIES):
-        want("notes.rewriteRef", ref, "amend and rebase keep run notes")
+    # A glob: it covers the series, profile and observation notes too, and git does not warn
+    # about a named ref that does not exist yet.
+    want("notes.rewriteRef", refs.NOTES_GLOB, "amend and rebase keep run notes")
     for remote in repo.remotes():
         for spec in refs.fetch_refspecs(remote):
             want(f"remote.{remote}.fetch", spec, "plain `git fetch` brings records")

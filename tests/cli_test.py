@@ -48,7 +48,7 @@ def test_init_is_idempotent_with_dry_run_and_remotes(repo: Path, tmp_path: Path)
     mlm(repo, "init")
     assert "[registry]" in (repo / "mlm.toml").read_text()
     assert git(repo, "config", "--get-all", "notes.displayRef").split() == ["refs/notes/mlm"]
-    assert "refs/notes/mlm-series" in git(repo, "config", "--get-all", "notes.rewriteRef")
+    assert git(repo, "config", "--get-all", "notes.rewriteRef").split() == ["refs/notes/mlm*"]
     fetch = git(repo, "config", "--get-all", "remote.origin.fetch")
     assert "+refs/notes/mlm*:refs/notes/remotes/origin/mlm*" in fetch
     assert "HEAD" in git(repo, "config", "--get-all", "remote.origin.push").split()
