@@ -201,7 +201,7 @@ def merge_rewritten(repo: Repo, pairs: Iterable[tuple[str, str]]) -> int:
     for old, new in pairs:
         groups.setdefault(new, []).append(old)
     carried: dict[str, int] = {}
-    for ref in (refs.RUNS, refs.SERIES):
+    for ref in (refs.RUNS, refs.SERIES, refs.PROFILES, refs.OBSERVATIONS):
 
         def change(snap: store.Snapshot, ref: str = ref) -> dict[str, str | None]:
             carried[ref] = 0

@@ -11,12 +11,15 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitmlm import attachments, checkpoint, codec, data, envinfo, ids, journal, refs, store
 from gitmlm.errors import MlmError
 from gitmlm.git import Repo
 from gitmlm.records import Run
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_ENV = "GITMLM_RUN_ID"
 """Set by `git mlm run` for its child, whose own start_run() then attaches to that run."""
@@ -83,9 +86,62 @@ class ActiveRun:
             self._events.append({"k": "artifact", "path": rel, "v": info})
         return info
 
-    def log_dataset(self, name_or_path: str) -> dict[str, Any]:
-        """Record the fingerprint of a declared dataset, or of a path outside the declarations."""
-        name, info = data.dataset_for_run(self.repo, name_or_path)
+    def log_dataset(
+        self,
+        name_or_path: str,
+        df: pd.DataFrame | None = None,
+        *,
+        profile: bool | None = None,
+        top_k: int = 20,
+        hash_values: bool = False,
+        min_count: int = 0,
+    ) -> dict[str, Any]:
+        """Record a dataset the run used and, if asked, a profile of its data for monitoring.
+
+        - `log_dataset("train")` or `log_dataset("data/x.csv")`: the fingerprint of a declared
+          dataset or of a path (`profile=True` also profiles its CSV/Parquet files);
+        - `log_dataset("train", df)`: the DataFrame's content digest and its profile
+          (`profile=False` skips the profile).
+
+        The profile is stored at once under refs/notes/mlm-profiles (a crash later keeps it) and
+        `datasets.<name>` gains `profile = true`, `rows` and `columns`. `top_k`, `hash_values`
+        (store category values as hashes) and `min_count` (fold rarer categories into `other`)
+        are as for `gitmlm.profile.build_profile`.
+        """
+        built = None
+        options = None
+        if df is not None or profile:
+            from gitmlm import profile_store
+
+            options = profile_store.Options(top_k, hash_values, min_count)
+        if df is not None:
+            import pandas as pd
+
+            if not isinstance(df, pd.DataFrame):
+                raise MlmError(
+                    f"log_dataset: df must be a pandas DataFrame, not {type(df).__name__}"
+                )
+            if not isinstance(name_or_path, str) or not name_or_path:
+                raise MlmError("log_dataset: name the DataFrame, e.g. log_dataset('train', df)")
+            name = name_or_path
+            info: dict[str, Any] = {
+                "digest": profile_store.frame_digest(df),
+                "source": "frame",
+                "rows": len(df),
+                "columns": len(df.columns),
+            }
+            if profile is None or profile:
+                assert options is not None
+                built = profile_store.of_frame(df, options)
+        else:
+            name, info = data.dataset_for_run(self.repo, name_or_path)
+            if profile:
+                assert options is not None
+                files = _profile_files(self.repo, name_or_path, info)
+                built = profile_store.of_files(files, options)
+        if built is not None:
+            profile_store.put(self.repo, self.record.commit, self.id, name, built)
+            info = {**info, **profile_store.summary(built)}
         with self._lock:
             self.record.datasets[name] = info
             self._events.append({"k": "dataset", "name": name, "v": info})
@@ -112,6 +168,23 @@ class ActiveRun:
         if self._thread is not None:
             self._thread.join()
         self.flush()
+
+
+def _profile_files(repo: Repo, name_or_path: str, info: Mapping[str, Any]) -> list[Path]:
+    from gitmlm import profile_store
+
+    given = Path(name_or_path)
+    if given.exists():
+        return profile_store.data_files(given)
+    recorded = str(info.get("path", ""))
+    if recorded:
+        full = repo.workdir / recorded
+        if full.exists():
+            return profile_store.data_files(full)
+        matched = sorted(p for p in repo.workdir.glob(recorded) if p.is_file())
+        if matched:
+            return matched
+    raise MlmError(f"log_dataset: cannot find the files of {name_or_path!r} to profile")
 
 
 def artifact_info(repo: Repo, path: Path) -> tuple[str, dict[str, Any]]:
