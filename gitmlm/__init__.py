@@ -14,6 +14,8 @@ from gitmlm.tracking import ActiveRun, start_run
 if TYPE_CHECKING:
     import pandas as pd
 
+    from gitmlm.lifecycle import Resolved
+
 __version__ = "0.1.0"
 __all__ = [
     "ActiveRun",
@@ -21,6 +23,8 @@ __all__ = [
     "Run",
     "__version__",
     "get_run",
+    "registry",
+    "resolve",
     "runs",
     "start_run",
 ]
@@ -42,3 +46,20 @@ def get_run(run_id: str, *, path: str | None = None) -> Run:
     from gitmlm.git import Repo
 
     return _runs.get_run(Repo.open(path), run_id)
+
+
+def registry(*, path: str | None = None) -> pd.DataFrame:
+    """Every registered model version as a DataFrame row: model, version, stages, active,
+    commit, tag, registered, registered_by, run_id, path, digest, metrics.*."""
+    from gitmlm import table
+
+    return table.registry_frame(path)
+
+
+def resolve(spec: str, *, path: str | None = None) -> Resolved:
+    """`"churn#production"`, `"churn@v1.2.0"` or `"churn"` (latest) -> version, commit,
+    artifact path and digest, run, tag."""
+    from gitmlm import lifecycle
+    from gitmlm.git import Repo
+
+    return lifecycle.resolved(Repo.open(path), spec)

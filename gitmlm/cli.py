@@ -343,6 +343,7 @@ def demo(directory: str) -> None:
 
 # The other parts' commands: each module below adds its commands to `cli` when imported.
 # (one import line per part)
+import gitmlm.cli_registry  # noqa: E402, F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:
