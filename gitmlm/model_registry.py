@@ -4,7 +4,8 @@ State is a fold over each model's tag events in order. gitmlm's tags carry an ex
 per-model `sequence` in their TOML body (and stage tags repeat it as GTO's `#N` counter), so
 two promotions within one second still have an order. Tags written by GTO carry no sequence:
 they are placed by tagger time, then counter, as GTO itself orders them, and merged with
-gitmlm's by time without ever reordering gitmlm's events among themselves.
+gitmlm's by time (within one second, GTO's counter against our sequence: both tools number
+past the highest number a model's tags carry), never reordering gitmlm's among themselves.
 
 A stage holds the version assigned to it most recently that is still assigned (GTO's reading):
 demoting that version hands the stage back to the one assigned before it, if any.
@@ -243,15 +244,20 @@ def read_events(repo: Repo) -> tuple[list[Event], list[str]]:
 
 
 def ordered(events: Iterable[Event]) -> list[Event]:
-    """gitmlm's events by sequence; GTO's by (time, counter), merged in by time."""
+    """gitmlm's events by sequence; GTO's by (time, counter), merged in by time, then number."""
     ours: list[Event] = []
     theirs: list[Event] = []
     for e in events:
         (ours if e.sequence is not None else theirs).append(e)
     ours.sort(key=lambda e: (e.sequence, _PRIORITY[e.action], e.tag))
     theirs.sort(key=lambda e: (e.time, e.counter or 0, _PRIORITY[e.action], e.tag))
-    # On equal times GTO's tags go first: merge is stable towards its first input.
-    return list(heapq.merge(theirs, ours, key=lambda e: e.time))
+    # Within one second, GTO's `#N` and our sequence compare: both tools number a model's
+    # events past the highest number its tags carry. Left ties go to GTO's (registers first).
+    return list(heapq.merge(theirs, ours, key=_merge_key))
+
+
+def _merge_key(e: Event) -> tuple[int, int]:
+    return (e.time, e.sequence if e.sequence is not None else (e.counter or 0))
 
 
 def _fold(name: str, events: list[Event], problems: list[str]) -> Model:
