@@ -118,10 +118,18 @@ def read_requests(repo: Repo) -> list[Request]:
 
 
 def _applied_by(reg: model_registry.Registry, req: Request) -> str | None:
+    """The tag that applied this request, or that put its version in its stage already."""
     model = reg.models.get(req.model)
-    for e in model.events if model else []:
+    if model is None:
+        return None
+    for e in model.events:
         if e.action == tags.ASSIGN and e.body.get("request") == req.id:
             return e.tag
+    held = model.holder(req.stage)
+    if held is not None and held.version == req.version:
+        for e in reversed(model.events):
+            if e.action == tags.ASSIGN and e.stage == req.stage and e.version == req.version:
+                return e.tag
     return None
 
 
@@ -280,6 +288,19 @@ class Applied:
         return all(o.status in ("created", "already applied") for o in self.outcomes)
 
 
+def _fetch_tags(repo: Repo, remote: str) -> None:
+    """Read the registry as the remote has it: another job may have promoted meanwhile."""
+    code, err = repo.run_git_status("fetch", "--tags", remote)
+    if code != 0:
+        clash = [ln.split()[2] for ln in err.splitlines() if "would clobber" in ln]
+        if clash:
+            raise MlmError(
+                f"{remote} has other tags named {', '.join(clash)}: another promotion took "
+                "those numbers; delete them here (git tag -d) and run ci apply again"
+            )
+        raise MlmError(f"git fetch --tags {remote} failed: {err.strip()}")
+
+
 def apply(repo: Repo, *, remote: str | None = "origin", branch: str | None = None) -> Applied:
     """Create the tags of every request in the work tree, push them, remove the requests.
 
@@ -295,6 +316,8 @@ def apply(repo: Repo, *, remote: str | None = "origin", branch: str | None = Non
         branch = branch or repo.head().branch
         if branch is None:
             raise MlmError("HEAD is detached: give --branch NAME to push the cleanup commit to")
+    if remote is not None:
+        _fetch_tags(repo, remote)
     cfg = config.load(repo.workdir)
     listing = life._listing(repo)
     outcomes: list[Outcome] = []
@@ -327,6 +350,12 @@ def apply(repo: Repo, *, remote: str | None = "origin", branch: str | None = Non
     pushed: list[list[str]] = []
     if remote is not None and done_tags:
         there = repo.remote_tags(remote)
+        clash = [t for t in done_tags if t in there and there[t] != repo.ref(f"refs/tags/{t}")]
+        if clash:
+            raise MlmError(
+                f"{remote} has other tags named {', '.join(clash)}: another promotion took "
+                "those numbers; delete them here (git tag -d) and run ci apply again"
+            )
         missing = [t for t in done_tags if t not in there]
         for i in range(0, len(missing), PUSH_BATCH):
             batch = missing[i : i + PUSH_BATCH]

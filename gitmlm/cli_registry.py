@@ -107,6 +107,12 @@ def promote(
         click.echo(f"wrote {req.path}: commit it and open a pull request")
         if p.checks:
             click.echo(_checks_table(p.checks))
+        if not p.passed and not force:
+            click.echo(
+                f"git mlm: {len(p.failed)} gate(s) fail now: `git mlm ci check` will block "
+                "this request until they pass",
+                err=True,
+            )
         return
     try:
         p, tag = lifecycle.promote(
@@ -201,7 +207,7 @@ def history(name: str, reverse: bool, fmt_: str) -> None:
         rows.reverse()
     columns = ["seq", "when", "who", "event", "version", "stage", "why", "tag"]
     if fmt_ != "table":
-        columns += ["forced", "override", "signed"]
+        columns += ["forced", "override", "requested_by", "signed"]
     else:
         for row in rows:
             if row["forced"]:

@@ -451,6 +451,12 @@ class Repo:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def run_git_status(self, *args: str) -> tuple[int, str]:
+        """(exit code, stderr) of a git command whose failure the caller explains."""
+        cwd = self.root or self.common_dir
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+        return proc.returncode, proc.stderr
+
     def run_git(self, *args: str, check: bool = True, input: str | None = None) -> str:
         cwd = self.root or self.common_dir
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, input=input)

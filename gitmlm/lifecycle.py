@@ -389,6 +389,11 @@ def deprecate(repo: Repo, spec_text: str, message: str = "") -> str:
                 raise MlmError(f"{model.name} {spec.version} is deregistered already")
             held = model.stages_of(v.version)
             sign = any(model_registry.is_signed_stage(cfg, s) for s in held)
+            if sign and not repo.config_get("user.signingkey"):
+                raise MlmError(
+                    f"{model.name} {v.version} holds a signed stage: its deregistration must "
+                    "be signed; set git config user.signingkey first"
+                )
             body = {"version": v.version, "commit": v.commit, "who": who, "why": message or None}
             return model_registry.write_event(
                 repo,
@@ -542,6 +547,7 @@ def history_rows(model: Model) -> list[dict[str, Any]]:
                 "why": e.why,
                 "forced": bool(e.body.get("forced")),
                 "override": str(e.body.get("override", "")),
+                "requested_by": str(e.body.get("requested_by", "")),
                 "signed": e.signed,
                 "tag": e.tag,
             }
@@ -558,6 +564,8 @@ def show(repo: Repo, reg: Registry, spec_text: str) -> dict[str, Any]:
     run = find_run(_listing(repo), v.run) if v.run else None
     info: dict[str, Any] = {
         "model": model.name,
+        "description": str(declared.get("description", "")),
+        "type": str(declared.get("type", "")),
         "version": v.version,
         "active": v.active,
         "stages": model.stages_of(v.version),

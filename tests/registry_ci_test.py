@@ -162,6 +162,30 @@ def test_apply_is_idempotent_when_a_run_stopped_half_way(repo: Path, tmp_path: P
     assert git(bare, "rev-parse", "main").strip() == git(repo, "rev-parse", "HEAD").strip()
 
 
+def test_apply_reports_a_tag_name_taken_on_the_remote(repo: Path, tmp_path: Path) -> None:
+    setup_project(repo, MLM_TOML.split("[registry.gates")[0])
+    bare = make_remote(tmp_path, repo)
+    train(repo, 0.91)
+    mlm(repo, "register", "churn")
+    git(repo, "push", "-q", "origin", "main", "--tags")
+    mlm(repo, "promote", "--request", "churn", "staging", "v0.0.1")
+    git(repo, "add", ".mlm")
+    git(repo, "commit", "-q", "-m", "request")
+    mlm(repo, "ci", "apply", "--no-push")
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    # Meanwhile someone else put v0.0.1 in staging under the same tag name.
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare), str(other))
+    git(other, "tag", "-a", "churn#staging#2", "-m", "by hand", "churn@v0.0.1^{commit}")
+    git(other, "push", "-q", "origin", "churn#staging#2")
+    proc = mlm(repo, "ci", "apply", check=False)
+    assert proc.returncode == 1 and "other tags named churn#staging#2" in proc.stderr
+    git(repo, "tag", "-d", "churn#staging#2")
+    out = mlm(repo, "ci", "apply").stdout  # the version is in the stage: nothing to tag
+    assert "already applied" in out and "churn#staging#2" in out
+    assert not (repo / ".mlm/requests/churn--staging.toml").exists()
+
+
 def test_apply_needs_a_branch_on_a_detached_head(repo: Path, tmp_path: Path) -> None:
     setup_project(repo, MLM_TOML.split("[registry.gates")[0])
     make_remote(tmp_path, repo)
