@@ -206,40 +206,47 @@ class Repo:
                 out.setdefault(target, []).append(short)
         return out
 
+    def tag_refs(self) -> list[tuple[str, str]]:
+        """(short name, object id) of every tag, from the refs alone (no object is read)."""
+        return [
+            (ref.name[10:], str(ref.target))
+            for ref in self.raw.references.iterator(pygit2.enums.ReferenceFilter.TAGS)
+        ]
+
+    def tag_info(self, name: str, oid: str) -> TagInfo | None:
+        """What tag `name` -> `oid` says; None when the object is missing."""
+        try:
+            obj = self.raw[oid]
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        if not isinstance(obj, pygit2.Tag):
+            commit = str(obj.id) if isinstance(obj, pygit2.Commit) else None
+            return TagInfo(name, oid, commit, False, "", "", "", 0, 0)
+        try:
+            peeled: str | None = str(obj.peel(pygit2.Commit).id)
+        except (pygit2.GitError, ValueError, KeyError):
+            peeled = None
+        who = obj.tagger
+        return TagInfo(
+            name,
+            oid,
+            peeled,
+            True,
+            obj.message or "",
+            who.name if who else "",
+            who.email if who else "",
+            who.time if who else 0,
+            who.offset if who else 0,
+        )
+
     def tags(self, accept: Callable[[str], bool] | None = None) -> list[TagInfo]:
-        """Every tag (or those whose short name `accept`s), read in one pass over the refs."""
-        out: list[TagInfo] = []
-        raw = self.raw
-        for ref in raw.references.iterator(pygit2.enums.ReferenceFilter.TAGS):
-            name = ref.name[10:]
-            if accept is not None and not accept(name):
-                continue
-            try:
-                obj = raw[ref.target]
-            except (KeyError, ValueError, pygit2.GitError):
-                continue  # a ref to a missing object: nothing to read
-            if isinstance(obj, pygit2.Tag):
-                try:
-                    commit: str | None = str(obj.peel(pygit2.Commit).id)
-                except (pygit2.GitError, ValueError, KeyError):
-                    commit = None
-                who = obj.tagger
-                out.append(
-                    TagInfo(
-                        name,
-                        str(obj.id),
-                        commit,
-                        True,
-                        obj.message or "",
-                        who.name if who else "",
-                        who.email if who else "",
-                        who.time if who else 0,
-                        who.offset if who else 0,
-                    )
-                )
-            else:
-                commit = str(obj.id) if isinstance(obj, pygit2.Commit) else None
-                out.append(TagInfo(name, str(obj.id), commit, False, "", "", "", 0, 0))
+        """Every tag (or those whose short name `accept`s), with its object read."""
+        out = []
+        for name, oid in self.tag_refs():
+            if accept is None or accept(name):
+                info = self.tag_info(name, oid)
+                if info is not None:
+                    out.append(info)
         return out
 
     def create_tag(self, name: str, commit: str, message: str, *, sign: bool = False) -> str:

@@ -365,7 +365,7 @@ def demote(repo: Repo, name: str, stage: str, message: str = "") -> Demoted:
             stage=stage,
             sign=signed,
         )
-        held = [v for v in model.assigned.get(stage, []) if v != current.version]
+        held = [v for v in model.assigned.get(stage, {}) if v != current.version]
     return Demoted(tag, current.version, held[-1] if held else None)
 
 

@@ -13,6 +13,7 @@ demoting that version hands the stage back to the one assigned before it, if any
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
 import json
@@ -23,7 +24,7 @@ from typing import Any
 
 from gitmlm import config, tags
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo, TagExists, TagInfo
+from gitmlm.git import Repo, TagExists
 
 DEFAULT_STAGES = ("dev", "staging", "production")
 _PRIORITY = {
@@ -35,7 +36,7 @@ _PRIORITY = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     tag: str
     action: str
@@ -109,17 +110,18 @@ class Version:
 class Model:
     name: str
     versions: dict[str, Version] = field(default_factory=dict)
-    assigned: dict[str, list[str]] = field(default_factory=dict)
-    """Stage -> versions still assigned to it, the most recently assigned last."""
+    assigned: dict[str, dict[str, None]] = field(default_factory=dict)
+    """Stage -> versions still assigned to it, the most recently assigned last (a dict as an
+    ordered set, so moving a version to the end stays O(1) however many there are)."""
     events: list[Event] = field(default_factory=list)
     deprecated: bool = False
 
     def holder(self, stage: str) -> Version | None:
         held = self.assigned.get(stage)
-        return self.versions[held[-1]] if held else None
+        return self.versions[next(reversed(held))] if held else None
 
     def stages_of(self, version: str) -> list[str]:
-        return [s for s, held in self.assigned.items() if held and held[-1] == version]
+        return [s for s, held in self.assigned.items() if held and next(reversed(held)) == version]
 
     def latest(self) -> Version | None:
         """The greatest registered, active version by semver precedence."""
@@ -153,87 +155,136 @@ class Registry:
 # --- reading ---------------------------------------------------------------------------------
 
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Tag:
+    """What one tag object says, as the cache keeps it (a tag object never changes)."""
+
+    annotated: bool
+    commit: str | None
+    tagger: str
+    email: str
+    time: int
+    offset: int
+    message: tags.Message
+
+
+_EMPTY = tags.Message("", "", {}, False)
 
 
 def _cache_file(repo: Repo) -> str:
     return os.path.join(repo.mlm_dir, "cache", "registry-tags.json")
 
 
-def _read_messages(repo: Repo, infos: list[TagInfo]) -> dict[str, tags.Message]:
-    """Decoded messages by tag object id; a tag object never changes, so neither does this."""
-    path = _cache_file(repo)
-    cached: dict[str, list[Any]] = {}
+def _load_cache(path: str) -> dict[str, list[Any]]:
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
         if isinstance(doc, dict) and doc.get("version") == _CACHE_VERSION:
-            cached = doc["tags"]
-    except (OSError, ValueError, KeyError):
+            return dict(doc["tags"])
+    except (OSError, ValueError, KeyError, TypeError):
         pass
-    out: dict[str, tags.Message] = {}
+    return {}
+
+
+def _save_cache(path: str, entries: dict[str, list[Any]]) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"version": _CACHE_VERSION, "tags": entries}, fh, default=str)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only .git still reads, just slower
+
+
+def _read_tags(repo: Repo, refs: list[tuple[str, str]]) -> dict[str, _Tag]:
+    """Each tag object, by id: read and parsed once, then served from the cache.
+
+    The cache is keyed by the tag object's id, so it is never stale: a re-created tag is
+    a new object. Only the ref list is read on every call.
+    """
+    path = _cache_file(repo)
+    cached = _load_cache(path)
+    out: dict[str, _Tag] = {}
     fresh = False
-    for info in infos:
-        hit = cached.get(info.oid)
-        if hit is not None:
-            out[info.oid] = tags.Message(*hit)
-            continue
-        msg = tags.decode_message(info.message)
-        out[info.oid] = msg
-        cached[info.oid] = [msg.subject, msg.text, msg.body, msg.signed, msg.problem]
-        fresh = True
+    for name, oid in refs:
+        entry = cached.get(oid)
+        if entry is None:
+            info = repo.tag_info(name, oid)
+            if info is None:
+                continue
+            msg = tags.decode_message(info.message) if info.annotated else _EMPTY
+            # The message text is kept only for tags without a body (GTO's): it is their "why".
+            entry = [
+                info.annotated,
+                info.commit,
+                info.tagger,
+                info.email,
+                info.time,
+                info.offset,
+                msg.subject,
+                "" if msg.body else msg.text,
+                msg.body,
+                msg.signed,
+                msg.problem,
+            ]
+            cached[oid] = entry
+            fresh = True
+        subject, text, body, signed, problem = entry[6:]
+        message = tags.Message(subject, text, body, signed, problem)
+        out[oid] = _Tag(entry[0], entry[1], entry[2], entry[3], entry[4], entry[5], message)
     if fresh:
         # Keep only live tags, so deleted ones do not grow the file forever.
-        live = {i.oid for i in infos}
-        cached = {k: v for k, v in cached.items() if k in live}
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"version": _CACHE_VERSION, "tags": cached}, fh, default=str)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only .git still reads, just slower
+        live = {oid for _, oid in refs}
+        _save_cache(path, {k: v for k, v in cached.items() if k in live})
     return out
 
 
 def read_events(repo: Repo) -> tuple[list[Event], list[str]]:
     """Every registry event in the repository's tags, and what was ignored and why."""
     problems: list[str] = []
-    annotated: list[tuple[TagInfo, tags.TagName]] = []
-    for info in repo.tags(lambda n: "@" in n or "#" in n):
-        name = tags.parse(info.name)
-        if name is None:
-            continue
-        if not info.annotated:
-            problems.append(
-                f"ignored lightweight tag {info.name}: registry tags are annotated "
-                f"(delete it with `git tag -d {info.name}` and use git mlm to re-create it)"
-            )
-        elif info.commit is None:
-            problems.append(f"ignored tag {info.name}: it does not point at a commit")
-        else:
-            annotated.append((info, name))
-    messages = _read_messages(repo, [info for info, _ in annotated])
+    wanted: list[tuple[str, str, tags.TagName]] = []
+    for name, oid in repo.tag_refs():
+        if "@" not in name and "#" not in name:
+            continue  # a release tag or the like: not ours to read
+        parsed = tags.parse(name)
+        if parsed is not None:
+            wanted.append((name, oid, parsed))
+    objects = _read_tags(repo, [(name, oid) for name, oid, _ in wanted])
     events = []
-    for info, name in annotated:
-        msg = messages[info.oid]
+    for name, oid, parsed in wanted:
+        t = objects.get(oid)
+        if t is None:
+            problems.append(f"ignored tag {name}: its object {oid[:12]} is missing")
+            continue
+        if not t.annotated:
+            problems.append(
+                f"ignored lightweight tag {name}: registry tags are annotated "
+                f"(delete it with `git tag -d {name}` and use git mlm to re-create it)"
+            )
+            continue
+        if t.commit is None:
+            problems.append(f"ignored tag {name}: it does not point at a commit")
+            continue
+        msg = t.message
         if msg.problem:
-            problems.append(f"tag {info.name}: {msg.problem}; read as a plain tag")
-        assert info.commit is not None
+            problems.append(f"tag {name}: {msg.problem}; read as a plain tag")
         events.append(
             Event(
-                tag=info.name,
-                action=name.action,
-                model=name.model,
-                version=name.version,
-                stage=name.stage,
-                counter=name.counter,
-                commit=info.commit,
-                tagger=info.tagger,
-                email=info.email,
-                time=info.time,
-                offset=info.offset,
+                tag=name,
+                action=parsed.action,
+                model=parsed.model,
+                version=parsed.version,
+                stage=parsed.stage,
+                counter=parsed.counter,
+                commit=t.commit,
+                tagger=t.tagger,
+                email=t.email,
+                time=t.time,
+                offset=t.offset,
                 signed=msg.signed,
                 subject=msg.subject,
                 text=msg.text,
@@ -295,22 +346,20 @@ def _fold(name: str, events: list[Event], problems: list[str]) -> Model:
                 continue
             gone.active = False
             for held in model.assigned.values():
-                if e.version in held:
-                    held.remove(e.version)
+                held.pop(e.version, None)
             if by_commit.get(gone.commit) == e.version:
                 del by_commit[gone.commit]
         elif e.action in (tags.ASSIGN, tags.UNASSIGN):
             assert e.stage is not None
             v = version_of(e)
             e.version = v.version
-            held = model.assigned.setdefault(e.stage, [])
-            if v.version in held:
-                held.remove(v.version)
+            held = model.assigned.setdefault(e.stage, {})
+            held.pop(v.version, None)
             if e.action == tags.ASSIGN:
                 if not v.active:
                     problems.append(f"tag {e.tag}: {name} {v.version} is deregistered; ignored")
                     continue
-                held.append(v.version)
+                held[v.version] = None
         elif e.action == tags.DEPRECATE:
             model.deprecated = True
     return model
@@ -318,6 +367,18 @@ def _fold(name: str, events: list[Event], problems: list[str]) -> Model:
 
 def load(repo: Repo, *, drop: Callable[[Event], bool] | None = None) -> Registry:
     """The registry as the tags say now; `drop` leaves out events (say, unverified ones)."""
+    # Reading builds many small objects and no cycles: the cycle collector's repeated passes
+    # over them made reading thousands of tags grow faster than linearly.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(repo, drop)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load(repo: Repo, drop: Callable[[Event], bool] | None) -> Registry:
     events, problems = read_events(repo)
     grouped: dict[str, list[Event]] = {}
     for e in events:

@@ -398,3 +398,25 @@ def test_gates_unit(tmp_path: Path) -> None:
     changes = gates.metric_changes(cfg, cand, cur)
     assert changes[0]["metric"] == "auc (max)" and changes[0]["change"].endswith("worse")
     assert changes[1]["metric"] == "loss (min)" and changes[1]["change"].endswith("better")
+
+
+def test_the_tag_cache_is_never_stale(repo: Path) -> None:
+    setup_project(repo)
+    train(repo, 0.91)
+    mlm(repo, "register", "churn", "-m", "first reason")
+    assert json.loads(mlm(repo, "model", "show", "churn", "--format", "json").stdout)["why"] == (
+        "first reason"
+    )
+    # Re-made by hand with another message: a new tag object, so a new cache entry.
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "tag", "-d", "churn@v0.0.1")
+    git(
+        repo, "tag", "-a", "churn@v0.0.1", "-m", "Registering artifact churn version v0.0.1", commit
+    )
+    shown = json.loads(mlm(repo, "model", "show", "churn", "--format", "json").stdout)
+    assert shown["why"] == "Registering artifact churn version v0.0.1" and shown["run"] == ""
+    # A damaged cache file is ignored and rewritten.
+    cache = repo / ".git" / "mlm" / "cache" / "registry-tags.json"
+    cache.write_text("{not json")
+    assert models_json(repo)[0]["latest"] == "v0.0.1"
+    assert json.loads(cache.read_text())["version"] >= 1
