@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gitmlm import config, gates, model_registry, tags
+from gitmlm import config, gates, model_registry, signing, tags
 from gitmlm import tracking as runs
 from gitmlm.errors import MlmError
 from gitmlm.git import Repo
@@ -387,11 +387,11 @@ def deprecate(repo: Repo, spec_text: str, message: str = "") -> str:
                 raise MlmError(f"{model.name} has no version {spec.version}")
             if not v.active:
                 raise MlmError(f"{model.name} {spec.version} is deregistered already")
-            held = model.stages_of(v.version)
-            sign = any(model_registry.is_signed_stage(cfg, s) for s in held)
+            protected = signing.signed_stages(cfg)
+            sign = any(e.stage in protected and e.version == v.version for e in model.events)
             if sign and not repo.config_get("user.signingkey"):
                 raise MlmError(
-                    f"{model.name} {v.version} holds a signed stage: its deregistration must "
+                    f"{model.name} {v.version} has been in a signed stage: its deregistration must "
                     "be signed; set git config user.signingkey first"
                 )
             body = {"version": v.version, "commit": v.commit, "who": who, "why": message or None}
@@ -408,6 +408,13 @@ def deprecate(repo: Repo, spec_text: str, message: str = "") -> str:
             )
         if model.deprecated:
             raise MlmError(f"model {model.name} is deprecated already")
+        protected = signing.signed_stages(cfg)
+        sign = any(e.stage in protected for e in model.events)
+        if sign and not repo.config_get("user.signingkey"):
+            raise MlmError(
+                f"model {model.name} has been in a signed stage: its deprecation must be "
+                "signed; set git config user.signingkey first"
+            )
         last = model.events[-1]
         simple = tags.format_tag(tags.DEPRECATE, model.name)
         taken = repo.ref("refs/tags/" + simple) is not None
@@ -420,6 +427,7 @@ def deprecate(repo: Repo, spec_text: str, message: str = "") -> str:
             f"Deprecate {model.name}",
             {"who": who, "why": message or None},
             counted=taken,
+            sign=sign,
         )
 
 

@@ -6,8 +6,10 @@
     [registry.gates.production]
     signed = true
 
-ssh signatures are checked by `git verify-tag` against that file (gpg.ssh.allowedSignersFile);
-gpg signatures against the verifying user's keyring, as git does.
+Deregistering a version that was in a protected stage, or deprecating its model, must be
+signed too: either would take the version out of the stage. ssh signatures are checked by
+`git verify-tag` against that file (gpg.ssh.allowedSignersFile); gpg signatures against the
+verifying user's keyring, as git does.
 """
 
 from __future__ import annotations
@@ -52,21 +54,34 @@ def allowed_signers(cfg: dict[str, Any], root: Path) -> Path:
     return path
 
 
-def needs_signature(e: Event, protected: set[str]) -> bool:
-    return e.action in (tags.ASSIGN, tags.UNASSIGN) and e.stage in protected
+def needs_signature(events: list[Event], protected: set[str]) -> list[Event]:
+    """The events that can change a protected stage: its stage tags, and the deregistrations
+    and deprecations of versions and models that were ever in it (either would empty it)."""
+    touched = {(e.model, e.version) for e in events if e.stage in protected}
+    models = {model for model, _ in touched}
+    out = []
+    for e in events:
+        if (
+            (e.action in (tags.ASSIGN, tags.UNASSIGN) and e.stage in protected)
+            or (e.action == tags.DEREGISTER and (e.model, e.version) in touched)
+            or (e.action == tags.DEPRECATE and e.model in models)
+        ):
+            out.append(e)
+    return out
 
 
 def verify(repo: Repo, cfg: dict[str, Any], events: list[Event]) -> list[Verdict]:
-    """A verdict for every stage tag of a protected stage (none when no stage is protected)."""
+    """A verdict for every event that can change a protected stage (none if none is)."""
     protected = signed_stages(cfg)
-    wanted = [e for e in events if needs_signature(e, protected)]
     if not protected:
         return []
+    wanted = needs_signature(events, protected)
     signers = allowed_signers(cfg, repo.workdir)
     out = []
     for e in wanted:
         if not e.signed:
-            out.append(Verdict(e.tag, False, f"not signed, but stage {e.stage} is protected"))
+            why = f"stage {e.stage} is protected" if e.stage else "it affects a protected stage"
+            out.append(Verdict(e.tag, False, f"not signed, but {why}"))
             continue
         ok, detail = repo.verify_tag(e.tag, signers)
         out.append(Verdict(e.tag, ok, detail or ("good signature" if ok else "bad signature")))

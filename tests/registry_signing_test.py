@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,3 +82,23 @@ def test_signed_stage_accepts_allowed_signers_only(repo: Path, tmp_path: Path) -
     mlm(repo, "demote", "churn", "production")
     assert "SSH SIGNATURE" in git(repo, "cat-file", "tag", "churn#production!#5")
     assert mlm(repo, "models", "--verify").returncode == 0
+
+    # Withdrawing the production version by hand, unsigned, is rejected as well.
+    mlm(repo, "promote", "churn", "production", "v0.0.2")
+    v2_tag = "churn@v0.0.2!"
+    later = {**os.environ, "GIT_COMMITTER_DATE": "1700000900 +0000"}  # GTO's tags: by time
+    subprocess.run(
+        ["git", "tag", "-a", v2_tag, "-m", "Deregistering churn v0.0.2", v2],
+        cwd=repo,
+        env=later,
+        check=True,
+    )
+    assert json.loads(mlm(repo, "models", "--format", "json").stdout)[0]["production"] == ""
+    rejected = mlm(repo, "models", "--verify", "--format", "json", check=False)
+    assert rejected.returncode == 1 and f"rejected {v2_tag}: not signed" in rejected.stderr
+    assert json.loads(rejected.stdout)[0]["production"] == "v0.0.2"
+    git(repo, "tag", "-d", v2_tag)
+    mlm(repo, "deprecate", "churn@v0.0.2")  # made by gitmlm: signed
+    assert "SSH SIGNATURE" in git(repo, "cat-file", "tag", v2_tag)
+    verified = mlm(repo, "models", "--verify", "--format", "json")
+    assert json.loads(verified.stdout)[0]["production"] == ""
