@@ -13,6 +13,7 @@ from gitmlm.records import Run
 if TYPE_CHECKING:
     import pandas as pd
 
+    from gitmlm.lifecycle import Resolved
     from gitmlm.tracking import ActiveRun, start_run
 
 __version__ = "0.1.0"
@@ -22,6 +23,8 @@ __all__ = [
     "Run",
     "__version__",
     "get_run",
+    "registry",
+    "resolve",
     "runs",
     "start_run",
 ]
@@ -53,3 +56,20 @@ def __getattr__(name: str) -> object:
 
         return getattr(tracking, name)
     raise AttributeError(f"module 'gitmlm' has no attribute {name!r}")
+
+
+def registry(*, path: str | None = None) -> pd.DataFrame:
+    """Every registered model version as a DataFrame row: model, version, stages, active,
+    commit, tag, registered, registered_by, run_id, path, digest, metrics.*."""
+    from gitmlm import table
+
+    return table.registry_frame(path)
+
+
+def resolve(spec: str, *, path: str | None = None) -> Resolved:
+    """`"churn#production"`, `"churn@v1.2.0"` or `"churn"` (latest) -> version, commit,
+    artifact path and digest, run, tag."""
+    from gitmlm import lifecycle
+    from gitmlm.git import Repo
+
+    return lifecycle.resolved(Repo.open(path), spec)

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,10 @@ _TREE = pygit2.enums.FileMode.TREE
 
 class CasFailed(Exception):
     """A ref moved under us: re-read and try again."""
+
+
+class TagExists(Exception):
+    """A tag of that name was created first (by us or another writer): pick another name."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,22 @@ class CommitInfo:
     offset: int
     message: str
     tree: str
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    name: str
+    """Without `refs/tags/`."""
+    oid: str
+    """The tag object, or the commit itself for a lightweight tag."""
+    commit: str | None
+    """The commit the tag points at (peeled); None when it names a tree or blob."""
+    annotated: bool
+    message: str
+    tagger: str
+    email: str
+    time: int
+    offset: int
 
 
 class Repo:
@@ -264,6 +284,108 @@ class Repo:
         except (KeyError, ValueError, pygit2.GitError):
             return False
 
+    def tag_refs(self) -> list[tuple[str, str]]:
+        """(short name, object id) of every tag, from the refs alone (no object is read)."""
+        return [
+            (ref.name[10:], str(ref.target))
+            for ref in self.raw.references.iterator(pygit2.enums.ReferenceFilter.TAGS)
+        ]
+
+    def tag_info(self, name: str, oid: str) -> TagInfo | None:
+        """What tag `name` -> `oid` says; None when the object is missing."""
+        try:
+            obj = self.raw[oid]
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        if not isinstance(obj, pygit2.Tag):
+            commit = str(obj.id) if isinstance(obj, pygit2.Commit) else None
+            return TagInfo(name, oid, commit, False, "", "", "", 0, 0)
+        try:
+            peeled: str | None = str(obj.peel(pygit2.Commit).id)
+        except (pygit2.GitError, ValueError, KeyError):
+            peeled = None
+        who = obj.tagger
+        return TagInfo(
+            name,
+            oid,
+            peeled,
+            True,
+            obj.message or "",
+            who.name if who else "",
+            who.email if who else "",
+            who.time if who else 0,
+            who.offset if who else 0,
+        )
+
+    def tags(self, accept: Callable[[str], bool] | None = None) -> list[TagInfo]:
+        """Every tag (or those whose short name `accept`s), with its object read."""
+        out = []
+        for name, oid in self.tag_refs():
+            if accept is None or accept(name):
+                info = self.tag_info(name, oid)
+                if info is not None:
+                    out.append(info)
+        return out
+
+    def create_tag(self, name: str, commit: str, message: str, *, sign: bool = False) -> str:
+        """An annotated (or signed) tag; TagExists when the name is taken. Returns its object id.
+
+        Made by `git tag` so git's own signing (gpg or ssh, as the user configured) applies;
+        creating a ref is atomic in git, so two writers can never both get one name.
+        """
+        proc = subprocess.run(
+            ["git", "tag", "-s" if sign else "-a", "--cleanup=verbatim", "-F", "-", name, commit],
+            cwd=self.root or self.common_dir,
+            input=message,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            if "already exists" in proc.stderr:
+                raise TagExists(name)
+            raise MlmError(f"git tag {name} failed: {proc.stderr.strip()}")
+        return self.ref("refs/tags/" + name) or ""
+
+    def verify_tag(self, name: str, allowed_signers: Path | None) -> tuple[bool, str]:
+        """(good, git's one-line verdict) for a signed tag, ssh keys checked against the file."""
+        args = ["git"]
+        if allowed_signers is not None:
+            args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
+        proc = subprocess.run(
+            [*args, "verify-tag", name],
+            cwd=self.root or self.common_dir,
+            capture_output=True,
+            text=True,
+        )
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        verdict = lines[-1] if lines else ("good signature" if proc.returncode == 0 else "")
+        return proc.returncode == 0, verdict.strip()
+
+    def file_at(self, commit: str, path: str) -> bytes | None:
+        """The content of `path` in `commit`'s tree, or None when it is not there."""
+        c = self.raw[commit]
+        assert isinstance(c, pygit2.Commit)
+        try:
+            entry = c.tree[path]
+        except KeyError:
+            return None
+        obj = self.raw[entry.id]
+        return obj.data if isinstance(obj, pygit2.Blob) else None
+
+    def is_valid_ref_name(self, ref: str) -> bool:
+        """What `git check-ref-format` accepts (git, not libgit2, decides what a remote takes)."""
+        proc = subprocess.run(["git", "check-ref-format", ref], capture_output=True)
+        return proc.returncode == 0
+
+    def remote_tags(self, remote: str) -> dict[str, str]:
+        """Tag name -> object id on `remote` (one `git ls-remote`)."""
+        out: dict[str, str] = {}
+        for line in self.run_git("ls-remote", "--tags", remote).splitlines():
+            oid, _, ref = line.partition("\t")
+            if ref.startswith("refs/tags/") and not ref.endswith("^{}"):
+                out[ref[10:]] = oid
+        return out
+
     def diffstat(self, a: str, b: str) -> str:
         diff = self.raw.diff(a, b)
         return str(diff.stats.format(pygit2.enums.DiffStatsFormat.FULL, 72))
@@ -413,6 +535,12 @@ class Repo:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def run_git_status(self, *args: str) -> tuple[int, str]:
+        """(exit code, stderr) of a git command whose failure the caller explains."""
+        cwd = self.root or self.common_dir
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+        return proc.returncode, proc.stderr
 
     def run_git(
         self,

@@ -22,8 +22,10 @@ KEEP = PREFIX + "keep/"
 
 
 def is_registry_tag(name: str) -> bool:
-    """A cheap pre-filter for tags in GTO's grammar; tags.py parses them for real."""
-    return "@" in name or "#" in name
+    """Whether a tag (`churn@v1.0.0` or `refs/tags/churn@v1.0.0`) is in GTO's grammar."""
+    from gitmlm import tags
+
+    return tags.parse(name) is not None
 
 
 def checkpoint(run_id: str) -> str:
