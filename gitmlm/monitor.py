@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from gitmlm.drift import DriftReport
+    from gitmlm.lifecycle import Resolved
     from gitmlm.profile import Profile
 
 EXIT_FLAGGED = 3
@@ -143,26 +144,6 @@ class Target:
         return f"{self.model}{where}{self.version or ''}".strip()
 
 
-@dataclass(frozen=True)
-class Spec:
-    model: str
-    version: str | None = None
-    stage: str | None = None
-
-
-def parse_spec(text: str) -> Spec:
-    """`churn`, `churn@v1.2.0`, `churn@latest` or `churn#production`."""
-    text = text.strip()
-    model, _, stage = text.partition("#")
-    model, _, version = model.partition("@")
-    if not model or ("#" in text and not stage) or ("@" in text and not version):
-        raise MlmError(
-            f"{text!r} names no model version: write NAME, NAME@vX.Y.Z or NAME#STAGE "
-            "(e.g. churn#production)"
-        )
-    return Spec(model, None if version in ("", "latest") else version, stage or None)
-
-
 def resolve_target(repo: Repo, model: str | None, run_id: str | None) -> Target:
     """MODEL[@vX|#STAGE] through the registry, and/or a run by id; the run gives the profile."""
     from gitmlm import tracking
@@ -198,16 +179,9 @@ def resolve_target(repo: Repo, model: str | None, run_id: str | None) -> Target:
     )
 
 
-def _registry_resolve(repo: Repo, spec: str) -> Any:
-    """The registry's answer for `spec`: model, version, commit, run, stage."""
-    import importlib
+def _registry_resolve(repo: Repo, spec: str) -> Resolved:
+    from gitmlm import lifecycle
 
-    try:
-        lifecycle = importlib.import_module("gitmlm.lifecycle")
-    except ImportError as exc:
-        raise MlmError(
-            "this gitmlm has no model registry yet: monitor a run with --run ID"
-        ) from exc
     return lifecycle.resolved(repo, spec)
 
 
@@ -340,9 +314,10 @@ def _read_serving(
     path = req.data
     parts: list[pd.DataFrame] = []
     rows = 0
+    read_all = False
 
     def chunks() -> Iterator[pd.DataFrame]:
-        nonlocal rows
+        nonlocal rows, read_all
         for i, frame in enumerate(read_frames(path, chunk_rows=req.chunk_rows)):
             if i == 0:
                 _check_first(path, frame, reference, side, drop)
@@ -351,11 +326,12 @@ def _read_serving(
                 parts.append(frame[side].copy())
             gone = [c for c in frame.columns if c in drop]
             yield frame.drop(columns=gone) if gone else frame
+        read_all = True
 
     try:
         serving = build_profile(chunks(), reference=reference)
     except MlmError as exc:
-        if rows == 0:
+        if read_all and rows == 0:
             raise MlmError(f"{path}: no data rows (a header only?); nothing to monitor") from exc
         raise
     side_frame = pd.concat(parts, ignore_index=True) if parts else None
@@ -513,7 +489,9 @@ def history(repo: Repo, spec: str | None = None, run_id: str | None = None) -> l
         raise MlmError("name a model (churn, churn@v1.2.0, churn#production) or a run (--run ID)")
     model = version = None
     if spec is not None:
-        parsed = parse_spec(spec)
+        from gitmlm import tags
+
+        parsed = tags.parse_spec(spec)
         model, version = parsed.model, parsed.version
         if parsed.stage is not None:
             version = _registry_resolve(repo, spec).version

@@ -201,7 +201,8 @@ def record_for_run(
 ) -> Recorded:
     """Profile PATH and store it with an existing run (live or finished).
 
-    The run's `datasets.<name>` table gains `profile = true`, `rows` and `columns`; a live run
+    The run's `datasets.<name>` table gains `profile = true`, `rows` and `columns` (and the
+    data's fingerprint if the run did not record one); a live run
     gets it through its journal (its owner folds it in at the end), a finished one by a rewrite
     of its record. Without `name`, a dataset the run already recorded with this path keeps its
     name; otherwise the path (relative to the repository) is the name, as `log_dataset` does.
@@ -221,7 +222,7 @@ def record_for_run(
             rel,
         )
     put(repo, run.commit, run.id, name, profile)
-    info = {**run.datasets.get(name, {}), **summary(profile)}
+    info = {**_fingerprint(repo, path, run.datasets.get(name)), **summary(profile)}
     info.setdefault("path", rel)
     file = journal.path(repo.mlm_dir, run.id)
     if run.status == "running" and file.exists():
@@ -233,6 +234,19 @@ def record_for_run(
         attachments.put_run(repo, run.commit, run.id, codec.run_to_dict(run), message)
     run.datasets[name] = info
     return Recorded(run, name, profile, files)
+
+
+def _fingerprint(repo: Repo, path: str, recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """What the run recorded of this dataset, else its fingerprint now (best effort: the profile
+    is what was asked for, so a path the data module cannot fingerprint still gets one)."""
+    from gitmlm import data
+
+    if recorded:
+        return dict(recorded)
+    try:
+        return dict(data.dataset_for_run(repo, path)[1])
+    except MlmError:
+        return {}
 
 
 def _relative(repo: Repo, path: Path) -> str:

@@ -145,6 +145,7 @@ class ActiveRun:
         with self._lock:
             self.record.datasets[name] = info
             self._events.append({"k": "dataset", "name": name, "v": info})
+        self.flush()  # rare and worth keeping: journal it now, not within the second
         return info
 
     def flush(self) -> None:
