@@ -7,6 +7,10 @@ CSV in a temporary directory, then times, each in a fresh process so peak RSS is
 - build: read the reference + build its profile + write it as TOML  (target <= 2 s)
 - monitor: read the TOML reference + read and profile the serving data + compare  (<= 3 s)
 - peak RSS of each  (target <= 0.5 GB)
+- the real commands, process start included, in a git repository made for the run:
+  `git mlm profile ref.parquet --run ID` (stores the profile as a note) and
+  `git mlm monitor --run ID cur.{parquet,csv}` against that stored profile, beside the
+  in-process figures above as a ratio
 - pandas.read_csv on the same CSV, as a yardstick for gitmlm's CSV reading
 - Evidently's DataDriftPreset on the same data, if /tmp/gitmlm-peers/evidently exists
   (install it with shared/peers/install.sh evidently)
@@ -119,6 +123,56 @@ def run_monitor(reference: Path, data: Path) -> dict[str, object]:
     return {"seconds": time.perf_counter() - t, "rss_gb": _peak_gb(), "flagged": flagged}
 
 
+def run_cli(repo: str, *args: str) -> dict[str, object]:
+    """`git mlm ARGS` as a user runs it (through git, a fresh interpreter), wall time and RSS."""
+    t = time.perf_counter()
+    done = subprocess.run(
+        ["git", "mlm", *args], cwd=repo, env=cli_env(), capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - t
+    if done.returncode not in (0, 3):  # 3: something was flagged, which the bench expects
+        raise SystemExit(f"git mlm {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    # The largest process this one waited for (git, then the Python it started), in KiB.
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
+    return {"seconds": seconds, "rss_gb": rss, "exit": done.returncode}
+
+
+def cli_env() -> dict[str, str]:
+    """`git mlm` running this checkout's code, with an identity for the notes it writes."""
+    root = Path(__file__).resolve().parent.parent
+    shim_dir = Path(tempfile.gettempdir()) / f"gitmlm-bench-bin-{os.getuid()}"
+    shim = shim_dir / "git-mlm"
+    if not shim.exists():
+        shim_dir.mkdir(exist_ok=True)
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gitmlm "$@"\n')
+        shim.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(root), "PATH": f"{shim_dir}:{os.environ['PATH']}"}
+    for who in ("AUTHOR", "COMMITTER"):
+        env[f"GIT_{who}_NAME"] = "gitmlm bench"
+        env[f"GIT_{who}_EMAIL"] = "bench@example.com"
+    return env
+
+
+def make_repo(directory: Path) -> tuple[Path, str]:
+    """A repository with one commit and one finished run without a profile yet."""
+    repo = directory / "repo"
+    repo.mkdir(exist_ok=True)
+    env = cli_env()
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+    git("init", "-q")
+    (repo / "train.py").write_text("print('train')\n")
+    git("add", "train.py")
+    git("commit", "-q", "-m", "bench")
+    code = "import gitmlm\nwith gitmlm.start_run(name='bench') as run:\n    print(run.id)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, check=True
+    )
+    return repo, done.stdout.strip()
+
+
 def run_read(data: Path) -> dict[str, object]:
     from gitmlm.frames import read_frames
 
@@ -190,15 +244,12 @@ def _timed(label: str, r: dict[str, Any], target: float | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark gitmlm profile + drift.")
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
-    parser.add_argument("--keep", type=Path, help="write the data here and keep it")
-    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.measure:
-        what, *paths = args.measure
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--measure"]:  # one measurement, in the process `measure` started
+        what, *paths = argv[1:]
+        if what == "cli":
+            print(json.dumps(run_cli(*paths)))
+            return 0
         runs: dict[str, Callable[..., dict[str, object]]] = {
             "build": run_build,
             "monitor": run_monitor,
@@ -207,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(json.dumps(runs[what](*map(Path, paths))))
         return 0
+    parser = argparse.ArgumentParser(description="Benchmark gitmlm profile + drift.")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
+    parser.add_argument("--keep", type=Path, help="write the data here and keep it")
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="gitmlm-bench-") as tmp:
         d = args.keep or Path(tmp)
@@ -241,6 +297,29 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"{'profile TOML (20 columns)':<42}{results['build_parquet']['bytes']:,} bytes")
         print(f"{'flagged':<42}{', '.join(results['monitor_parquet']['flagged'])}")
+        print()
+
+        repo, run_id = make_repo(d)
+        ref_pq = str(d / "ref.parquet")
+        p = best(args.repeat, "cli", str(repo), "profile", ref_pq, "--run", run_id, "--name", "ref")
+        inproc = float(results["build_parquet"]["seconds"])
+        print(_timed("git mlm profile ref.parquet --run ID", p, TARGETS["build"]))
+        print(
+            f"{'':<42}{float(p['seconds']) / inproc:.2f}x the in-process build; peak RSS "
+            f"{float(p['rss_gb']):.2f} GB"
+        )
+        for fmt in ("parquet", "csv"):
+            cur = str(d / f"cur.{fmt}")
+            c = best(args.repeat, "cli", str(repo), "monitor", "--run", run_id, cur)
+            inproc = float(results[f"monitor_{fmt}"]["seconds"])
+            print(_timed(f"git mlm monitor --run ID cur.{fmt}", c, TARGETS["monitor"]))
+            rss = float(c["rss_gb"])
+            print(
+                f"{'':<42}{float(c['seconds']) / inproc:.2f}x the in-process monitor "
+                f"({inproc:.2f} s); peak RSS {rss:.2f} GB "
+                f"(target <= {TARGETS['rss_gb']:g}: {_verdict(rss, TARGETS['rss_gb'])}); "
+                f"exit {c['exit']}"
+            )
         print()
 
         ours = best(args.repeat, "read", str(d / "ref.csv"))

@@ -84,7 +84,12 @@ def monitor() -> None:
 @click.option("--ignore", multiple=True, help="A serving column not to compare (repeatable).")
 @click.option("--pvalues", is_flag=True, help="Add chi-square p-values (misleading at large n).")
 @format_option
-@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Also write FILE.")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False),
+    help="Also write an HTML report with histograms to FILE.",
+)
 @click.option(
     "--record", is_flag=True, help="Keep the result as a note on the model version's commit."
 )
