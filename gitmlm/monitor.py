@@ -232,10 +232,10 @@ class Result:
             out.append(f"schema skew in {', '.join(schema)}")
         for row in self.quality:
             for metric in row.get("breaches", []):
-                out.append(f"{metric} {_short(row.get(metric))} in window {row['window']}")
+                out.append(f"{metric} {_short(row.get(metric))} in window {day(row['window'])}")
         for row in self.latency:
             for p in row.get("breaches", []):
-                out.append(f"latency {p} {_short(row.get(p))} in window {row['window']}")
+                out.append(f"latency {p} {_short(row.get(p))} in window {day(row['window'])}")
         return out
 
     @property
@@ -245,6 +245,12 @@ class Result:
     @property
     def exit_code(self) -> int:
         return EXIT_FLAGGED if self.flagged else 0
+
+
+def day(window: object) -> str:
+    """`2024-01-05T00:00:00` reads as `2024-01-05`: daily windows start at midnight."""
+    text = str(window)
+    return text[:10] if text.endswith("T00:00:00") else text
 
 
 def _short(x: object) -> str:

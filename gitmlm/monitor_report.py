@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gitmlm import fmt, ids
-from gitmlm.monitor import Observation, Result
+from gitmlm.monitor import Observation, Result, day
 
 FEATURE_COLUMNS = [
     "feature",
@@ -23,6 +23,8 @@ FEATURE_COLUMNS = [
     "crossed",
 ]
 _ORDER = {"SCHEMA": 0, "DRIFT": 1, "ok": 2}
+# Checks on the shape of the distribution: only then are the bins that moved worth naming.
+_SHAPE = {"psi", "js", "wasserstein", "linf", "unseen_share", "pvalue"}
 QUALITY_METRICS = ("accuracy", "f1", "auc", "mae", "rmse", "bias")
 
 
@@ -43,21 +45,15 @@ def quality_rows(result: Result) -> list[dict[str, object]]:
     if result.training:
         rows.append({"window": "training (run)", **result.training})
     for r in result.quality:
-        rows.append({**r, "window": _day(r["window"]), "breaches": ", ".join(r["breaches"])})
+        rows.append({**r, "window": day(r["window"]), "breaches": ", ".join(r["breaches"])})
     return rows
 
 
 def latency_rows(result: Result) -> list[dict[str, object]]:
     return [
-        {**r, "window": _day(r["window"]), "breaches": ", ".join(r["breaches"])}
+        {**r, "window": day(r["window"]), "breaches": ", ".join(r["breaches"])}
         for r in result.latency
     ]
-
-
-def _day(window: object) -> str:
-    """`2024-01-05T00:00:00` reads as `2024-01-05`: daily windows start at midnight."""
-    text = str(window)
-    return text[:10] if text.endswith("T00:00:00") else text
 
 
 def _present(rows: Sequence[dict[str, object]], first: Sequence[str]) -> list[str]:
@@ -88,7 +84,12 @@ def _moves(result: Result) -> list[tuple[str, str]]:
         if f.status == "ok":
             continue
         parts = [*f.schema]
-        if f.top_moves:
+        crossed = set(f.crossed)
+        if "null_rate_delta" in crossed:
+            parts.append(f"missing values {f.null_rate_ref:.1%} → {f.null_rate_now:.1%}")
+        if "out_of_range" in crossed:
+            parts.append(f"{f.out_of_range:.1%} outside the training range")
+        if f.top_moves and crossed & _SHAPE:
             parts.append(", ".join(f"{m.label}: {m.ref:.1%} → {m.now:.1%}" for m in f.top_moves))
         if f.unseen_values:
             parts.append("new values: " + ", ".join(f.unseen_values))
