@@ -431,3 +431,33 @@ def test_monitor_and_log_stay_free_of_pandas_at_start(repo: Path) -> None:
     code = "import sys, gitmlm.cli; assert 'pandas' not in sys.modules, 'pandas imported'"
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
     assert Repo.open().workdir == repo
+
+
+def test_profiles_survive_an_interactive_squash(repo: Path) -> None:
+    from tests.checkpoint_util import commit_all, head, install_hooks
+
+    mlm(repo, "init")
+    commit_all(repo, "init gitmlm")
+    install_hooks(repo)
+    ids = []
+    for i in (1, 2):
+        (repo / f"f{i}.py").write_text(f"X = {i}\n")
+        commit_all(repo, f"c{i}")
+        with gitmlm.start_run(name=f"run{i}") as run:
+            run.log_dataset("train", training_frame(1_000, seed=i))
+            ids.append(run.id)
+    editor = {"GIT_SEQUENCE_EDITOR": "sed -i '2s/^pick/squash/'", "GIT_EDITOR": "true"}
+    done = subprocess.run(
+        ["git", "rebase", "-q", "-i", "HEAD~2"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **editor},
+    )
+    assert done.returncode == 0, done.stderr
+    doc = tomllib.loads(git(repo, "notes", "--ref", refs.PROFILES, "show", head(repo)))
+    assert sorted(doc["runs"]) == sorted(ids)  # one valid document holding both
+    serving = str(write(repo, "s.csv", training_frame(2_000, seed=9)))
+    for run_id in ids:  # each run still finds its profile (small samples: drift or not)
+        done = mlm(repo, "monitor", "--run", run_id, serving, check=False)
+        assert done.returncode in (0, 3) and "training: dataset 'train', 1,000 rows" in done.stdout
