@@ -253,6 +253,12 @@ def runs_cmd(
     rows, listing = query.select_runs(repo, where_, order_by, limit)
     for commit, problem in listing.errors:
         click.echo(f"git mlm: skipped the note on {commit[:12]}: {problem}", err=True)
+    if listing.unplaced:
+        click.echo(
+            f"git mlm: {listing.unplaced} runs are on commits this clone does not have "
+            "(a shallow clone?); `git fetch --unshallow` and `git mlm fetch` bring them",
+            err=True,
+        )
     if fmt_ == "table":
         short = ids.shortest_unique([r.id for r in listing.runs])
         for row in rows:
@@ -329,6 +335,7 @@ def demo(directory: str) -> None:
 # (one import line per part)
 import gitmlm.cli_registry  # noqa: E402, F401
 from gitmlm import cli_checkpoint  # noqa: E402,F401
+from gitmlm import cli_sync as cli_sync  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:

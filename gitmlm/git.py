@@ -126,6 +126,18 @@ class Repo:
     def has_object(self, oid: str) -> bool:
         return oid in self.raw
 
+    def has_commit(self, oid: str) -> bool:
+        """Whether `oid` is a commit object here (a shallow clone may lack old ones)."""
+        try:
+            obj = self.raw.get(oid)
+        except (ValueError, pygit2.GitError):
+            return False
+        return isinstance(obj, pygit2.Commit)
+
+    @property
+    def is_shallow(self) -> bool:
+        return bool(self.raw.is_shallow)
+
     def ref(self, name: str) -> str | None:
         try:
             return str(self.raw.references[name].resolve().target)
@@ -482,6 +494,14 @@ class Repo:
         parents = [pygit2.Oid(hex=p) for p in ((base,) if base else ()) + extra_parents]
         return str(self.raw.create_commit(None, sig, sig, message, tree, parents))
 
+    def write_commit(self, parents: tuple[str, ...], message: str, tree: str | None = None) -> str:
+        """A commit on no ref (the empty tree unless given): the caller moves a ref to it by CAS."""
+        if tree is None:
+            tree = str(self.raw.TreeBuilder().write())
+        sig = self.signature()
+        oids = [pygit2.Oid(hex=p) for p in parents]
+        return str(self.raw.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), oids))
+
     def signature(self) -> pygit2.Signature:
         name = os.environ.get("GIT_COMMITTER_NAME") or self.config_get("user.name") or "gitmlm"
         email = (
@@ -541,6 +561,18 @@ class Repo:
         cwd = self.root or self.common_dir
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
         return proc.returncode, proc.stderr
+
+    def git_proc(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run git and return the whole result, for callers that read its exit code and stderr.
+
+        Never prompts: a remote that wants credentials fails with git's message instead of
+        hanging a sync.
+        """
+        cwd = self.root or self.common_dir
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        return subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, input=input, env=env
+        )
 
     def run_git(
         self,

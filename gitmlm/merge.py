@@ -1,0 +1,79 @@
+"""Record-level merge of two versions of gitmlm notes: pure functions, no git.
+
+A note is a table of runs keyed by run id. Two notes merge as the union of their runs; a run
+present on both sides with different content merges by `merge_run`. The rule is a join: the
+result does not depend on which side is "ours", and merging a result again with either input
+changes nothing, so clones that sync in any order end with the same records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+Table = dict[str, Any]
+Doc = dict[str, Table]
+"""run id -> run table, as one note holds them."""
+
+TERMINAL = frozenset({"finished", "failed", "crashed"})
+
+
+def _rank(table: Mapping[str, Any]) -> tuple[bool, str]:
+    """Which version of a run is newer: a finished run beats a running one, then later `updated`.
+
+    A record that says `running` was written before the run ended, whatever its clock says, so
+    it never overrides a final status.
+    """
+    stamp = table.get("updated") or table.get("ended") or table.get("started") or ""
+    return (table.get("status") in TERMINAL, str(stamp))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def _union(winner: Mapping[str, Any], loser: Mapping[str, Any]) -> dict[str, Any]:
+    """The winner's values, plus every key (at any depth of nested tables) only the loser has."""
+    out = dict(winner)
+    for key, value in loser.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = _union(out[key], value)
+    return out
+
+
+def merge_run(a: Mapping[str, Any], b: Mapping[str, Any]) -> Table:
+    """Two versions of one run's table: the newer wins field by field, nothing is dropped.
+
+    Newer is decided by `_rank`; on a tie (same status class and same `updated`, which only
+    happens for hand-made records) the version whose canonical JSON sorts last wins, so both
+    sides of a sync pick the same one. Keys that only the older version has (a tag added on
+    another machine, a metric logged late) are kept.
+    """
+    if a == b:
+        return dict(a)
+    ka, kb = _rank(a), _rank(b)
+    if ka == kb:
+        ka_c, kb_c = _canonical(a), _canonical(b)
+        a_wins = ka_c >= kb_c
+    else:
+        a_wins = ka > kb
+    return _union(a, b) if a_wins else _union(b, a)
+
+
+def merge_docs(ours: Mapping[str, Table], theirs: Mapping[str, Table]) -> Doc:
+    """The union of runs by id; a run on both sides merges by `merge_run`."""
+    out: Doc = {rid: dict(t) for rid, t in ours.items()}
+    for rid, table in theirs.items():
+        mine = out.get(rid)
+        out[rid] = dict(table) if mine is None else merge_run(mine, table)
+    return out
+
+
+def changed_runs(before: Mapping[str, Table], after: Mapping[str, Table]) -> tuple[int, int]:
+    """(runs added, runs changed) going from `before` to `after`: what a merge brought."""
+    added = sum(1 for rid in after if rid not in before)
+    changed = sum(1 for rid, t in after.items() if rid in before and before[rid] != t)
+    return added, changed

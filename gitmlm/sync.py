@@ -1,0 +1,331 @@
+"""`git mlm fetch|push|sync`: carry every record through a git remote and lose none.
+
+Fetch brings the remote's gitmlm refs into a remote-tracking namespace beside ours (never over
+them), then merges: notes refs run by run (`merge.py`), the keep chain as a commit union
+(`keep.py`), and the unique-named refs (checkpoints, manifests) and registry tags by adding the
+ones we lack. Push sends each ref as a compare-and-swap against what fetch saw; sync repeats
+fetch-merge-push when another clone pushed in between, a bounded number of times.
+
+Domain code: returns reports, never prints.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+from gitmlm import codec, keep, merge, refs, store, transport
+from gitmlm.errors import MlmError
+from gitmlm.git import CasFailed, Repo
+
+MAX_ATTEMPTS = 8
+"""Sync rounds before giving up when other clones keep pushing first."""
+_LOCAL_ATTEMPTS = 30
+
+
+@dataclass
+class RefChange:
+    """What a fetch did to one of our refs."""
+
+    ref: str
+    action: str
+    """"created", "fast-forward", "merged" (a merge commit with both parents) or "conflict"."""
+    notes: int = 0
+    """Notes (annotated commits) whose content changed here."""
+    runs_added: int = 0
+    runs_changed: int = 0
+
+
+@dataclass
+class FetchReport:
+    remote: str
+    changes: list[RefChange] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Things kept as they were and why: invalid notes, refs that differ on the two sides."""
+    remote_refs: dict[str, str] = field(default_factory=dict)
+    """The remote's gitmlm refs and registry tags as this fetch saw them (ref -> oid)."""
+
+
+@dataclass
+class PushReport:
+    remote: str
+    pushed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    kept: int = 0
+    """Commits newly pinned by the keep chain before pushing."""
+
+
+@dataclass
+class SyncReport:
+    fetch: FetchReport
+    push: PushReport
+    attempts: int
+
+
+# --- fetch -----------------------------------------------------------------------------------
+
+
+def _wanted(repo: Repo, name: str) -> bool:
+    """Whether we carry this ref at all; a shallow clone leaves the keep chain alone.
+
+    Fetching the chain would fetch every pinned commit with its whole history, undoing the
+    shallow clone; pinning is the job of full clones.
+    """
+    return not (name == refs.KEEP_RECORDS and repo.is_shallow)
+
+
+def fetch(repo: Repo, remote: str) -> FetchReport:
+    """Bring the remote's records here and merge them into ours; pushes nothing."""
+    transport.check_remote(repo, remote)
+    advertised = transport.ls_remote(repo, remote)
+    report = FetchReport(remote)
+    _prune_tracking(repo, remote, advertised)
+    specs: list[str] = []
+    if any(refs.is_notes_ref(n) for n in advertised):
+        specs.append(f"+{refs.NOTES_GLOB}:{refs.remote_notes_prefix(remote)}mlm*")
+    if any(n.startswith(refs.PREFIX) and _wanted(repo, n) for n in advertised):
+        specs.append(f"+{refs.PREFIX}*:{refs.remote_mlm_prefix(remote)}*")
+        if repo.is_shallow:
+            specs.append("^" + refs.KEEP_RECORDS)
+    tags = {n: oid for n, oid in advertised.items() if _is_registry_tag(n)}
+    for name, oid in sorted(tags.items()):
+        mine = repo.ref(name)
+        if mine is None:
+            specs.append(f"{name}:{name}")
+        elif mine != oid:
+            report.problems.append(
+                f"tag {name[len(refs.TAGS) :]} differs from {remote}'s; kept ours "
+                f"({mine[:10]}, theirs {oid[:10]})"
+            )
+    transport.fetch(repo, remote, specs)
+
+    # What the remote has, as fetched: leases for the push that follows are taken from this.
+    for prefix in (refs.remote_notes_prefix(remote), refs.remote_mlm_prefix(remote)):
+        for tracking, oid in repo.refs(prefix).items():
+            ours = refs.tracked_ref(remote, tracking)
+            if ours and _wanted(repo, ours) and refs.is_carried(ours):
+                report.remote_refs[ours] = oid
+    report.remote_refs.update(tags)
+
+    for name, theirs in sorted(report.remote_refs.items()):
+        if refs.is_notes_ref(name):
+            change = merge_notes_ref(repo, name, theirs, remote, report.problems)
+        elif name == refs.KEEP_RECORDS:
+            action = keep.merge(repo, theirs)
+            change = RefChange(name, action) if action != "up to date" else None
+        elif name.startswith(refs.PREFIX):
+            change = _adopt(repo, name, theirs, remote, report.problems)
+        else:
+            continue  # tags were fetched straight into refs/tags when we lacked them
+        if change is not None:
+            report.changes.append(change)
+    return report
+
+
+def _is_registry_tag(name: str) -> bool:
+    return name.startswith(refs.TAGS) and refs.is_registry_tag(name[len(refs.TAGS) :])
+
+
+def _prune_tracking(repo: Repo, remote: str, advertised: dict[str, str]) -> None:
+    """Forget remote-tracking refs of refs the remote no longer has, so leases stay true."""
+    for prefix in (refs.remote_notes_prefix(remote), refs.remote_mlm_prefix(remote)):
+        for tracking, oid in repo.refs(prefix).items():
+            name = refs.tracked_ref(remote, tracking)
+            if name is not None and name not in advertised:
+                repo.delete_ref(tracking, oid)
+
+
+def _adopt(
+    repo: Repo, name: str, theirs: str, remote: str, problems: list[str]
+) -> RefChange | None:
+    """A unique-named ref (a checkpoint, a manifest): add it if we lack it, never overwrite."""
+    mine = repo.ref(name)
+    if mine == theirs:
+        return None
+    if mine is None:
+        try:
+            repo.update_ref(name, theirs, None, f"gitmlm: fetched from {remote}")
+            return RefChange(name, "created")
+        except CasFailed:
+            mine = repo.ref(name)
+            if mine == theirs:
+                return None
+    problems.append(
+        f"{name} differs from {remote}'s; kept ours ({(mine or '')[:10]}, theirs {theirs[:10]})"
+    )
+    return RefChange(name, "conflict")
+
+
+def merge_notes_ref(
+    repo: Repo, ref: str, theirs: str, remote: str = "the remote", problems: list[str] | None = None
+) -> RefChange | None:
+    """Merge the notes commit `theirs` into our `ref`, run by run, as a compare-and-swap.
+
+    When neither side contains the other, the result is a notes commit with both parents, so
+    `git log REF` shows the merge and a later fetch of the same remote tip is a no-op.
+    """
+    problems = problems if problems is not None else []
+    with repo.lock(ref):
+        for _ in range(_LOCAL_ATTEMPTS):
+            ours = repo.ref(ref)
+            found: list[str] = []
+            if ours is None:
+                change = RefChange(ref, "created", notes=len(repo.notes(theirs)))
+                new = theirs
+            elif repo.is_ancestor(theirs, ours):
+                return None
+            elif repo.is_ancestor(ours, theirs):
+                change = RefChange(ref, "fast-forward", notes=_count_diff(repo, ours, theirs))
+                new = theirs
+            else:
+                change = RefChange(ref, "merged")
+                updates = _merge_trees(repo, ref, ours, theirs, remote, change, found)
+                message = f"gitmlm: merge {ref} from {remote}"
+                new = repo.write_notes(ref, ours, updates, message, extra_parents=(theirs,))
+            try:
+                repo.update_ref(ref, new, ours, f"gitmlm: {change.action} from {remote}")
+            except CasFailed:
+                continue  # a run was recorded meanwhile: merge again with it
+            problems.extend(found)
+            return change
+    raise MlmError(f"could not update {ref}: it kept moving; try again")
+
+
+def _count_diff(repo: Repo, a: str, b: str) -> int:
+    na, nb = repo.notes(a), repo.notes(b)
+    return sum(1 for c, blob in nb.items() if na.get(c) != blob)
+
+
+def _read(repo: Repo, blob: str) -> store.Doc | None:
+    try:
+        return store.read_doc(repo, blob)
+    except codec.NoteError:
+        return None
+
+
+def _merge_trees(
+    repo: Repo,
+    ref: str,
+    ours: str,
+    theirs: str,
+    remote: str,
+    change: RefChange,
+    problems: list[str],
+) -> dict[str, str | None]:
+    """New note blobs (by annotated commit) for our tree so it holds the union of both."""
+    mine, their_notes = repo.notes(ours), repo.notes(theirs)
+    updates: dict[str, str | None] = {}
+    for commit, tblob in their_notes.items():
+        oblob = mine.get(commit)
+        if oblob == tblob:
+            continue
+        tdoc = _read(repo, tblob)
+        if oblob is None:
+            # Theirs alone: taken as it is, even when unreadable, so nothing is lost.
+            updates[commit] = tblob
+            change.notes += 1
+            if tdoc is None:
+                problems.append(f"{remote}'s note on {commit[:12]} in {ref} is not valid; kept")
+            else:
+                change.runs_added += len(tdoc)
+            continue
+        odoc = _read(repo, oblob)
+        if tdoc is None or odoc is None:
+            # Never merge into garbage: the readable side wins; the other stays in history
+            # (the merge commit's parents), where `git show` still finds it.
+            bad = "their" if tdoc is None else "our"
+            if tdoc is None and odoc is None:
+                updates[commit] = max(oblob, tblob)  # any fixed choice, the same on both sides
+            elif odoc is None:
+                updates[commit] = tblob
+            problems.append(
+                f"{bad} note on {commit[:12]} in {ref} is not valid TOML of schema "
+                f"{codec.SCHEMA}; kept the other side's, the invalid one stays in the history "
+                f"of {ref}"
+            )
+            if updates.get(commit) not in (None, oblob):
+                change.notes += 1
+            continue
+        merged = merge.merge_docs(odoc, tdoc)
+        if merged == odoc:
+            continue
+        added, changed = merge.changed_runs(odoc, merged)
+        change.notes += 1
+        change.runs_added += added
+        change.runs_changed += changed
+        updates[commit] = tblob if merged == tdoc else repo.write_blob(codec.encode_doc(merged))
+    return updates
+
+
+# --- push ------------------------------------------------------------------------------------
+
+
+class Diverged(MlmError):
+    """The remote has records we have not merged: fetch first."""
+
+
+def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> PushReport:
+    """Push our gitmlm refs and registry tags, each only if the remote still has what we saw.
+
+    `remote_refs` is the remote's state as a fetch just saw it; without it the remote is asked
+    (`git mlm push` alone), and a remote that has records we lack is an error naming sync.
+    """
+    transport.check_remote(repo, remote)
+    if remote_refs is None:
+        remote_refs = transport.ls_remote(repo, remote)
+    report = PushReport(remote, kept=keep.ensure(repo))
+    unique: list[transport.Update] = []
+    moving: list[transport.Update] = []
+    locals_ = {n: o for n, o in repo.refs("refs/notes/").items() if refs.is_notes_ref(n)}
+    locals_.update(repo.refs(refs.PREFIX))
+    locals_.update({n: o for n, o in repo.refs(refs.TAGS).items() if _is_registry_tag(n)})
+    for name, mine in sorted(locals_.items()):
+        if not _wanted(repo, name):
+            continue
+        theirs = remote_refs.get(name)
+        if theirs == mine:
+            continue
+        if refs.is_notes_ref(name) or name == refs.KEEP_RECORDS:
+            if theirs is not None and not repo.is_ancestor(theirs, mine):
+                raise Diverged(
+                    f"{remote} has records in {name} that are not here yet; "
+                    f"run `git mlm sync {remote}` (fetch, merge, push)"
+                )
+            moving.append(transport.Update(name, mine, theirs))
+        elif theirs is None:
+            unique.append(transport.Update(name, mine, None))
+        else:
+            report.problems.append(
+                f"{name} differs on {remote} ({theirs[:10]}, ours {mine[:10]}); not pushed"
+            )
+    # Checkpoints, manifests and tags first: the notes that name them land after them.
+    transport.push(repo, remote, unique + moving)
+    report.pushed = [u.ref for u in unique + moving]
+    return report
+
+
+# --- sync ------------------------------------------------------------------------------------
+
+
+def sync(repo: Repo, remote: str, attempts: int = MAX_ATTEMPTS) -> SyncReport:
+    """Fetch, merge and push until the remote holds everything we hold (bounded retries)."""
+    first: FetchReport | None = None
+    for attempt in range(1, attempts + 1):
+        fetched = fetch(repo, remote)
+        if first is None:
+            first = fetched
+        else:
+            first.changes.extend(fetched.changes)
+            first.problems.extend(p for p in fetched.problems if p not in first.problems)
+        try:
+            pushed = push(repo, remote, fetched.remote_refs)
+        except (transport.Raced, Diverged):
+            # Another clone pushed between our fetch and our push: back off, then go again.
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+            continue
+        return SyncReport(first, pushed, attempt)
+    raise MlmError(
+        f"{remote} kept moving: gave up after {attempts} attempts; your records are merged "
+        f"here and nothing is lost; run `git mlm sync {remote}` again"
+    )
