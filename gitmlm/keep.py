@@ -68,24 +68,27 @@ def extend(repo: Repo, tip: str | None, commits: list[str]) -> str | None:
     return tip
 
 
-def ensure(repo: Repo) -> int:
-    """Pin every annotated commit not yet kept; returns how many were added."""
+def pending(repo: Repo) -> tuple[str | None, str | None, int]:
+    """(our chain tip, a new tip pinning every annotated commit not yet kept, how many).
+
+    Writes the new keep commits but moves no ref: push sends the new tip first and `advance`
+    moves our ref only once the remote has it, so a failed push leaves every local ref as it was.
+    The new tip is None when nothing needs pinning, and always in a shallow clone, which cannot
+    vouch for history it does not have.
+    """
+    tip = repo.ref(refs.KEEP_RECORDS)
     if repo.is_shallow:
-        return 0  # a shallow clone cannot vouch for history it does not have
-    with repo.lock(refs.KEEP_RECORDS):
-        for _ in range(MAX_ATTEMPTS):
-            tip = repo.ref(refs.KEEP_RECORDS)
-            new = sorted(annotated(repo) - kept(repo, tip))
-            if not new:
-                return 0
-            moved = extend(repo, tip, new)
-            assert moved is not None
-            try:
-                repo.update_ref(refs.KEEP_RECORDS, moved, tip, "gitmlm: keep records")
-                return len(new)
-            except CasFailed:
-                continue
-    raise MlmError(f"could not update {refs.KEEP_RECORDS}: it kept moving; try again")
+        return tip, None, 0
+    new = sorted(annotated(repo) - kept(repo, tip))
+    return tip, extend(repo, tip, new) if new else None, len(new)
+
+
+def advance(repo: Repo, old: str | None, new: str) -> None:
+    """Move our chain to `new` (which contains `old`); if it moved meanwhile, join the two."""
+    try:
+        repo.update_ref(refs.KEEP_RECORDS, new, old, "gitmlm: keep records")
+    except CasFailed:
+        merge(repo, new)
 
 
 def merge(repo: Repo, theirs: str) -> str:

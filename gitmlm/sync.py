@@ -274,12 +274,19 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
     transport.check_remote(repo, remote)
     if remote_refs is None:
         remote_refs = transport.ls_remote(repo, remote)
-    report = PushReport(remote, kept=keep.ensure(repo))
+    report = PushReport(remote)
     unique: list[transport.Update] = []
     moving: list[transport.Update] = []
     locals_ = {n: o for n, o in repo.refs("refs/notes/").items() if refs.is_notes_ref(n)}
     locals_.update(repo.refs(refs.PREFIX))
     locals_.update({n: o for n, o in repo.refs(refs.TAGS).items() if _is_registry_tag(n)})
+    for name, mine in sorted(locals_.items()):
+        theirs = remote_refs.get(name)
+        if refs.is_notes_ref(name) and theirs is not None and not repo.is_ancestor(theirs, mine):
+            raise _diverged(remote, name)
+    keep_old, keep_new, report.kept = keep.pending(repo)
+    if keep_new is not None:
+        locals_[refs.KEEP_RECORDS] = keep_new
     for name, mine in sorted(locals_.items()):
         if not _wanted(repo, name):
             continue
@@ -288,10 +295,7 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
             continue
         if refs.is_notes_ref(name) or name == refs.KEEP_RECORDS:
             if theirs is not None and not repo.is_ancestor(theirs, mine):
-                raise Diverged(
-                    f"{remote} has records in {name} that are not here yet; "
-                    f"run `git mlm sync {remote}` (fetch, merge, push)"
-                )
+                raise _diverged(remote, name)
             moving.append(transport.Update(name, mine, theirs))
         elif theirs is None:
             unique.append(transport.Update(name, mine, None))
@@ -301,8 +305,17 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
             )
     # Checkpoints, manifests and tags first: the notes that name them land after them.
     transport.push(repo, remote, unique + moving)
+    if keep_new is not None:
+        keep.advance(repo, keep_old, keep_new)  # only now: the remote has it
     report.pushed = [u.ref for u in unique + moving]
     return report
+
+
+def _diverged(remote: str, name: str) -> Diverged:
+    return Diverged(
+        f"{remote} has records in {name} that are not here yet; "
+        f"run `git mlm sync {remote}` (fetch, merge, push)"
+    )
 
 
 # --- sync ------------------------------------------------------------------------------------

@@ -161,12 +161,18 @@ def _push_batch(repo: Repo, remote: str, batch: list[Update], atomic: bool) -> N
     causes = {ref: why for ref, why in rejected.items() if not why.startswith(_ECHO)}
     refused = {ref: why for ref, why in causes.items() if not why.startswith(_RACED)}
     if refused:
-        ref, why = sorted(refused.items())[0]
-        hint = _last_error(proc.stderr) if "hook" in why else ""
+        reasons = sorted(set(refused.values()))
+        what = f" of {next(iter(refused))}" if len(refused) == 1 else ""
+        said = [
+            ln[len("remote:") :].strip()
+            for ln in proc.stderr.splitlines()
+            if ln.startswith("remote:")
+        ]
+        said = [ln for ln in said if ln]
+        told = f"; the remote said: {' / '.join(said)}" if said else ""
         raise MlmError(
-            f"{remote!r} refused the push of {ref}: {why}"
-            + (f" ({hint})" if hint and hint != why else "")
-            + "; your local records are unchanged"
+            f"{remote!r} refused the push{what} ({', '.join(reasons)}){told}; "
+            "your local records are unchanged"
         )
     raise Raced(", ".join(sorted(causes or rejected)))
 
