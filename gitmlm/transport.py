@@ -163,11 +163,8 @@ def _push_batch(repo: Repo, remote: str, batch: list[Update], atomic: bool) -> N
     if refused:
         reasons = sorted(set(refused.values()))
         what = f" of {next(iter(refused))}" if len(refused) == 1 else ""
-        said = [
-            ln[len("remote:") :].strip()
-            for ln in proc.stderr.splitlines()
-            if ln.startswith("remote:")
-        ]
+        lines = proc.stderr.splitlines()
+        said = [ln[len("remote:") :].strip() for ln in lines if ln.startswith("remote:")]
         said = [ln for ln in said if ln]
         told = f"; the remote said: {' / '.join(said)}" if said else ""
         raise MlmError(
