@@ -197,11 +197,44 @@ def _count_diff(repo: Repo, a: str, b: str) -> int:
     return sum(1 for c, blob in nb.items() if na.get(c) != blob)
 
 
-def _read(repo: Repo, blob: str) -> store.Doc | None:
-    try:
-        return store.read_doc(repo, blob)
-    except codec.NoteError:
-        return None
+class _Note:
+    """One side's note: its bytes read once, parsed (None if invalid), its run blocks on demand.
+
+    The listing cache is read but not filled: after the merge these blobs are history.
+    """
+
+    def __init__(self, repo: Repo, blob: str) -> None:
+        self.blob = blob
+        self.data = repo.blob(blob)
+        doc = store.cached_doc(repo, blob)
+        if doc is None:
+            try:
+                doc = codec.decode_doc(self.data)
+            except codec.NoteError:
+                doc = None
+        self.doc = doc
+
+
+def _encode(merged: store.Doc, sides: tuple[_Note, _Note]) -> bytes:
+    """The merged note's bytes: unchanged run blocks copied from either side, others encoded."""
+    found = []
+    for side in sides:
+        blocks, doc = merge.sections(side.data), side.doc or {}
+        if blocks is None or blocks.keys() != doc.keys():
+            return codec.encode_doc(merged)
+        found.append((blocks, doc))
+    out: dict[str, bytes] = {}
+    for rid, table in merged.items():
+        for blocks, doc in found:
+            if doc.get(rid) == table:
+                out[rid] = blocks[rid]
+                break
+        else:
+            fresh = merge.sections(codec.encode_doc({rid: table}))
+            if fresh is None or rid not in fresh:
+                return codec.encode_doc(merged)
+            out[rid] = fresh[rid]
+    return merge.assemble(out)
 
 
 def _merge_trees(
@@ -220,7 +253,8 @@ def _merge_trees(
         oblob = mine.get(commit)
         if oblob == tblob:
             continue
-        tdoc = _read(repo, tblob)
+        tnote = _Note(repo, tblob)
+        tdoc = tnote.doc
         if oblob is None:
             # Theirs alone: taken as it is, even when unreadable, so nothing is lost.
             updates[commit] = tblob
@@ -230,7 +264,8 @@ def _merge_trees(
             else:
                 change.runs_added += len(tdoc)
             continue
-        odoc = _read(repo, oblob)
+        onote = _Note(repo, oblob)
+        odoc = onote.doc
         if tdoc is None or odoc is None:
             # Never merge into garbage: the readable side wins; the other stays in history
             # (the merge commit's parents), where `git show` still finds it.
@@ -254,7 +289,11 @@ def _merge_trees(
         change.notes += 1
         change.runs_added += added
         change.runs_changed += changed
-        updates[commit] = tblob if merged == tdoc else repo.write_blob(codec.encode_doc(merged))
+        if merged == tdoc:
+            updates[commit] = tblob
+        else:
+            data = _encode(merged, (onote, tnote))
+            updates[commit] = repo.write_blob(data)
     return updates
 
 

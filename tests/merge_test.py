@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import itertools
+import random
 from typing import Any
 
-from gitmlm.merge import changed_runs, merge_docs, merge_run
+from gitmlm import codec
+from gitmlm.merge import assemble, changed_runs, merge_docs, merge_run, sections
 
 
 def run(status: str = "finished", updated: str = "2026-01-01T00:00:00.000001Z", **kw: Any) -> dict:
@@ -63,3 +65,35 @@ def test_changed_runs_counts() -> None:
     before = {"a": run(), "b": run()}
     after = {"a": run(), "b": run(name="x"), "c": run()}
     assert changed_runs(before, after) == (1, 1)
+
+
+def test_splicing_run_blocks_gives_what_encode_doc_writes() -> None:
+    rng = random.Random(4)
+
+    def table(n: int) -> dict[str, Any]:
+        return run(
+            name=f"r{n}",
+            command=["python", "train.py", *(["--flag"] * rng.randint(0, 30))],
+            params={"lr": rng.random(), "opt": {"name": "adam", "betas": [0.9, 0.99]}},
+            metrics={"val acc": rng.random(), "loss": rng.random()},
+            tags={"team": "a b", "quote": 'say "hi"'},
+            datasets={"train": {"digest": "sha256:00", "files": 3}},
+        )
+
+    for _ in range(20):
+        ids = sorted({f"01{rng.randrange(10**6):024d}" for _ in range(rng.randint(1, 6))})
+        doc = {rid: table(i) for i, rid in enumerate(ids)}
+        data = codec.encode_doc(doc)
+        blocks = sections(data)
+        assert blocks is not None and set(blocks) == set(doc)
+        assert assemble(blocks) == data
+        half = {rid: blocks[rid] for rid in ids[::2]}
+        assert assemble(half) == codec.encode_doc({rid: doc[rid] for rid in ids[::2]})
+
+
+def test_sections_refuses_notes_not_laid_out_by_encode_doc() -> None:
+    assert sections(b'schema = 1\nruns.01a.name = "x"\n') is None
+    assert sections(b'schema = 1\n\n[runs.01a]\nname = "x"\n\n[other]\nx = 1\n') is None
+    interleaved = b"schema = 1\n\n[runs.01a]\na = 1\n\n[runs.01b]\nb = 1\n\n[runs.01a.t]\nc = 1\n"
+    assert sections(interleaved) is None
+    assert sections(b"# hand written\nschema = 1\n\n[runs.01a]\n") is None
