@@ -44,6 +44,8 @@ def record(path: Path, name: str, **params: Any) -> dict[str, Any]:
     repo = Repo.open(path)
     active = tracking.begin(repo, name, params, command=["train", name])
     active.log_metric("acc", random.random())
+    active.log_metric("loss", 1.0, step=0)  # a step series: the second notes ref syncs too
+    active.log_metric("loss", 0.5, step=1)
     active.flush()
     done = tracking.finish(repo, active.record, "finished", 0)
     return {"id": done.id, **codec.run_to_dict(done)}
@@ -54,6 +56,13 @@ def listed(path: Path) -> dict[str, dict[str, Any]]:
     return {
         r.id: {"id": r.id, **codec.run_to_dict(r)} for r in tracking.list_runs(Repo.open(path)).runs
     }
+
+
+def series_ids(path: Path) -> set[str]:
+    """Run ids that have a step series in refs/notes/mlm-series."""
+    repo = Repo.open(path)
+    snap = store.snapshot(repo, refs.SERIES)
+    return {rid for doc in store.read_all(repo, snap).values() for rid in doc}
 
 
 def mlm_refs(path: Path) -> str:
@@ -456,6 +465,7 @@ def test_three_clones_sync_concurrently_and_end_with_the_union(tmp_path: Path) -
                 mlm(path, "sync")
         for path in [*clones, tmp_path / "srv" / "remote.git"]:
             assert listed(path) == made, path
+            assert series_ids(path) == set(made), path
         assert len(made) >= 9
         # Every commit that carries a record is pinned on the server.
         server = Repo.open(tmp_path / "srv" / "remote.git")
