@@ -145,7 +145,7 @@ def decode_doc(data: bytes) -> dict[str, dict[str, Any]]:
     try:  # the standard library's tomllib, compiled (tomli >= 2.1): several times faster
         import tomli as tomllib
     except ImportError:  # pragma: no cover - tomli is a dependency; tomllib is the same code
-        import tomllib
+        import tomllib  # type: ignore[no-redef]
 
     try:
         doc = tomllib.loads(data.decode())
