@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import click
 
 from gitmlm.cli import cli, open_repo
+
+if TYPE_CHECKING:
+    from gitmlm.sync import FetchReport, PushReport
 
 _REMOTE = click.argument("remote", required=False)
 
@@ -26,10 +30,7 @@ def _group(names: list[str]) -> list[str]:
     return shown
 
 
-def _fetch_lines(report: object) -> list[str]:
-    from gitmlm.sync import FetchReport
-
-    assert isinstance(report, FetchReport)
+def _fetch_lines(report: FetchReport) -> list[str]:
     lines: list[str] = []
     created: list[str] = []
     for c in report.changes:
@@ -95,10 +96,7 @@ def push_cmd(remote: str | None) -> None:
     _push_lines(name, report)
 
 
-def _push_lines(name: str, report: object) -> None:
-    from gitmlm.sync import PushReport
-
-    assert isinstance(report, PushReport)
+def _push_lines(name: str, report: PushReport) -> None:
     if not report.pushed:
         click.echo(f"{name} is up to date")
         return
