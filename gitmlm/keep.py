@@ -48,13 +48,12 @@ def kept(repo: Repo, tip: str | None) -> set[str]:
 
 
 def annotated(repo: Repo) -> set[str]:
-    """Commits that carry a note in any of our notes refs and exist here."""
+    """Objects that carry a note in any of our notes refs (commits, mostly; maybe missing)."""
     out: set[str] = set()
-    for tip in repo.refs("refs/notes/").items():
-        name, target = tip
+    for name, target in repo.refs("refs/notes/").items():
         if refs.is_notes_ref(name):
             out.update(repo.notes(target))
-    return {c for c in out if repo.has_commit(c)}
+    return out
 
 
 def extend(repo: Repo, tip: str | None, commits: list[str]) -> str | None:
@@ -79,7 +78,8 @@ def pending(repo: Repo) -> tuple[str | None, str | None, int]:
     tip = repo.ref(refs.KEEP_RECORDS)
     if repo.is_shallow:
         return tip, None, 0
-    new = sorted(annotated(repo) - kept(repo, tip))
+    # Only commits can be parents; a note on a blob, or on a commit this clone lacks, is skipped.
+    new = sorted(c for c in annotated(repo) - kept(repo, tip) if repo.has_commit(c))
     return tip, extend(repo, tip, new) if new else None, len(new)
 
 

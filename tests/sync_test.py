@@ -508,3 +508,19 @@ def test_network_failure_mid_push_then_the_next_sync_completes(tmp_path: Path) -
         assert made["id"] in listed(bare)
     finally:
         daemon.kill()
+
+
+def test_a_note_on_a_tree_or_a_missing_commit_does_not_break_sync(
+    tmp_path: Path, remote: str
+) -> None:
+    a = clone(remote, tmp_path / "a")
+    made = record(a, "x")
+    tree = git(a, "rev-parse", "HEAD^{tree}").strip()
+    git(a, "notes", "--ref", refs.RUNS, "add", "-m", "schema = 1", tree)
+    mlm(a, "sync")
+    repo = Repo.open(a)
+    pinned = keep.kept(repo, repo.ref(refs.KEEP_RECORDS))
+    assert tree not in pinned and made["commit"] in pinned
+    b = clone(remote, tmp_path / "b")
+    mlm(b, "sync")
+    assert set(listed(b)) == {made["id"]}
