@@ -82,9 +82,19 @@ def fetch(repo: Repo, remote: str) -> FetchReport:
     report = FetchReport(remote)
     _prune_tracking(repo, remote, advertised)
     specs: list[str] = []
-    if any(refs.is_notes_ref(n) for n in advertised):
+    # Fetch only what moved since our remote-tracking copies: a sync with nothing new is one
+    # `ls-remote` round trip, not two.
+    have = repo.refs(refs.remote_notes_prefix(remote)) | repo.refs(refs.remote_mlm_prefix(remote))
+    moved = {
+        n
+        for n, oid in advertised.items()
+        if refs.is_carried(n)
+        and _wanted(repo, n)
+        and have.get(refs.remote_tracking(remote, n)) != oid
+    }
+    if any(refs.is_notes_ref(n) for n in moved):
         specs.append(f"+{refs.NOTES_GLOB}:{refs.remote_notes_prefix(remote)}mlm*")
-    if any(n.startswith(refs.PREFIX) and _wanted(repo, n) for n in advertised):
+    if any(n.startswith(refs.PREFIX) for n in moved):
         specs.append(f"+{refs.PREFIX}*:{refs.remote_mlm_prefix(remote)}*")
         if repo.is_shallow:
             specs.append("^" + refs.KEEP_RECORDS)
