@@ -99,16 +99,19 @@ def fetch(repo: Repo, remote: str) -> FetchReport:
         if repo.is_shallow:
             specs.append("^" + refs.KEEP_RECORDS)
     tags = {n: oid for n, oid in advertised.items() if _is_registry_tag(n)}
+    new_tags = []
     for name, oid in sorted(tags.items()):
         mine = repo.ref(name)
         if mine is None:
             specs.append(f"{name}:{name}")
+            new_tags.append(RefChange(name, "created"))
         elif mine != oid:
             report.problems.append(
                 f"tag {name[len(refs.TAGS) :]} differs from {remote}'s; kept ours "
                 f"({mine[:10]}, theirs {oid[:10]})"
             )
     transport.fetch(repo, remote, specs)
+    report.changes += new_tags
 
     # What the remote has, as fetched: leases for the push that follows are taken from this.
     for prefix in (refs.remote_notes_prefix(remote), refs.remote_mlm_prefix(remote)):
