@@ -230,6 +230,16 @@ class _Note:
 
 def _encode(merged: store.Doc, sides: tuple[_Note, _Note]) -> bytes:
     """The merged note's bytes: unchanged run blocks copied from either side, others encoded."""
+    a, b = sides
+    if a.doc and b.doc:  # ids disjoint and in order: the two notes simply follow each other
+        if max(a.doc) < min(b.doc):
+            joined = merge.concatenate(a.data, b.data)
+        elif max(b.doc) < min(a.doc):
+            joined = merge.concatenate(b.data, a.data)
+        else:
+            joined = None
+        if joined is not None:
+            return joined
     found = []
     for side in sides:
         blocks, doc = merge.sections(side.data), side.doc or {}

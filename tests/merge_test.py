@@ -5,7 +5,7 @@ import random
 from typing import Any
 
 from gitmlm import codec
-from gitmlm.merge import assemble, changed_runs, merge_docs, merge_run, sections
+from gitmlm.merge import assemble, changed_runs, concatenate, merge_docs, merge_run, sections
 
 
 def run(status: str = "finished", updated: str = "2026-01-01T00:00:00.000001Z", **kw: Any) -> dict:
@@ -89,6 +89,11 @@ def test_splicing_run_blocks_gives_what_encode_doc_writes() -> None:
         assert assemble(blocks) == data
         half = {rid: blocks[rid] for rid in ids[::2]}
         assert assemble(half) == codec.encode_doc({rid: doc[rid] for rid in ids[::2]})
+        cut = len(ids) // 2
+        early = codec.encode_doc({rid: doc[rid] for rid in ids[:cut]}) if cut else b""
+        late = codec.encode_doc({rid: doc[rid] for rid in ids[cut:]})
+        if cut:
+            assert concatenate(early, late) == data
 
 
 def test_sections_refuses_notes_not_laid_out_by_encode_doc() -> None:
@@ -97,3 +102,5 @@ def test_sections_refuses_notes_not_laid_out_by_encode_doc() -> None:
     interleaved = b"schema = 1\n\n[runs.01a]\na = 1\n\n[runs.01b]\nb = 1\n\n[runs.01a.t]\nc = 1\n"
     assert sections(interleaved) is None
     assert sections(b"# hand written\nschema = 1\n\n[runs.01a]\n") is None
+    good = b'schema = 1\n\n[runs.01a]\nname = "x"\n'
+    assert concatenate(good, b"schema = 1\n\n[runs.01b]\n\n[other]\nx = 1\n") is None
