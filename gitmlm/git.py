@@ -445,6 +445,25 @@ class Repo:
                     out[name] = str(entry.id)
         return out
 
+    def notes_changes(self, a: str, b: str) -> dict[str, tuple[str | None, str | None]]:
+        """Annotated commit -> (note blob in `a`, in `b`) for every note that differs.
+
+        A tree diff: subtrees equal on both sides are never read, so comparing two large notes
+        refs costs what changed between them, whatever fanout either side uses.
+        """
+        ta = self.raw[a].peel(pygit2.Tree)
+        tb = self.raw[b].peel(pygit2.Tree)
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for delta in ta.diff_to_tree(tb).deltas:
+            for f, side in ((delta.old_file, 0), (delta.new_file, 1)):
+                name = f.path.replace("/", "")
+                if len(name) != 40 or f.id == pygit2.Oid(hex=ZERO):
+                    continue
+                pair = list(out.get(name, (None, None)))
+                pair[side] = str(f.id)
+                out[name] = (pair[0], pair[1])
+        return {c: pair for c, pair in out.items() if pair[0] != pair[1]}
+
     def write_blob(self, data: bytes) -> str:
         return str(self.raw.create_blob(data))
 

@@ -206,8 +206,7 @@ def merge_notes_ref(
 
 
 def _count_diff(repo: Repo, a: str, b: str) -> int:
-    na, nb = repo.notes(a), repo.notes(b)
-    return sum(1 for c, blob in nb.items() if na.get(c) != blob)
+    return sum(1 for _, blob in repo.notes_changes(a, b).values() if blob is not None)
 
 
 class _Note:
@@ -270,12 +269,10 @@ def _merge_trees(
     problems: list[str],
 ) -> dict[str, str | None]:
     """New note blobs (by annotated commit) for our tree so it holds the union of both."""
-    mine, their_notes = repo.notes(ours), repo.notes(theirs)
     updates: dict[str, str | None] = {}
-    for commit, tblob in their_notes.items():
-        oblob = mine.get(commit)
-        if oblob == tblob:
-            continue
+    for commit, (oblob, tblob) in sorted(repo.notes_changes(ours, theirs).items()):
+        if tblob is None:
+            continue  # a note only we have (or one they removed): the union keeps ours
         tnote = _Note(repo, tblob)
         tdoc = tnote.doc
         if oblob is None:
