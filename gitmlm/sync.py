@@ -270,6 +270,7 @@ def _merge_trees(
 ) -> dict[str, str | None]:
     """New note blobs (by annotated commit) for our tree so it holds the union of both."""
     updates: dict[str, str | None] = {}
+    fresh: dict[str, bytes] = {}  # merged notes to write, in one batch
     for commit, (oblob, tblob) in sorted(repo.notes_changes(ours, theirs).items()):
         if tblob is None:
             continue  # a note only we have (or one they removed): the union keeps ours
@@ -312,8 +313,9 @@ def _merge_trees(
         if merged == tdoc:
             updates[commit] = tblob
         else:
-            data = _encode(merged, (onote, tnote))
-            updates[commit] = repo.write_blob(data)
+            fresh[commit] = _encode(merged, (onote, tnote))
+    for commit, blob in zip(fresh, repo.write_blobs(list(fresh.values())), strict=True):
+        updates[commit] = blob
     return updates
 
 
