@@ -478,7 +478,8 @@ class Repo:
         ids = [hashlib.sha1(b"blob %d\0" % len(b) + b).hexdigest() for b in blobs]
         feed = b"".join(b"blob\ndata %d\n" % len(b) + b + b"\n" for b in blobs)
         proc = subprocess.run(
-            ["git", "fast-import", "--quiet"],
+            # A pack even for a few dozen objects (git unpacks fewer than 100 by default).
+            ["git", "-c", "fastimport.unpackLimit=0", "fast-import", "--quiet"],
             input=feed,
             env={**os.environ, "GIT_DIR": str(self.common_dir)},
             capture_output=True,

@@ -524,3 +524,36 @@ def test_a_note_on_a_tree_or_a_missing_commit_does_not_break_sync(
     b = clone(remote, tmp_path / "b")
     mlm(b, "sync")
     assert set(listed(b)) == {made["id"]}
+
+
+def test_a_large_merge_writes_its_notes_in_one_pack(repo: Path) -> None:
+    r = Repo.open(repo)
+    commits = [f"{i:040x}" for i in range(1, 101)]
+
+    def side(ref: str, offset: int) -> dict[str, dict[str, Any]]:
+        made: dict[str, dict[str, Any]] = {}
+        updates: dict[str, str | None] = {}
+        for n, c in enumerate(commits):
+            rid = f"01m{offset + n:023d}"
+            table = {"status": "finished", "started": "2026-01-01T00:00:00Z", "commit": c}
+            made[rid] = table
+            updates[c] = r.write_blob(codec.encode_doc({rid: table}))
+        r.update_ref(ref, r.write_notes(ref, None, updates, "runs"), None)
+        return made
+
+    ours, theirs = side(refs.RUNS, 0), side("refs/notes/theirs", 500)
+    packs = set((repo / ".git" / "objects" / "pack").glob("*.pack"))
+    change = sync.merge_notes_ref(r, refs.RUNS, r.ref("refs/notes/theirs") or "", "them")
+    assert change is not None and (change.action, change.notes, change.runs_added) == (
+        "merged",
+        100,
+        100,
+    )
+    assert len(set((repo / ".git" / "objects" / "pack").glob("*.pack")) - packs) == 1
+    snap = store.snapshot(r, refs.RUNS)
+    docs = store.read_all(r, snap)
+    assert {rid for doc in docs.values() for rid in doc} == set(ours) | set(theirs)
+    assert all(len(doc) == 2 for doc in docs.values())
+    # The notes name commits this repository does not have: listings cannot place them.
+    assert tracking.list_runs(r).unplaced == 200
+    git(repo, "fsck", "--no-dangling")
