@@ -172,7 +172,14 @@ def bench_sync(work: Path, runs: int, commits: int) -> None:
         git(src, "push", "-q", "plain", "main")
         t_push = timed(lambda: mlm(src, "sync", "origin"))
         t_plain_push = timed(
-            lambda: git(src, "push", "-q", "plain", f"{refs.NOTES_GLOB}:{refs.NOTES_GLOB}")
+            lambda: git(
+                src,
+                "push",
+                "-q",
+                "plain",
+                f"{refs.NOTES_GLOB}:{refs.NOTES_GLOB}",
+                f"{refs.PREFIX}*:{refs.PREFIX}*",
+            )
         )
         # Two fresh clones of the code; one fetches the records with gitmlm, one with git.
         a, b = work / "fresh-mlm", work / "fresh-git"

@@ -250,7 +250,7 @@ def runs_cmd(
     if recover:
         for r in runs.recover(repo):
             click.echo(f"recovered run {r.id[: ids.SHORT]} as crashed", err=True)
-    rows, listing = query.select_runs(repo, where_, order_by, limit)
+    rows, listing = query.select_runs(repo, where_, order_by, limit, placed_only=True)
     for commit, problem in listing.errors:
         click.echo(f"git mlm: skipped the note on {commit[:12]}: {problem}", err=True)
     if listing.unplaced:

@@ -22,7 +22,7 @@ def _group(names: list[str]) -> list[str]:
     shown: list[str] = []
     folders: Counter[str] = Counter()
     for name in names:
-        if refs.is_notes_ref(name) or name == refs.KEEP_RECORDS:
+        if refs.is_notes_ref(name):
             shown.append(name)
         else:
             folders[name.rsplit("/", 1)[0] + "/"] += 1

@@ -156,6 +156,24 @@ class Repo:
                     out[name] = target
         return out
 
+    def ref_table(self, *patterns: str) -> dict[str, str]:
+        """Refs matching `for-each-ref` patterns (`refs/mlm/`, `refs/notes/mlm*`) -> target,
+        read by one `git for-each-ref`: cheaper than walking the refs here once a repository
+        holds thousands (one checkpoint or keep ref per run)."""
+        proc = subprocess.run(
+            ["git", "for-each-ref", "--format=%(objectname) %(refname)", *patterns],
+            env={**os.environ, "GIT_DIR": str(self.common_dir)},
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise MlmError(f"git for-each-ref failed: {proc.stderr.strip()}")
+        out: dict[str, str] = {}
+        for line in proc.stdout.splitlines():
+            oid, _, name = line.partition(" ")
+            out[name] = oid
+        return out
+
     def blob(self, oid: str) -> bytes:
         obj = self.raw[oid]
         if not isinstance(obj, pygit2.Blob):
@@ -573,6 +591,29 @@ class Repo:
             if "cannot lock ref" in proc.stderr or "but expected" in proc.stderr:
                 raise CasFailed(proc.stderr.strip())
             raise MlmError(f"git update-ref {name} failed: {proc.stderr.strip()}")
+
+    def create_refs(self, refs: Mapping[str, str], message: str = "gitmlm") -> list[str]:
+        """Create refs that must not exist yet: one `git update-ref --stdin` transaction for all
+        (thousands of checkpoint refs cost one process), else one by one. Returns the names
+        that could not be created because they exist already (or appeared meanwhile)."""
+        if not refs:
+            return []
+        proc = subprocess.run(
+            ["git", "update-ref", "-m", message, "--stdin"],
+            input="".join(f"create {name} {oid}\n" for name, oid in refs.items()),
+            env={**os.environ, "GIT_DIR": str(self.common_dir)},
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode == 0:
+            return []
+        failed = []
+        for name, oid in refs.items():
+            try:
+                self.update_ref(name, oid, None, message)
+            except (CasFailed, MlmError):  # exists, or a name clash (refs/a vs refs/a/b)
+                failed.append(name)
+        return failed
 
     def delete_ref(self, name: str, old: str | None = None) -> None:
         args = ["git", "update-ref", "-d", name] + ([old] if old else [])

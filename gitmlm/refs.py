@@ -16,13 +16,6 @@ CHECKPOINTS = PREFIX + "checkpoints/"
 MANIFESTS = PREFIX + "manifests/"
 KEEP = PREFIX + "keep/"
 """Records whose commits were rewritten away (squash, rebase) stay reachable here."""
-KEEP_RECORDS = KEEP + "records"
-"""A chain of empty-tree commits whose parents are every commit that carries a record.
-
-Notes name commits only as tree entry names, which keep nothing alive: without this ref a
-commit rebased or squashed away would be pruned by `git gc` and its runs could not be placed.
-Unlike the other refs/mlm/ refs (one unique name each) it moves, and sync merges it.
-"""
 TAGS = "refs/tags/"
 
 

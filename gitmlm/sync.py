@@ -53,7 +53,7 @@ class PushReport:
     pushed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     kept: int = 0
-    """Commits newly pinned by the keep chain before pushing."""
+    """Commits newly pinned by keep refs (refs/mlm/keep/<commit>) with this push."""
 
 
 @dataclass
@@ -66,13 +66,13 @@ class SyncReport:
 # --- fetch -----------------------------------------------------------------------------------
 
 
-def _wanted(repo: Repo, name: str) -> bool:
-    """Whether we carry this ref at all; a shallow clone leaves the keep chain alone.
+def _wanted(shallow: bool, name: str) -> bool:
+    """Whether fetch brings this ref; a shallow clone leaves others' keep refs on the remote.
 
-    Fetching the chain would fetch every pinned commit with its whole history, undoing the
-    shallow clone; pinning is the job of full clones.
+    Fetching them would fetch every pinned commit with its whole history, undoing the shallow
+    clone; pinning is the job of full clones. (Its own keep refs it still pushes.)
     """
-    return not (name == refs.KEEP_RECORDS and repo.is_shallow)
+    return not (shallow and name.startswith(refs.KEEP))
 
 
 def fetch(repo: Repo, remote: str) -> FetchReport:
@@ -80,28 +80,30 @@ def fetch(repo: Repo, remote: str) -> FetchReport:
     transport.check_remote(repo, remote)
     advertised = transport.ls_remote(repo, remote)
     report = FetchReport(remote)
-    _prune_tracking(repo, remote, advertised)
+    shallow = repo.is_shallow
+    tracking_prefixes = (refs.remote_notes_prefix(remote), refs.remote_mlm_prefix(remote))
+    local = repo.ref_table(refs.TAGS, *tracking_prefixes)
+    _prune_tracking(repo, remote, advertised, local)
     specs: list[str] = []
     # Fetch only what moved since our remote-tracking copies: a sync with nothing new is one
     # `ls-remote` round trip, not two.
-    have = repo.refs(refs.remote_notes_prefix(remote)) | repo.refs(refs.remote_mlm_prefix(remote))
     moved = {
         n
         for n, oid in advertised.items()
         if refs.is_carried(n)
-        and _wanted(repo, n)
-        and have.get(refs.remote_tracking(remote, n)) != oid
+        and _wanted(shallow, n)
+        and local.get(refs.remote_tracking(remote, n)) != oid
     }
     if any(refs.is_notes_ref(n) for n in moved):
         specs.append(f"+{refs.NOTES_GLOB}:{refs.remote_notes_prefix(remote)}mlm*")
     if any(n.startswith(refs.PREFIX) for n in moved):
         specs.append(f"+{refs.PREFIX}*:{refs.remote_mlm_prefix(remote)}*")
-        if repo.is_shallow:
-            specs.append("^" + refs.KEEP_RECORDS)
+        if shallow:
+            specs.append(f"^{refs.KEEP}*")
     tags = {n: oid for n, oid in advertised.items() if _is_registry_tag(n)}
     new_tags = []
     for name, oid in sorted(tags.items()):
-        mine = repo.ref(name)
+        mine = local.get(name)
         if mine is None:
             specs.append(f"{name}:{name}")
             new_tags.append(RefChange(name, "created"))
@@ -114,25 +116,26 @@ def fetch(repo: Repo, remote: str) -> FetchReport:
     report.changes += new_tags
 
     # What the remote has, as fetched: leases for the push that follows are taken from this.
-    for prefix in (refs.remote_notes_prefix(remote), refs.remote_mlm_prefix(remote)):
-        for tracking, oid in repo.refs(prefix).items():
-            ours = refs.tracked_ref(remote, tracking)
-            if ours and _wanted(repo, ours) and refs.is_carried(ours):
-                report.remote_refs[ours] = oid
+    for tracking, oid in repo.ref_table(*tracking_prefixes).items() if specs else local.items():
+        ours = refs.tracked_ref(remote, tracking)
+        if ours and _wanted(shallow, ours) and refs.is_carried(ours):
+            report.remote_refs[ours] = oid
     report.remote_refs.update(tags)
+    # Refs not fetched (a shallow clone's view of keep refs) are known from the listing.
+    report.remote_refs.update(
+        {n: oid for n, oid in advertised.items() if refs.is_carried(n) and not _wanted(shallow, n)}
+    )
 
+    unique: dict[str, str] = {}
     for name, theirs in sorted(report.remote_refs.items()):
         if refs.is_notes_ref(name):
             change = merge_notes_ref(repo, name, theirs, remote, report.problems)
-        elif name == refs.KEEP_RECORDS:
-            action = keep.merge(repo, theirs)
-            change = RefChange(name, action) if action != "up to date" else None
-        elif name.startswith(refs.PREFIX):
-            change = _adopt(repo, name, theirs, remote, report.problems)
-        else:
-            continue  # tags were fetched straight into refs/tags when we lacked them
-        if change is not None:
-            report.changes.append(change)
+            if change is not None:
+                report.changes.append(change)
+        elif name.startswith(refs.PREFIX) and _wanted(shallow, name):
+            unique[name] = theirs
+        # tags were fetched straight into refs/tags when we lacked them
+    report.changes += _adopt(repo, unique, remote, report.problems)
     return report
 
 
@@ -140,34 +143,35 @@ def _is_registry_tag(name: str) -> bool:
     return name.startswith(refs.TAGS) and refs.is_registry_tag(name[len(refs.TAGS) :])
 
 
-def _prune_tracking(repo: Repo, remote: str, advertised: dict[str, str]) -> None:
+def _prune_tracking(
+    repo: Repo, remote: str, advertised: dict[str, str], local: dict[str, str]
+) -> None:
     """Forget remote-tracking refs of refs the remote no longer has, so leases stay true."""
-    for prefix in (refs.remote_notes_prefix(remote), refs.remote_mlm_prefix(remote)):
-        for tracking, oid in repo.refs(prefix).items():
-            name = refs.tracked_ref(remote, tracking)
-            if name is not None and name not in advertised:
-                repo.delete_ref(tracking, oid)
+    for tracking, oid in list(local.items()):
+        name = refs.tracked_ref(remote, tracking)
+        if name is not None and name not in advertised:
+            repo.delete_ref(tracking, oid)
+            del local[tracking]
 
 
-def _adopt(
-    repo: Repo, name: str, theirs: str, remote: str, problems: list[str]
-) -> RefChange | None:
-    """A unique-named ref (a checkpoint, a manifest): add it if we lack it, never overwrite."""
-    mine = repo.ref(name)
-    if mine == theirs:
-        return None
-    if mine is None:
-        try:
-            repo.update_ref(name, theirs, None, f"gitmlm: fetched from {remote}")
-            return RefChange(name, "created")
-        except CasFailed:
-            mine = repo.ref(name)
-            if mine == theirs:
-                return None
-    problems.append(
-        f"{name} differs from {remote}'s; kept ours ({(mine or '')[:10]}, theirs {theirs[:10]})"
-    )
-    return RefChange(name, "conflict")
+def _adopt(repo: Repo, theirs: dict[str, str], remote: str, problems: list[str]) -> list[RefChange]:
+    """Unique-named refs (checkpoints, keep refs, manifests): add the ones we lack, in one
+    transaction, and never overwrite one we have."""
+    mine = repo.ref_table(refs.PREFIX)
+    missing = {n: oid for n, oid in theirs.items() if n not in mine}
+    failed = set(repo.create_refs(missing, f"gitmlm: fetched from {remote}"))
+    changes = [RefChange(n, "created") for n in missing if n not in failed]
+    mine = repo.ref_table(refs.PREFIX) if failed else mine
+    for name, oid in sorted(theirs.items()):
+        have = mine.get(name)
+        if have is None and name in failed:
+            problems.append(f"could not create {name} here (a clashing ref name?); skipped")
+        elif have is not None and have != oid:
+            problems.append(
+                f"{name} differs from {remote}'s; kept ours ({have[:10]}, theirs {oid[:10]})"
+            )
+            changes.append(RefChange(name, "conflict"))
+    return changes
 
 
 def merge_notes_ref(
@@ -338,23 +342,17 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
     report = PushReport(remote)
     unique: list[transport.Update] = []
     moving: list[transport.Update] = []
-    locals_ = {n: o for n, o in repo.refs("refs/notes/").items() if refs.is_notes_ref(n)}
-    locals_.update(repo.refs(refs.PREFIX))
-    locals_.update({n: o for n, o in repo.refs(refs.TAGS).items() if _is_registry_tag(n)})
+    table = repo.ref_table(refs.NOTES_GLOB, refs.PREFIX, refs.TAGS)
+    locals_ = {n: o for n, o in table.items() if refs.is_carried(n) or _is_registry_tag(n)}
+    # Keep refs for annotated commits nothing pins yet: pushed now, made here once pushed.
+    pins = keep.unpinned(repo, table)
+    locals_.update(pins)
+    report.kept = len(pins)
     for name, mine in sorted(locals_.items()):
-        theirs = remote_refs.get(name)
-        if refs.is_notes_ref(name) and theirs is not None and not repo.is_ancestor(theirs, mine):
-            raise _diverged(remote, name)
-    keep_old, keep_new, report.kept = keep.pending(repo)
-    if keep_new is not None:
-        locals_[refs.KEEP_RECORDS] = keep_new
-    for name, mine in sorted(locals_.items()):
-        if not _wanted(repo, name):
-            continue
         theirs = remote_refs.get(name)
         if theirs == mine:
             continue
-        if refs.is_notes_ref(name) or name == refs.KEEP_RECORDS:
+        if refs.is_notes_ref(name):
             if theirs is not None and not repo.is_ancestor(theirs, mine):
                 raise _diverged(remote, name)
             moving.append(transport.Update(name, mine, theirs))
@@ -366,8 +364,7 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
             )
     # Checkpoints, manifests and tags first: the notes that name them land after them.
     transport.push(repo, remote, unique + moving)
-    if keep_new is not None:
-        keep.advance(repo, keep_old, keep_new)  # only now: the remote has it
+    repo.create_refs(pins, "gitmlm: keep a commit that carries records")  # the remote has them
     report.pushed = [u.ref for u in unique + moving]
     return report
 

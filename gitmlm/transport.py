@@ -13,8 +13,8 @@ from gitmlm import refs
 from gitmlm.errors import MlmError
 from gitmlm.git import Repo
 
-MAX_ARGS_BYTES = 64_000
-"""Push arguments per git invocation: far below any ARG_MAX, still hundreds of refs."""
+MAX_ARGS_BYTES = 512_000
+"""Push arguments per git invocation: well below Linux's ARG_MAX (2 MiB), ~2,000 refs."""
 
 # Rejections that mean "someone moved the ref first": fetch, merge and try again.
 _RACED = (

@@ -167,7 +167,7 @@ def test_fresh_remote_that_never_saw_gitmlm(tmp_path: Path) -> None:
     out = mlm(a, "push").stdout
     assert refs.RUNS in out and "1 under refs/tags/" in out and "refs/mlm/checkpoints/" in out
     remote_refs = git(tmp_path / "remote.git", "for-each-ref", "--format=%(refname)").split()
-    assert {refs.RUNS, refs.KEEP_RECORDS, "refs/tags/churn@v0.1.0"} <= set(remote_refs)
+    assert {refs.RUNS, refs.keep(made["commit"]), "refs/tags/churn@v0.1.0"} <= set(remote_refs)
     assert refs.checkpoint(made["id"]) in remote_refs
     assert mlm(a, "push").stdout.strip() == "origin is up to date"
 
@@ -381,7 +381,9 @@ def test_shallow_clone_lists_what_it_can_place_and_counts_the_rest(
     mlm(s, "fetch")
     assert git(s, "rev-parse", "--is-shallow-repository").strip() == "true"
     assert git(s, "rev-list", "--count", "HEAD").strip() == "1"  # still shallow after fetch
-    assert set(listed(s)) == {new["id"]}
+    placed = tracking.list_runs(Repo.open(s), placed_only=True)
+    assert {r.id for r in placed.runs} == {new["id"]} and placed.unplaced == 1
+    assert set(listed(s)) == {old["id"], new["id"]}  # `git mlm show` still finds both
     proc = mlm(s, "runs", "--format", "csv")
     assert "1 runs are on commits this clone does not have" in proc.stderr
     assert old["id"] not in proc.stdout and new["id"][:12] in proc.stdout
@@ -396,32 +398,42 @@ def test_shallow_clone_lists_what_it_can_place_and_counts_the_rest(
 def test_records_of_rewritten_commits_stay_reachable(tmp_path: Path, remote: str) -> None:
     bare = Path(remote.removeprefix("file://"))
     a = clone(remote, tmp_path / "a")
+    mlm(a, "init")  # notes.rewriteRef: an amend copies the run's note to the new commit
     git(a, "checkout", "-q", "-b", "feature")
     (a / "model.py").write_text("x = 1\n")
-    git(a, "add", "model.py")
-    feature = commit(a, "feature work")
+    git(a, "add", "model.py", "mlm.toml")  # a clean tree: the run goes on the commit itself
+    first = commit(a, "feature work")
     r = record(a, "on-feature")
+    git(a, "commit", "-q", "--amend", "-m", "feature work, reworded")
+    feature = git(a, "rev-parse", "HEAD").strip()
+    assert git(a, "notes", "--ref", refs.RUNS, "list", feature).strip()
     git(a, "push", "-q", "origin", "feature")
-    mlm(a, "sync")
+    assert git(a, "for-each-ref", refs.keep(feature)).strip() == ""  # nothing pinned it yet
+    out = mlm(a, "sync").stdout
+    assert "2 under refs/mlm/keep/" in out  # the run's own (made at start) and the copy's
+    assert git(a, "rev-parse", refs.keep(feature)).strip() == feature
     # The server squash-merges the pull request and deletes the branch.
     work = clone(remote, tmp_path / "merger")
     git(work, "merge", "-q", "--squash", "origin/feature")
     git(work, "commit", "-q", "-m", "feature (squashed)")
     git(work, "push", "-q", "origin", "main", ":feature")
     git(bare, "gc", "-q", "--prune=now")
-    assert git(bare, "cat-file", "-t", feature).strip() == "commit"  # kept by refs/mlm/keep
+    for c in (first, feature):  # kept by refs/mlm/keep/<commit>
+        assert git(bare, "cat-file", "-t", c).strip() == "commit"
     # The author drops the branch and prunes everything unreachable; the run survives.
     git(a, "checkout", "-q", "main")
     git(a, "branch", "-q", "-D", "feature")
     git(a, "remote", "prune", "origin")
     git(a, "reflog", "expire", "--expire=now", "--all")
     git(a, "gc", "-q", "--prune=now")
+    assert git(a, "cat-file", "-t", first).strip() == "commit"
     assert git(a, "cat-file", "-t", feature).strip() == "commit"
     # A new teammate clones after the squash and sees the run, placed on its commit.
     c = clone(remote, tmp_path / "c")
     mlm(c, "fetch")
-    assert listed(c)[r["id"]]["commit"] == feature
-    assert feature in keep.kept(Repo.open(c), Repo.open(c).ref(refs.KEEP_RECORDS))
+    assert listed(c)[r["id"]]["commit"] == first
+    assert set(tracking.list_runs(Repo.open(c)).commits[r["id"]]) == {first, feature}
+    assert git(c, "rev-parse", refs.keep(feature)).strip() == feature
 
 
 # --- a real server on loopback ---------------------------------------------------------------
@@ -470,7 +482,7 @@ def test_three_clones_sync_concurrently_and_end_with_the_union(tmp_path: Path) -
         # Every commit that carries a record is pinned on the server.
         server = Repo.open(tmp_path / "srv" / "remote.git")
         annotated = set(server.notes(server.ref(refs.RUNS)))
-        assert annotated <= keep.kept(server, server.ref(refs.KEEP_RECORDS))
+        assert annotated <= keep.pinned(server)
 
 
 def test_network_failure_mid_push_then_the_next_sync_completes(tmp_path: Path) -> None:
@@ -519,7 +531,7 @@ def test_a_note_on_a_tree_or_a_missing_commit_does_not_break_sync(
     git(a, "notes", "--ref", refs.RUNS, "add", "-m", "schema = 1", tree)
     mlm(a, "sync")
     repo = Repo.open(a)
-    pinned = keep.kept(repo, repo.ref(refs.KEEP_RECORDS))
+    pinned = keep.pinned(repo)
     assert tree not in pinned and made["commit"] in pinned
     b = clone(remote, tmp_path / "b")
     mlm(b, "sync")
