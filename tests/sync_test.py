@@ -569,3 +569,24 @@ def test_a_large_merge_writes_its_notes_in_one_pack(repo: Path) -> None:
     # The notes name commits this repository does not have: listings cannot place them.
     assert tracking.list_runs(r).unplaced == 200
     git(repo, "fsck", "--no-dangling")
+
+
+def test_two_people_record_promote_sync_and_see_everything(tmp_path: Path, remote: str) -> None:
+    """The issue's "done when", as a new team would do it."""
+    a = clone(remote, tmp_path / "ada")
+    (a / "mlm.toml").write_text('[models.churn]\npath = "model.pkl"\n')
+    (a / "model.pkl").write_text("weights\n")
+    git(a, "add", "mlm.toml", "model.pkl")
+    git(a, "commit", "-q", "-m", "first model")
+    git(a, "push", "-q", "origin", "main")
+    b = clone(remote, tmp_path / "bob")
+    mlm(a, "register", "churn", "-m", "first")
+    mlm(a, "promote", "churn", "staging")
+    made = {r["id"] for r in (record(a, "ada-1"), record(b, "bob-1"), record(b, "bob-2"))}
+    for path in (a, b, a):
+        mlm(path, "sync")
+    for path in (a, b):
+        rows = mlm(path, "runs", "--format", "csv", "-c", "run_id").stdout.split()[1:]
+        assert set(rows) == made
+        models = mlm(path, "models", "--format", "csv").stdout.strip().splitlines()
+        assert models[1:] == ["churn,v0.0.1,,v0.0.1,"]
