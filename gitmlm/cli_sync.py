@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 _REMOTE = click.argument("remote", required=False)
 
 
-def _group(names: list[str]) -> list[str]:
+def _group(names: list[str], new: str = "") -> list[str]:
     """Notes refs by name; the many unique refs (checkpoints, tags) counted per folder."""
     from gitmlm import refs
 
@@ -24,9 +24,11 @@ def _group(names: list[str]) -> list[str]:
     for name in names:
         if refs.is_notes_ref(name):
             shown.append(name)
+        elif name.startswith(refs.TAGS):
+            folders[refs.TAGS] += 1  # model names may hold slashes: all tags count together
         else:
             folders[name.rsplit("/", 1)[0] + "/"] += 1
-    shown += [f"{n} under {folder}" for folder, n in sorted(folders.items())]
+    shown += [f"{n} {new}under {folder}" for folder, n in sorted(folders.items())]
     return shown
 
 
@@ -48,7 +50,7 @@ def _fetch_lines(report: FetchReport) -> list[str]:
         elif c.notes:
             what += f" ({_n(c.notes, 'note')})"
         lines.append(what)
-    lines += [f"new: {g}" for g in _group(created)]
+    lines += _group(created, "new ")
     return lines
 
 

@@ -179,7 +179,7 @@ def test_registry_tag_made_in_one_clone_appears_in_another(tmp_path: Path, remot
     git(a, "tag", "-a", "churn#production#1", "-m", "schema = 1\n")
     git(a, "tag", "plain-release")  # not a registry tag: not gitmlm's to carry
     mlm(a, "sync")
-    assert "new: 2 under refs/tags/" in mlm(b, "sync").stdout
+    assert "fetched: 2 new under refs/tags/" in mlm(b, "sync").stdout
     for tag in ("churn@v1.0.0", "churn#production#1"):
         assert git(b, "rev-parse", f"refs/tags/{tag}") == git(a, "rev-parse", f"refs/tags/{tag}")
         assert git(b, "cat-file", "-t", f"refs/tags/{tag}").strip() == "tag"  # still annotated
