@@ -1,9 +1,10 @@
 """Record-level merge of two versions of gitmlm notes: pure functions, no git.
 
 A note is a table of runs keyed by run id. Two notes merge as the union of their runs; a run
-present on both sides with different content merges by `merge_run`. The rule is a join: the
-result does not depend on which side is "ours", and merging a result again with either input
-changes nothing, so clones that sync in any order end with the same records.
+present on both sides with different content merges by `merge_run`. The rule is symmetric
+(the result does not depend on which side is "ours") and idempotent (merging a result again
+with either input changes nothing), and it only adds keys and moves to newer versions, so
+clones that sync in any order converge on the same records.
 """
 
 from __future__ import annotations
