@@ -250,9 +250,15 @@ def runs_cmd(
     if recover:
         for r in runs.recover(repo):
             click.echo(f"recovered run {r.id[: ids.SHORT]} as crashed", err=True)
-    rows, listing = query.select_runs(repo, where_, order_by, limit)
+    rows, listing = query.select_runs(repo, where_, order_by, limit, placed_only=True)
     for commit, problem in listing.errors:
         click.echo(f"git mlm: skipped the note on {commit[:12]}: {problem}", err=True)
+    if listing.unplaced:
+        click.echo(
+            f"git mlm: {listing.unplaced} runs are on commits this clone does not have "
+            "(a shallow clone?); `git fetch --unshallow` and `git mlm fetch` bring them",
+            err=True,
+        )
     if fmt_ == "table":
         short = ids.shortest_unique([r.id for r in listing.runs])
         for row in rows:
@@ -330,6 +336,7 @@ def demo(directory: str) -> None:
 import gitmlm.cli_monitor  # noqa: E402
 import gitmlm.cli_registry  # noqa: E402, F401
 from gitmlm import cli_checkpoint  # noqa: E402,F401
+from gitmlm import cli_sync as cli_sync  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -142,7 +142,10 @@ def encode_doc(runs: Mapping[str, Mapping[str, Any]]) -> bytes:
 
 
 def decode_doc(data: bytes) -> dict[str, dict[str, Any]]:
-    import tomllib
+    try:  # the standard library's tomllib, compiled (tomli >= 2.1): several times faster
+        import tomli as tomllib
+    except ImportError:  # pragma: no cover - tomli is a dependency; tomllib is the same code
+        import tomllib  # type: ignore[no-redef]
 
     try:
         doc = tomllib.loads(data.decode())

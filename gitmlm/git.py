@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import subprocess
@@ -17,6 +18,8 @@ import pygit2
 from gitmlm.errors import MlmError
 
 ZERO = "0" * 40
+BULK_BLOBS = 64
+"""From this many blobs on, `write_blobs` writes one pack rather than loose objects."""
 _BLOB = pygit2.enums.FileMode.BLOB
 _TREE = pygit2.enums.FileMode.TREE
 
@@ -126,6 +129,18 @@ class Repo:
     def has_object(self, oid: str) -> bool:
         return oid in self.raw
 
+    def has_commit(self, oid: str) -> bool:
+        """Whether `oid` is a commit object here (a shallow clone may lack old ones)."""
+        try:
+            obj = self.raw.get(oid)
+        except (ValueError, pygit2.GitError):
+            return False
+        return isinstance(obj, pygit2.Commit)
+
+    @property
+    def is_shallow(self) -> bool:
+        return bool(self.raw.is_shallow)
+
     def ref(self, name: str) -> str | None:
         try:
             return str(self.raw.references[name].resolve().target)
@@ -139,6 +154,24 @@ class Repo:
                 target = self.ref(name)
                 if target is not None:
                     out[name] = target
+        return out
+
+    def ref_table(self, *patterns: str) -> dict[str, str]:
+        """Refs matching `for-each-ref` patterns (`refs/mlm/`, `refs/notes/mlm*`) -> target,
+        read by one `git for-each-ref`: cheaper than walking the refs here once a repository
+        holds thousands (one checkpoint or keep ref per run)."""
+        proc = subprocess.run(
+            ["git", "for-each-ref", "--format=%(objectname) %(refname)", *patterns],
+            env={**os.environ, "GIT_DIR": str(self.common_dir)},
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise MlmError(f"git for-each-ref failed: {proc.stderr.strip()}")
+        out: dict[str, str] = {}
+        for line in proc.stdout.splitlines():
+            oid, _, name = line.partition(" ")
+            out[name] = oid
         return out
 
     def blob(self, oid: str) -> bytes:
@@ -433,8 +466,45 @@ class Repo:
                     out[name] = str(entry.id)
         return out
 
+    def notes_changes(self, a: str, b: str) -> dict[str, tuple[str | None, str | None]]:
+        """Annotated commit -> (note blob in `a`, in `b`) for every note that differs.
+
+        A tree diff: subtrees equal on both sides are never read, so comparing two large notes
+        refs costs what changed between them, whatever fanout either side uses.
+        """
+        ta = self.raw[a].peel(pygit2.Tree)
+        tb = self.raw[b].peel(pygit2.Tree)
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for delta in ta.diff_to_tree(tb).deltas:
+            for f, side in ((delta.old_file, 0), (delta.new_file, 1)):
+                name = f.path.replace("/", "")
+                if len(name) != 40 or f.id == pygit2.Oid(hex=ZERO):
+                    continue
+                pair = list(out.get(name, (None, None)))
+                pair[side] = str(f.id)
+                out[name] = (pair[0], pair[1])
+        return {c: pair for c, pair in out.items() if pair[0] != pair[1]}
+
     def write_blob(self, data: bytes) -> str:
         return str(self.raw.create_blob(data))
+
+    def write_blobs(self, blobs: list[bytes]) -> list[str]:
+        """Many blobs at once: one pack file from `git fast-import` instead of a loose object
+        (a file, a directory entry, a rename) per blob, which is what a large merge writes."""
+        if len(blobs) < BULK_BLOBS:
+            return [self.write_blob(b) for b in blobs]
+        ids = [hashlib.sha1(b"blob %d\0" % len(b) + b).hexdigest() for b in blobs]
+        feed = b"".join(b"blob\ndata %d\n" % len(b) + b + b"\n" for b in blobs)
+        proc = subprocess.run(
+            # A pack even for a few dozen objects (git unpacks fewer than 100 by default).
+            ["git", "-c", "fastimport.unpackLimit=0", "fast-import", "--quiet"],
+            input=feed,
+            env={**os.environ, "GIT_DIR": str(self.common_dir)},
+            capture_output=True,
+        )
+        if proc.returncode != 0:
+            return [self.write_blob(b) for b in blobs]  # loose objects always work
+        return ids
 
     def write_notes(
         self,
@@ -482,6 +552,14 @@ class Repo:
         parents = [pygit2.Oid(hex=p) for p in ((base,) if base else ()) + extra_parents]
         return str(self.raw.create_commit(None, sig, sig, message, tree, parents))
 
+    def write_commit(self, parents: tuple[str, ...], message: str, tree: str | None = None) -> str:
+        """A commit on no ref (the empty tree unless given): the caller moves a ref to it by CAS."""
+        if tree is None:
+            tree = str(self.raw.TreeBuilder().write())
+        sig = self.signature()
+        oids = [pygit2.Oid(hex=p) for p in parents]
+        return str(self.raw.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), oids))
+
     def signature(self) -> pygit2.Signature:
         name = os.environ.get("GIT_COMMITTER_NAME") or self.config_get("user.name") or "gitmlm"
         email = (
@@ -514,6 +592,29 @@ class Repo:
                 raise CasFailed(proc.stderr.strip())
             raise MlmError(f"git update-ref {name} failed: {proc.stderr.strip()}")
 
+    def create_refs(self, refs: Mapping[str, str], message: str = "gitmlm") -> list[str]:
+        """Create refs that must not exist yet: one `git update-ref --stdin` transaction for all
+        (thousands of checkpoint refs cost one process), else one by one. Returns the names
+        that could not be created because they exist already (or appeared meanwhile)."""
+        if not refs:
+            return []
+        proc = subprocess.run(
+            ["git", "update-ref", "-m", message, "--stdin"],
+            input="".join(f"create {name} {oid}\n" for name, oid in refs.items()),
+            env={**os.environ, "GIT_DIR": str(self.common_dir)},
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode == 0:
+            return []
+        failed = []
+        for name, oid in refs.items():
+            try:
+                self.update_ref(name, oid, None, message)
+            except (CasFailed, MlmError):  # exists, or a name clash (refs/a vs refs/a/b)
+                failed.append(name)
+        return failed
+
     def delete_ref(self, name: str, old: str | None = None) -> None:
         args = ["git", "update-ref", "-d", name] + ([old] if old else [])
         subprocess.run(
@@ -541,6 +642,18 @@ class Repo:
         cwd = self.root or self.common_dir
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
         return proc.returncode, proc.stderr
+
+    def git_proc(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run git and return the whole result, for callers that read its exit code and stderr.
+
+        Never prompts: a remote that wants credentials fails with git's message instead of
+        hanging a sync.
+        """
+        cwd = self.root or self.common_dir
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        return subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, input=input, env=env
+        )
 
     def run_git(
         self,

@@ -65,6 +65,8 @@ def select_runs(
     where_text: str | None = None,
     order_by: str | list[str] | None = None,
     limit: int | None = None,
+    *,
+    placed_only: bool = False,
 ) -> tuple[list[dict[str, Any]], runs.Listing]:
-    listing = runs.list_runs(repo)
+    listing = runs.list_runs(repo, placed_only=placed_only)
     return select(listing, where_text, order_by, limit), listing

@@ -19,6 +19,7 @@ CHECKPOINTS = PREFIX + "checkpoints/"
 MANIFESTS = PREFIX + "manifests/"
 KEEP = PREFIX + "keep/"
 """Records whose commits were rewritten away (squash, rebase) stay reachable here."""
+TAGS = "refs/tags/"
 
 
 def is_registry_tag(name: str) -> bool:
@@ -36,11 +37,40 @@ def keep(commit: str) -> str:
     return KEEP + commit
 
 
+def is_notes_ref(name: str) -> bool:
+    """One of our notes refs (records merged run by run), not a remote's copy of one."""
+    return name.startswith("refs/notes/mlm")
+
+
+def is_carried(name: str) -> bool:
+    """A ref sync carries other than tags: our notes refs and everything under refs/mlm/."""
+    return is_notes_ref(name) or name.startswith(PREFIX)
+
+
+def remote_notes_prefix(remote: str) -> str:
+    return f"refs/notes/remotes/{remote}/"
+
+
+def remote_mlm_prefix(remote: str) -> str:
+    return f"refs/mlm-remotes/{remote}/"
+
+
 def remote_tracking(remote: str, ref: str) -> str:
     """Where a remote's copy of one of our refs is fetched to, beside (never over) ours."""
     if ref.startswith("refs/notes/"):
-        return f"refs/notes/remotes/{remote}/{ref[len('refs/notes/') :]}"
-    return f"refs/mlm-remotes/{remote}/{ref[len(PREFIX) :]}"
+        return remote_notes_prefix(remote) + ref[len("refs/notes/") :]
+    return remote_mlm_prefix(remote) + ref[len(PREFIX) :]
+
+
+def tracked_ref(remote: str, tracking: str) -> str | None:
+    """The inverse of `remote_tracking`: which of our refs a remote-tracking ref mirrors."""
+    for prefix, ours in (
+        (remote_notes_prefix(remote), "refs/notes/"),
+        (remote_mlm_prefix(remote), PREFIX),
+    ):
+        if tracking.startswith(prefix):
+            return ours + tracking[len(prefix) :]
+    return None
 
 
 def fetch_refspecs(remote: str) -> list[str]:

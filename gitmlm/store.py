@@ -39,18 +39,25 @@ def _cache_path(repo: Repo, blob: str) -> str:
     return os.path.join(repo.mlm_dir, "cache", blob[:2], blob[2:] + ".json")
 
 
+def cached_doc(repo: Repo, blob: str) -> Doc | None:
+    """The parsed note if a listing already cached it, else None (nothing is parsed)."""
+    try:
+        with open(_cache_path(repo, blob), encoding="utf-8") as fh:
+            cached: Doc = json.load(fh)
+            return cached
+    except (OSError, ValueError):
+        return None
+
+
 def read_doc(repo: Repo, blob: str) -> Doc:
     """A note's runs, parsed once per blob: TOML parsing is the cost of listing, JSON is cheap.
 
     The cache is keyed by the blob's own id, so it can never be stale.
     """
+    cached = cached_doc(repo, blob)
+    if cached is not None:
+        return cached
     path = _cache_path(repo, blob)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            cached: Doc = json.load(fh)
-            return cached
-    except (OSError, ValueError):
-        pass
     doc = codec.decode_doc(repo.blob(blob))
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

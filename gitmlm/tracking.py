@@ -359,6 +359,8 @@ class Listing:
     """Run id -> every commit whose note carries it (a run re-attached after a commit has two)."""
     errors: list[tuple[str, str]] = field(default_factory=list)
     """(commit, problem) for notes that could not be read; the rest still list."""
+    unplaced: int = 0
+    """Runs none of whose commits is here (a shallow clone): they cannot be placed."""
 
 
 def _alive(pid: int) -> bool:
@@ -378,7 +380,10 @@ def effective_status(run: Run) -> str:
     return run.status
 
 
-def list_runs(repo: Repo, commits: list[str] | None = None) -> Listing:
+def list_runs(
+    repo: Repo, commits: list[str] | None = None, *, placed_only: bool = False
+) -> Listing:
+    """Every run in the notes; `placed_only` leaves out runs that cannot be placed (below)."""
     snap = store.snapshot(repo, refs.RUNS)
     docs = store.read_all(repo, snap, commits)
     best: dict[str, Run] = {}
@@ -395,10 +400,18 @@ def list_runs(repo: Repo, commits: list[str] | None = None) -> Listing:
             old = best.get(rid)
             if old is None or (run.updated or "") > (old.updated or ""):
                 best[rid] = run
+    # A note on a commit this clone lacks still reads (its blob came with the notes), but the
+    # run cannot be placed in history or checked out (a shallow clone): counted, and left out
+    # of listings that ask for placed runs only.
+    missing = {c for c in docs if not repo.has_object(c)}
+    unplaced = [r for r, cs in where.items() if all(c in missing for c in cs)] if missing else []
+    if placed_only:
+        for rid in unplaced:
+            del best[rid], where[rid]
     for run in best.values():
         run.status = effective_status(run)
     ordered = sorted(best.values(), key=lambda r: r.id, reverse=True)
-    return Listing(ordered, where, errors)
+    return Listing(ordered, where, errors, len(unplaced))
 
 
 def resolve(listing: Listing, prefix: str) -> Run:

@@ -1,0 +1,127 @@
+"""`git mlm fetch`, `git mlm push`, `git mlm sync`: the thin CLI over gitmlm.sync."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import click
+
+from gitmlm.cli import cli, open_repo
+
+if TYPE_CHECKING:
+    from gitmlm.sync import FetchReport, PushReport
+
+_REMOTE = click.argument("remote", required=False)
+
+
+def _group(names: list[str], new: str = "") -> list[str]:
+    """Notes refs by name; the many unique refs (checkpoints, tags) counted per folder."""
+    from gitmlm import refs
+
+    shown: list[str] = []
+    folders: Counter[str] = Counter()
+    for name in names:
+        if refs.is_notes_ref(name):
+            shown.append(name)
+        elif name.startswith(refs.TAGS):
+            folders[refs.TAGS] += 1  # model names may hold slashes: all tags count together
+        else:
+            folders[name.rsplit("/", 1)[0] + "/"] += 1
+    shown += [f"{n} {new}under {folder}" for folder, n in sorted(folders.items())]
+    return shown
+
+
+def _fetch_lines(report: FetchReport) -> list[str]:
+    lines: list[str] = []
+    created: list[str] = []
+    for c in report.changes:
+        if c.action == "conflict":
+            continue
+        if c.action == "created" and not c.notes and not c.ref.startswith("refs/notes/"):
+            created.append(c.ref)
+            continue
+        what = f"{c.ref}: {c.action}"
+        if c.action == "merged":
+            what += (
+                f", {_n(c.runs_added, 'run')} added, {c.runs_changed} updated"
+                f" ({_n(c.notes, 'note')})"
+            )
+        elif c.notes:
+            what += f" ({_n(c.notes, 'note')})"
+        lines.append(what)
+    lines += _group(created, "new ")
+    return lines
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _warn(problems: list[str]) -> None:
+    for p in problems:
+        click.echo(f"git mlm: warning: {p}", err=True)
+
+
+@cli.command("fetch")
+@_REMOTE
+def fetch_cmd(remote: str | None) -> None:
+    """Fetch REMOTE's records, checkpoints and registry tags, and merge them run by run.
+
+    Nothing is pushed. REMOTE defaults to the current branch's upstream, else origin.
+    """
+    from gitmlm import sync, transport
+
+    repo = open_repo()
+    name = remote or transport.default_remote(repo)
+    report = sync.fetch(repo, name)
+    _warn(report.problems)
+    lines = _fetch_lines(report)
+    click.echo(f"fetched from {name}" + (":" if lines else ": up to date"))
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+@cli.command("push")
+@_REMOTE
+def push_cmd(remote: str | None) -> None:
+    """Push records, checkpoints and registry tags to REMOTE, each as a compare-and-swap.
+
+    Fails, changing nothing, when REMOTE has records not merged here: run `git mlm sync`.
+    """
+    from gitmlm import sync, transport
+
+    repo = open_repo()
+    name = remote or transport.default_remote(repo)
+    report = sync.push(repo, name)
+    _warn(report.problems)
+    _push_lines(name, report)
+
+
+def _push_lines(name: str, report: PushReport) -> None:
+    if not report.pushed:
+        click.echo(f"{name} is up to date")
+        return
+    click.echo(f"pushed to {name}:")
+    for line in _group(report.pushed):
+        click.echo(f"  {line}")
+
+
+@cli.command("sync")
+@_REMOTE
+def sync_cmd(remote: str | None) -> None:
+    """Fetch, merge run by run, and push: afterwards REMOTE and this clone hold the union.
+
+    When another clone pushes in between, sync fetches, merges and pushes again (a bounded
+    number of times). Plain `git fetch`/`git pull`/`git push` never conflict with it: remote
+    records are fetched beside yours, under refs/notes/remotes/ and refs/mlm-remotes/.
+    """
+    from gitmlm import sync, transport
+
+    repo = open_repo()
+    name = remote or transport.default_remote(repo)
+    report = sync.sync(repo, name)
+    _warn(report.fetch.problems + report.push.problems)
+    for line in _fetch_lines(report.fetch):
+        click.echo(f"fetched: {line}")
+    _push_lines(name, report.push)

@@ -1,0 +1,139 @@
+"""Record-level merge of two versions of gitmlm notes: pure functions, no git.
+
+A note is a table of runs keyed by run id. Two notes merge as the union of their runs; a run
+present on both sides with different content merges by `merge_run`. The rule is symmetric
+(the result does not depend on which side is "ours") and idempotent (merging a result again
+with either input changes nothing), and it only adds keys and moves to newer versions, so
+clones that sync in any order converge on the same records.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+Table = dict[str, Any]
+Doc = dict[str, Table]
+"""run id -> run table, as one note holds them."""
+
+TERMINAL = frozenset({"finished", "failed", "crashed"})
+
+
+def _rank(table: Mapping[str, Any]) -> tuple[bool, str]:
+    """Which version of a run is newer: a finished run beats a running one, then later `updated`.
+
+    A record that says `running` was written before the run ended, whatever its clock says, so
+    it never overrides a final status.
+    """
+    stamp = table.get("updated") or table.get("ended") or table.get("started") or ""
+    return (table.get("status") in TERMINAL, str(stamp))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def _union(winner: Mapping[str, Any], loser: Mapping[str, Any]) -> dict[str, Any]:
+    """The winner's values, plus every key (at any depth of nested tables) only the loser has."""
+    out = dict(winner)
+    for key, value in loser.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = _union(out[key], value)
+    return out
+
+
+def merge_run(a: Mapping[str, Any], b: Mapping[str, Any]) -> Table:
+    """Two versions of one run's table: the newer wins field by field, nothing is dropped.
+
+    Newer is decided by `_rank`; on a tie (same status class and same `updated`, which only
+    happens for hand-made records) the version whose canonical JSON sorts last wins, so both
+    sides of a sync pick the same one. Keys that only the older version has (a tag added on
+    another machine, a metric logged late) are kept.
+    """
+    if a == b:
+        return dict(a)
+    ka, kb = _rank(a), _rank(b)
+    if ka == kb:
+        ka_c, kb_c = _canonical(a), _canonical(b)
+        a_wins = ka_c >= kb_c
+    else:
+        a_wins = ka > kb
+    return _union(a, b) if a_wins else _union(b, a)
+
+
+def merge_docs(ours: Mapping[str, Table], theirs: Mapping[str, Table]) -> Doc:
+    """The union of runs by id; a run on both sides merges by `merge_run`."""
+    out: Doc = {rid: dict(t) for rid, t in ours.items()}
+    for rid, table in theirs.items():
+        mine = out.get(rid)
+        out[rid] = dict(table) if mine is None else merge_run(mine, table)
+    return out
+
+
+def changed_runs(before: Mapping[str, Table], after: Mapping[str, Table]) -> tuple[int, int]:
+    """(runs added, runs changed) going from `before` to `after`: what a merge brought."""
+    added = sum(1 for rid in after if rid not in before)
+    changed = sum(1 for rid, t in after.items() if rid in before and before[rid] != t)
+    return added, changed
+
+
+# --- splicing encoded run tables -------------------------------------------------------------
+# Encoding a merged note costs more than merging it. A note written by codec.encode_doc is
+# "schema = 1" followed by one block per run, in run id order, each starting at a
+# `[runs.<id>]` header; so a merged note whose runs are unchanged copies of either side's can
+# be assembled from those blocks, byte for byte what encode_doc would write.
+
+_HEAD = b"schema = 1\n"
+_HEADER = re.compile(rb"^\[(?:\[?runs\.([0-9a-z]+)[.\]])?", re.MULTILINE)
+
+
+def sections(data: bytes) -> dict[str, bytes] | None:
+    """Run id -> its encoded block, or None when `data` is not laid out as encode_doc writes.
+
+    Only whole, contiguous per-run blocks qualify: every line that opens a table must open one
+    of a run's tables, and the blocks of one run must be adjacent.
+    """
+    if not data.startswith(_HEAD):
+        return None
+    found = list(_HEADER.finditer(data))
+    if not found or data[len(_HEAD) : found[0].start()] != b"\n":
+        return None
+    out: dict[str, bytes] = {}
+    last = ""
+    for i, m in enumerate(found):
+        if m.group(1) is None:
+            return None  # a table that is not a run's
+        rid = m.group(1).decode()
+        end = found[i + 1].start() if i + 1 < len(found) else len(data)
+        block = data[m.start() : end].rstrip(b"\n")
+        if rid in out:
+            if rid != last:
+                return None
+            out[rid] += b"\n\n" + block
+        else:
+            out[rid] = block
+        last = rid
+    return out
+
+
+def concatenate(first: bytes, second: bytes) -> bytes | None:
+    """Two notes laid out by encode_doc whose run ids are disjoint and every id in `first`
+    sorts before every id in `second` (the usual case: run ids are times) as one note, or None.
+
+    The cheap path of the merge: no splitting, just a check that every table header is a run's.
+    """
+    for data in (first, second):
+        if not data.startswith(_HEAD + b"\n[runs.") or data.count(b"\n[") != data.count(
+            b"\n[runs."
+        ) + data.count(b"\n[[runs."):
+            return None
+    return first + second[len(_HEAD) :]
+
+
+def assemble(blocks: Mapping[str, bytes]) -> bytes:
+    """A note from run blocks as `sections` returns them: the inverse of `sections`."""
+    return _HEAD + b"".join(b"\n" + blocks[rid] + b"\n" for rid in sorted(blocks))
