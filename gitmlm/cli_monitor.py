@@ -125,6 +125,10 @@ def check(
     else:
         model = model_or_data
     repo = open_repo()
+    if html_file:
+        from gitmlm import monitor_html
+
+        monitor_html.require()  # before the work: a missing matplotlib is known up front
     cfg = mon.settings(config.load(repo.workdir))
     target = mon.resolve_target(repo, model, run_id)
     request = mon.Request(
@@ -140,8 +144,6 @@ def check(
     )
     result = mon.observe(repo, target, request, cfg)
     if html_file:
-        from gitmlm import monitor_html
-
         monitor_html.write(result, Path(html_file))
         click.echo(f"wrote {html_file}", err=True)
     click.echo(monitor_report.render(result, fmt_))

@@ -33,6 +33,11 @@ STATUS_COLOR = {"ok": "#2e7d32", "DRIFT": "#c62828", "SCHEMA": "#6a1b9a"}
 MAX_CATEGORIES = 15
 
 
+def require() -> None:
+    """Raise the clear error now when matplotlib is missing."""
+    _matplotlib()
+
+
 def _matplotlib() -> Any:
     try:
         import matplotlib

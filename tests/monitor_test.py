@@ -461,3 +461,35 @@ def test_profiles_survive_an_interactive_squash(repo: Path) -> None:
     for run_id in ids:  # each run still finds its profile (small samples: drift or not)
         done = mlm(repo, "monitor", "--run", run_id, serving, check=False)
         assert done.returncode in (0, 3) and "training: dataset 'train', 1,000 rows" in done.stdout
+
+
+def test_observations_recorded_in_two_clones_merge_through_sync(tmp_path: Path) -> None:
+    from tests.sync_test import clone, make_remote
+
+    url = "file://" + str(make_remote(tmp_path))
+    a = clone(url, tmp_path / "a")
+    b = clone(url, tmp_path / "b")
+    with gitmlm.start_run(name="base", path=str(a)) as run:
+        run.log_dataset("train", training_frame(5_000))
+    mlm(a, "sync")
+    mlm(b, "sync")  # b now has the run and its profile
+    for clone_dir, name in ((a, "from-a.csv"), (b, "from-b.csv")):
+        serving = str(write(clone_dir, name, training_frame(2_000, seed=11)))
+        mlm(clone_dir, "monitor", "--run", run.id, serving, "--record")
+    mlm(a, "sync")
+    mlm(b, "sync")
+    mlm(a, "sync")
+    for clone_dir in (a, b):
+        out = mlm(clone_dir, "monitor", "history", "--run", run.id, "--format", "json").stdout
+        assert sorted(d["data"] for d in json.loads(out)) == ["from-a.csv", "from-b.csv"]
+
+
+def test_html_without_matplotlib_names_the_extra(
+    trained: Trained, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    serving = str(write(trained.root, "s.csv", training_frame(1_000, seed=3)))
+    page = trained.root / "r.html"
+    code, _, err = cli(capsys, "monitor", "churn#production", serving, "--html", str(page))
+    assert code == 1 and "pip install 'gitmlm[html]'" in err
+    assert not page.exists()
