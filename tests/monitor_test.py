@@ -493,3 +493,17 @@ def test_html_without_matplotlib_names_the_extra(
     code, _, err = cli(capsys, "monitor", "churn#production", serving, "--html", str(page))
     assert code == 1 and "pip install 'gitmlm[html]'" in err
     assert not page.exists()
+
+
+def test_git_mlm_profile_of_a_live_run_goes_through_its_journal(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gitmlm import tracking
+
+    active = tracking.begin(Repo.open(), "live")
+    write(repo, "train.csv", training_frame(3_000))
+    code, out, _ = cli(capsys, "profile", "train.csv", "--run", active.id, "--name", "train")
+    assert code == 0, out
+    done = tracking.finish(Repo.open(), active.record, "finished", 0)
+    assert done.datasets["train"]["profile"] is True and done.datasets["train"]["rows"] == 3_000
+    assert gitmlm.get_run(active.id).datasets["train"]["path"] == "train.csv"
