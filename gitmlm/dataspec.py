@@ -18,6 +18,7 @@ from typing import Any
 
 from gitmlm import hashing
 from gitmlm.errors import MlmError
+from gitmlm.globs import Globs
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 """Dataset names: they become the column `datasets.NAME` of the runs table, so no dots."""
@@ -111,41 +112,6 @@ def declared(root: Path, cfg: Mapping[str, Any]) -> list[Spec]:
     return specs
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """`*` and `?` within one path segment, `**` across segments, `[...]` a class."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            end = pattern.find("]", i + 2)
-            if end < 0:
-                out.append(re.escape(c))
-                i += 1
-            else:
-                body = pattern[i + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = end + 1
-        else:
-            out.append(re.escape(c))
-            i += 1
-    return re.compile("".join(out))
-
-
 def _static_prefix(pattern: str) -> str:
     parts = pattern.split("/")
     fixed = []
@@ -154,20 +120,6 @@ def _static_prefix(pattern: str) -> str:
             break
         fixed.append(part)
     return "/".join(fixed)
-
-
-class _Excluder:
-    def __init__(self, patterns: Iterable[str]) -> None:
-        self.by_name = [glob_regex(p) for p in patterns if "/" not in p]
-        self.by_path = [glob_regex(p.strip("/")) for p in patterns if "/" in p]
-
-    def __bool__(self) -> bool:
-        return bool(self.by_name or self.by_path)
-
-    def __call__(self, name: str, rel: str) -> bool:
-        return any(r.fullmatch(name) for r in self.by_name) or any(
-            r.fullmatch(rel) for r in self.by_path
-        )
 
 
 def _inside(real: str, real_root: str) -> bool:
@@ -197,9 +149,9 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
             "datasets must live inside it (copy the data in, or link the repository's folder)"
         )
 
-    def walk(top: str, base_real: str, keep: re.Pattern[str] | None, fs: FileSet) -> None:
+    def walk(top: str, base_real: str, keep: Globs | None, fs: FileSet) -> None:
         # The hot loop of `status` on unchanged data: one stat per file, little else.
-        excluder = _Excluder(spec.exclude)
+        excluder = Globs(spec.exclude)
         excluding = bool(excluder)
         seen = {base_real}
         stack = [(top, keep is not None)]
@@ -216,13 +168,14 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
                 if name == ".git":
                     continue
                 rel = prefix + name
-                if excluding and excluder(name, fs.rel(rel)):
+                if excluding and excluder.match(fs.rel(rel)):
                     continue
-                selected = not matching or (keep is not None and keep.fullmatch(rel) is not None)
+                selected = not matching or (keep is not None and keep.match(rel))
                 if entry.is_symlink():
                     real = os.path.realpath(entry.path)
                     if not _inside(real, real_root):
-                        if selected or os.path.isdir(real):
+                        could_hold = os.path.isdir(real) and (keep is None or keep.touches(rel))
+                        if selected or could_hold:
                             raise escape_error(rel, real)
                         continue
                     if not os.path.exists(real):
@@ -235,7 +188,8 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
                         continue
                     st = os.stat(entry.path)
                 elif entry.is_dir(follow_symlinks=False):
-                    stack.append((rel, matching and not selected))
+                    if selected or keep is None or keep.touches(rel):
+                        stack.append((rel, matching and not selected))
                     continue
                 else:
                     st = entry.stat(follow_symlinks=False)
@@ -258,7 +212,7 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
         if not _inside(real, real_root):
             raise escape_error(base, real)
         if os.path.isdir(full):
-            walk(base, real, glob_regex(spec.path), fs)
+            walk(base, real, Globs([spec.path]), fs)
         if not fs.files:
             raise MlmError(
                 f"{what}: {spec.path} matches no files; fix [datasets.{spec.name}] in mlm.toml"

@@ -151,6 +151,17 @@ def test_glob_and_exclude(repo: Path) -> None:
     assert data.read_lock(repo)["csvs"]["files"] == 3
 
 
+def test_glob_matching_folders_brings_what_is_below(repo: Path) -> None:
+    write(repo / "data/part-1/x.bin", "1")
+    write(repo / "data/part-2/deep/y.bin", "2")
+    write(repo / "data/other/z.bin", "3")
+    mlm(repo, "data", "add", "parts", "data/part-*")
+    assert data.read_lock(repo)["parts"]["files"] == 2
+    write(repo / "data/part-2/deep/y.bin", "changed")
+    rows = json.loads(mlm(repo, "data", "diff", "parts", "--format", "json").stdout)
+    assert [(r["change"], r["path"]) for r in rows] == [("modified", "part-2/deep/y.bin")]
+
+
 def test_rm_forgets_declaration_and_record(repo: Path) -> None:
     make_data(repo)
     write(repo / "mlm.toml", "schema = 1\n# keep me\n[metrics]\nacc = 'max'\n")
