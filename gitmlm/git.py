@@ -576,6 +576,26 @@ class Repo:
             return pygit2.Signature(name, email, int(m.group(1)), offset)
         return pygit2.Signature(name, email, int(time.time()), 0)
 
+    # --- dataset manifests and mlm.lock history ------------------------------------------
+
+    def write_tree(self, entries: Mapping[str, tuple[bool, str]]) -> str:
+        """A tree from name -> (is_tree, oid)."""
+        builder = self.raw.TreeBuilder()
+        for name, (is_tree, oid) in entries.items():
+            builder.insert(name, pygit2.Oid(hex=oid), _TREE if is_tree else _BLOB)
+        return str(builder.write())
+
+    def git_path(self, name: str) -> Path:
+        """`git rev-parse --git-path NAME`: where git looks for hooks (core.hooksPath) etc."""
+        out = self.run_git("rev-parse", "--git-path", name).strip()
+        return (self.workdir / out).resolve() if self.root else Path(out)
+
+    def commits_touching(self, path: str, rev: str = "HEAD") -> list[str]:
+        """Commits (newest first) reachable from `rev` that changed `path`."""
+        if self.head().commit is None:
+            return []
+        return self.run_git("log", "--format=%H", rev, "--", path).split()
+
     # --- ref updates ---------------------------------------------------------------------
 
     def update_ref(self, name: str, new: str, old: str | None, message: str = "gitmlm") -> None:
