@@ -70,6 +70,19 @@ class TagInfo:
     offset: int
 
 
+def _info(c: pygit2.Commit) -> CommitInfo:
+    return CommitInfo(
+        oid=str(c.id),
+        parents=tuple(str(p) for p in c.parent_ids),
+        author=c.author.name,
+        email=c.author.email,
+        time=c.author.time,
+        offset=c.author.offset,
+        message=c.message,
+        tree=str(c.tree_id),
+    )
+
+
 class Repo:
     def __init__(self, raw: pygit2.Repository) -> None:
         self.raw = raw
@@ -184,16 +197,7 @@ class Repo:
         c = self.raw[oid]
         if not isinstance(c, pygit2.Commit):
             raise MlmError(f"object {oid} is not a commit")
-        return CommitInfo(
-            oid=str(c.id),
-            parents=tuple(str(p) for p in c.parent_ids),
-            author=c.author.name,
-            email=c.author.email,
-            time=c.author.time,
-            offset=c.author.offset,
-            message=c.message,
-            tree=str(c.tree_id),
-        )
+        return _info(c)
 
     def walk(self, revisions: list[str], limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits in `git log` order (newest first) for revisions like `main`, `A..B`, `^X`."""
@@ -217,16 +221,7 @@ class Repo:
         for count, c in enumerate(walker):
             if limit is not None and count >= limit:
                 return
-            yield CommitInfo(
-                oid=str(c.id),
-                parents=tuple(str(p) for p in c.parent_ids),
-                author=c.author.name,
-                email=c.author.email,
-                time=c.author.time,
-                offset=c.author.offset,
-                message=c.message,
-                tree=str(c.tree_id),
-            )
+            yield _info(c)
 
     def decorations(self) -> dict[str, list[str]]:
         """Branch and tag names by the commit they point at, for log output."""
