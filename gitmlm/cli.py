@@ -333,6 +333,7 @@ def demo(directory: str) -> None:
 
 # The other parts' commands: each module below adds its commands to `cli` when imported.
 # (one import line per part)
+import gitmlm.cli_data  # noqa: E402
 import gitmlm.cli_monitor  # noqa: E402
 import gitmlm.cli_registry  # noqa: E402, F401
 from gitmlm import cli_checkpoint  # noqa: E402,F401

@@ -1,31 +1,31 @@
-"""Declared datasets: fingerprints, the lock file, status and diffs."""
+"""Declared datasets: fingerprints, the lock file, status and diffs. Domain code: returns data.
+
+A dataset's fingerprint is computed through the stat cache, so a pass over unchanged data reads
+no file; changed files are hashed in parallel. Recording a dataset (`add`) stores its manifest
+as git objects kept reachable by a ref, and writes its digest into mlm.lock.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitmlm import config, dataspec, hashing, lockfile, manifest, progress, refs, statcache
+from gitmlm.dataspec import FileSet, Spec
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
+from gitmlm.git import CasFailed, Repo
 
-
-def run_datasets(repo: Repo, clean: bool) -> dict[str, dict[str, Any]]:
-    """The digest of every declared dataset, as a run records it at its start."""
-    return {}
-
-
-def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]:
-    """(name, fingerprint) of a declared dataset or of a path outside the declarations."""
-    raise MlmError("dataset fingerprints arrive with data version management")
-
-
-LOCK_FILE = "mlm.lock"
+LOCK_FILE = lockfile.FILE
 
 
 def read_lock(root: Path) -> dict[str, dict[str, Any]]:
     """mlm.lock's datasets: name -> {path, algorithm, digest ("sha256:<hex>"), size, files,
-    manifest (git oid)}; {} when there is no lock file."""
+    manifest (git oid)}; {} when there is no lock file. Only its TOML is checked (other parts
+    read what they need); `load_lock` checks every key."""
     file = root / LOCK_FILE
     try:
         doc = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -38,3 +38,534 @@ def read_lock(root: Path) -> dict[str, dict[str, Any]]:
         ) from exc
     datasets = doc.get("datasets", {})
     return {str(k): dict(v) for k, v in datasets.items()}
+
+
+def load_lock(root: Path) -> dict[str, dict[str, Any]]:
+    """Like read_lock, but a hand-broken entry is one clear error naming the key."""
+    file = root / LOCK_FILE
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    return parse_lock(text, str(file))
+
+
+def parse_lock(text: str, where: str = LOCK_FILE) -> dict[str, dict[str, Any]]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MlmError(
+            f"{where}: invalid TOML ({exc}); restore it with `git checkout mlm.lock`"
+            " or rebuild it with `git mlm data add`"
+        ) from exc
+    return lockfile.check(doc, where)
+
+
+# --- fingerprints ------------------------------------------------------------------------------
+
+
+@dataclass
+class Fingerprint:
+    fileset: FileSet
+    digest: str
+    size: int
+    cache: statcache.StatCache
+    root: str
+
+    @property
+    def spec(self) -> Spec:
+        return self.fileset.spec
+
+    @property
+    def files(self) -> int:
+        return len(self.fileset.files)
+
+    def entries(self) -> manifest.Entries:
+        """Path relative to the dataset folder -> (size, hex), from the cache. A file whose entry
+        does not match its stat (the table was deleted, or another process saved an older one
+        beside our memo) is hashed now."""
+        algorithm = self.spec.algorithm
+        table = self.cache.table(algorithm)
+        missing = []
+        for path, st in self.fileset.files:
+            entry = table.get(path)
+            if entry is None or entry[0] != hashing.stat_key(st):
+                missing.append((path, st.st_size))
+        if missing:
+            stamp = self.cache.stamp()
+            self.cache.put_many(algorithm, hashing.hash_files(self.root, missing, algorithm), stamp)
+        out: manifest.Entries = {}
+        for path, _ in self.fileset.files:
+            key, hex_, _stamp = table[path]
+            out[self.fileset.rel(path)] = (key[0], hex_)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "path": self.spec.path,
+            "algorithm": self.spec.algorithm,
+            "digest": self.digest,
+            "size": self.size,
+            "files": self.files,
+        }
+
+
+def fingerprint(
+    repo: Repo, filesets: Sequence[FileSet], cache: statcache.StatCache, show_progress: bool
+) -> list[Fingerprint]:
+    """Digests of file sets: from a dataset's memo when no file's stat moved, else per file
+    from the cache where the stat vouches for it, hashing the rest."""
+    root = str(repo.workdir)
+    out: list[Fingerprint | None] = []
+    for fs in filesets:
+        memo = cache.memos.get(fs.spec.memo_key)
+        hit = (
+            memo is not None
+            and memo[0] == "\0".join(p for p, _ in fs.files)
+            and memo[1] == statcache.pack(hashing.stat_key(st) for _, st in fs.files)
+        )
+        out.append(Fingerprint(fs, memo[2], memo[3], cache, root) if memo and hit else None)
+    todo = [fs for fs, fp in zip(filesets, out, strict=True) if fp is None]
+    stale: dict[str, list[tuple[str, int]]] = {}
+    for fs in todo:
+        table = cache.table(fs.spec.algorithm)
+        stale.setdefault(fs.spec.algorithm, []).extend(
+            (path, st.st_size)
+            for path, st in fs.files
+            if not statcache.fresh(table.get(path), hashing.stat_key(st))
+        )
+    jobs = [job for group in stale.values() for job in group]
+    if jobs:
+        stamp = cache.stamp()
+        bar = progress.for_stderr(sum(s for _, s in jobs), len(jobs)) if show_progress else None
+        try:
+            for algorithm, group in stale.items():
+                done = hashing.hash_files(root, group, algorithm, bar)
+                cache.put_many(algorithm, done, stamp)
+        finally:
+            if bar:
+                bar.close()
+    for i, fs in enumerate(filesets):
+        if out[i] is not None:
+            continue
+        fp = Fingerprint(fs, "", 0, cache, root)
+        entries = fp.entries()
+        fp.digest = manifest.digest(fs.spec.algorithm, fs.kind, entries)
+        fp.size = sum(size for size, _ in entries.values())
+        paths = [p for p, _ in fs.files]
+        cache.remember(fs.spec.memo_key, fs.spec.algorithm, paths, fp.digest, fp.size)
+        out[i] = fp
+    return [fp for fp in out if fp is not None]
+
+
+def _keep(repo: Repo, tree: str, what: str) -> None:
+    """Keep a manifest reachable (gc, push) by a ref of its own, created once."""
+    name = refs.manifest(tree)
+    if repo.ref(name) is None:
+        commit = repo.commit_tree(tree, [], f"gitmlm manifest: {what}\n")
+        # CasFailed: made meanwhile by another writer; the tree is reachable either way.
+        with contextlib.suppress(CasFailed):
+            repo.update_ref(name, commit, None, "gitmlm: keep dataset manifest")
+
+
+def store_manifest(repo: Repo, fp: Fingerprint) -> str:
+    tree = manifest.write(repo, fp.entries())
+    _keep(repo, tree, f"{fp.spec.name} {fp.digest}")
+    return tree
+
+
+# --- the project's datasets --------------------------------------------------------------------
+
+
+@dataclass
+class Project:
+    """mlm.toml's declarations and mlm.lock's records, read once."""
+
+    root: Path
+    specs: dict[str, Spec]
+    lock: dict[str, dict[str, Any]]
+
+    @classmethod
+    def load(cls, repo: Repo, lock_text: str | None = None) -> Project:
+        root = repo.workdir
+        specs = {s.name: s for s in dataspec.declared(root, config.load(root))}
+        lock = load_lock(root) if lock_text is None else parse_lock(lock_text)
+        return cls(root, specs, lock)
+
+    def names(self, wanted: Sequence[str] | None) -> list[str]:
+        known = list(self.specs) + [n for n in self.lock if n not in self.specs]
+        if not wanted:
+            return known
+        for name in wanted:
+            if name not in known:
+                raise MlmError(
+                    f"no dataset named {name!r}; `git mlm data ls` lists them, "
+                    f"`git mlm data add {name} PATH` declares one"
+                )
+        return list(dict.fromkeys(wanted))
+
+
+@dataclass
+class Status:
+    name: str
+    path: str
+    state: str
+    """clean | modified | unrecorded (declared, not in mlm.lock) | undeclared (only in the lock)"""
+    locked: dict[str, Any] | None = None
+    current: Fingerprint | None = None
+    changes: manifest.Changes | None = None
+    """File-level changes for a modified dataset (None when its manifest is not here)."""
+    note: str = ""
+
+
+def status(
+    repo: Repo,
+    names: Sequence[str] | None = None,
+    *,
+    lock_text: str | None = None,
+    changes: bool = True,
+    show_progress: bool = False,
+) -> list[Status]:
+    """Each dataset against mlm.lock (or against `lock_text`, the staged lock for the hook)."""
+    project = Project.load(repo, lock_text)
+    chosen = project.names(names)
+    declared = [n for n in chosen if n in project.specs]
+    cache = statcache.StatCache.load(repo.mlm_dir, project.root)
+    try:
+        return _status(repo, project, chosen, declared, cache, names, changes, show_progress)
+    finally:
+        cache.save()
+
+
+def _status(
+    repo: Repo,
+    project: Project,
+    chosen: list[str],
+    declared: list[str],
+    cache: statcache.StatCache,
+    names: Sequence[str] | None,
+    changes: bool,
+    show_progress: bool,
+) -> list[Status]:
+    filesets = [dataspec.enumerate_files(project.root, project.specs[n]) for n in declared]
+    if not names:
+        dataspec.check_disjoint(filesets)
+    current = {fp.spec.name: fp for fp in fingerprint(repo, filesets, cache, show_progress)}
+    if not names:
+        cache.prune(
+            (p for fs in filesets for p, _ in fs.files),
+            (s.memo_key for s in project.specs.values()),
+        )
+    out = []
+    for name in chosen:
+        locked = project.lock.get(name)
+        fp = current.get(name)
+        if fp is None:
+            out.append(Status(name, locked["path"] if locked else "", "undeclared", locked))
+            continue
+        st = Status(name, fp.spec.path, "clean", locked, fp)
+        if locked is None:
+            st.state = "unrecorded"
+        elif (locked["path"], locked["algorithm"]) != (fp.spec.path, fp.spec.algorithm):
+            st.state = "modified"
+            st.note = f"declared as {fp.spec.path} ({fp.spec.algorithm}), recorded as " + (
+                f"{locked['path']} ({locked['algorithm']})"
+            )
+        elif locked["digest"] != fp.digest:
+            st.state = "modified"
+        if (
+            st.state == "modified"
+            and changes
+            and locked is not None
+            and locked["algorithm"] == fp.spec.algorithm
+        ):
+            try:
+                st.changes = manifest.compare(manifest.read(repo, locked["manifest"]), fp.entries())
+            except MlmError as exc:
+                st.note = st.note or str(exc)
+        out.append(st)
+    return out
+
+
+# --- recording ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    name: str
+    entry: dict[str, Any]
+    previous: str | None
+    """The digest mlm.lock held before, None for a new dataset."""
+    declared: bool = False
+    """Whether mlm.toml was changed to declare it."""
+
+
+def add(
+    repo: Repo,
+    name: str | None = None,
+    path: str | None = None,
+    *,
+    cwd: Path | None = None,
+    stage: bool = True,
+    show_progress: bool = False,
+) -> list[Recorded]:
+    """Record datasets in mlm.lock (declaring NAME as PATH first when given); all when no NAME.
+
+    Everything is checked and hashed before anything is written; then manifests and their refs,
+    mlm.toml, mlm.lock, and (with `stage`) `git add` of the two files.
+    """
+    from gitmlm import tomledit
+
+    root = repo.workdir
+    with repo.lock("mlm-data"):
+        toml_file = config.path(root)
+        try:
+            text = toml_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        new_text = None
+        if path is not None:
+            if name is None:
+                raise MlmError("give the dataset a name: git mlm data add NAME PATH")
+            dataspec.check_name(name)
+            rel = dataspec.normalise(root, path, "git mlm data add", cwd or Path.cwd())
+            before = {s.name: s.path for s in dataspec.declared(root, config.load(root))}
+            if before.get(name) != rel:
+                new_text = tomledit.set_path(text or "schema = 1\n", name, rel)
+        cfg = tomllib.loads(new_text) if new_text is not None else config.load(root)
+        specs = {s.name: s for s in dataspec.declared(root, cfg)}
+        if name is not None and name not in specs:
+            raise MlmError(
+                f"dataset {name!r} is not declared; give its path: git mlm data add {name} PATH"
+            )
+        if not specs:
+            raise MlmError("no datasets are declared; declare one with: git mlm data add NAME PATH")
+        try:
+            lock = load_lock(root)
+        except MlmError:
+            if name is not None:
+                raise
+            lock = {}  # recording every dataset rebuilds a broken lock from scratch
+        targets = [name] if name is not None else list(specs)
+        filesets = [dataspec.enumerate_files(root, s) for s in specs.values()]
+        dataspec.check_disjoint(filesets)
+        chosen = [fs for fs in filesets if fs.spec.name in targets]
+        cache = statcache.StatCache.load(repo.mlm_dir, root)
+        try:
+            fps = fingerprint(repo, chosen, cache, show_progress)
+        finally:
+            cache.save()
+        out = []
+        new_lock = dict(lock)
+        for fp in fps:
+            old = lock.get(fp.spec.name)
+            if old is not None and old["digest"] == fp.digest and old["path"] == fp.spec.path:
+                entry = old if repo.has_object(old["manifest"]) else None
+            else:
+                entry = None
+            if entry is None:
+                entry = fp.summary() | {"manifest": store_manifest(repo, fp)}
+            new_lock[fp.spec.name] = entry
+            out.append(
+                Recorded(fp.spec.name, entry, old["digest"] if old else None, new_text is not None)
+            )
+        if new_text is not None:
+            lockfile.write_text(toml_file, new_text)
+        lock_path = root / LOCK_FILE
+        if new_lock != lock or not lock_path.exists():
+            lockfile.write_text(lock_path, lockfile.render(new_lock))
+        if stage:
+            files = [LOCK_FILE] + ([config.FILE] if new_text is not None else [])
+            repo.run_git("add", "--", *files)
+        return out
+
+
+def remove(repo: Repo, name: str, *, stage: bool = True) -> None:
+    """Forget a dataset: its table in mlm.toml and its record in mlm.lock (data stays)."""
+    from gitmlm import tomledit
+
+    root = repo.workdir
+    with repo.lock("mlm-data"):
+        cfg = config.load(root)
+        lock = load_lock(root)
+        declared = name in cfg.get("datasets", {})
+        if not declared and name not in lock:
+            raise MlmError(f"no dataset named {name!r}; `git mlm data ls` lists them")
+        staged = []
+        if declared:
+            toml_file = config.path(root)
+            new_text = tomledit.remove(toml_file.read_text(encoding="utf-8"), name)
+            lockfile.write_text(toml_file, new_text)
+            staged.append(config.FILE)
+        if name in lock:
+            del lock[name]
+            lockfile.write_text(root / LOCK_FILE, lockfile.render(lock))
+            staged.append(LOCK_FILE)
+        if stage and staged:
+            repo.run_git("add", "--", *staged)
+
+
+# --- history and diffs -------------------------------------------------------------------------
+
+
+def lock_at(repo: Repo, rev: str) -> dict[str, dict[str, Any]]:
+    blob = repo.blob_at(repo.resolve(rev), LOCK_FILE)
+    if blob is None:
+        return {}
+    return parse_lock(repo.blob(blob).decode("utf-8", "replace"), f"{LOCK_FILE} at {rev}")
+
+
+@dataclass
+class DataDiff:
+    name: str
+    a: str
+    """What the old side is: "mlm.lock", "mlm.lock at REV"."""
+    b: str
+    a_digest: str
+    b_digest: str
+    changes: manifest.Changes = field(default_factory=manifest.Changes)
+
+
+def diff(repo: Repo, name: str, rev_a: str | None = None, rev_b: str | None = None) -> DataDiff:
+    """What changed in dataset NAME: mlm.lock (or mlm.lock at REV_A) against the files (or
+    against mlm.lock at REV_B)."""
+
+    def recorded(rev: str | None) -> tuple[str, dict[str, Any]]:
+        label = LOCK_FILE if rev is None else f"{LOCK_FILE} at {rev}"
+        lock = load_lock(repo.workdir) if rev is None else lock_at(repo, rev)
+        if name not in lock:
+            raise MlmError(f"dataset {name!r} is not recorded in {label}")
+        return label, lock[name]
+
+    a_label, a = recorded(rev_a)
+    if rev_b is not None:
+        b_label, b = recorded(rev_b)
+        if a["digest"] == b["digest"]:
+            return DataDiff(name, a_label, b_label, a["digest"], b["digest"])
+        return DataDiff(
+            name,
+            a_label,
+            b_label,
+            a["digest"],
+            b["digest"],
+            manifest.diff(repo, a["manifest"], b["manifest"]),
+        )
+    (st,) = status(repo, [name], changes=False, show_progress=True)
+    if st.current is None:
+        raise MlmError(
+            f"dataset {name!r} is not declared in mlm.toml, so it has no files to compare"
+        )
+    fp = st.current
+    out = DataDiff(name, a_label, "files", a["digest"], fp.digest)
+    if a["digest"] != fp.digest:
+        out.changes = manifest.compare(manifest.read(repo, a["manifest"]), fp.entries())
+    return out
+
+
+@dataclass
+class Listed:
+    name: str
+    path: str
+    digest: str
+    size: int | None
+    files: int | None
+    changed: str
+    """The commit that last changed its record, "uncommitted", or "" when not recorded."""
+    declared: bool
+
+
+def listing(repo: Repo) -> list[Listed]:
+    """Declared and recorded datasets with the commit that last changed each record."""
+    project = Project.load(repo)
+    names = project.names(None)
+    head_lock = {}
+    if repo.head().commit is not None:
+        head_lock = lock_at(repo, "HEAD")
+    changed: dict[str, str] = {}
+    pending = {n for n in names if n in project.lock and n in head_lock}
+    for n in names:
+        if n in project.lock and head_lock.get(n, {}).get("digest") != project.lock[n]["digest"]:
+            changed[n] = "uncommitted"
+    if pending:
+        newer: dict[str, str] = {}
+        for commit in repo.commits_touching(LOCK_FILE):
+            try:
+                lock = lock_at(repo, commit)
+            except MlmError:
+                lock = {}
+            for n in list(pending):
+                if lock.get(n, {}).get("digest") == head_lock[n]["digest"]:
+                    newer[n] = commit
+                else:
+                    pending.discard(n)
+            if not pending:
+                break
+        for n, commit in newer.items():
+            changed.setdefault(n, commit)
+    out = []
+    for n in names:
+        locked = project.lock.get(n)
+        spec = project.specs.get(n)
+        out.append(
+            Listed(
+                n,
+                spec.path if spec else (locked or {}).get("path", ""),
+                locked["digest"] if locked else "",
+                locked["size"] if locked else None,
+                locked["files"] if locked else None,
+                changed.get(n, ""),
+                spec is not None,
+            )
+        )
+    return out
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+def _run_info(repo: Repo, st: Status) -> dict[str, Any]:
+    fp = st.current
+    assert fp is not None
+    if st.state == "clean" and st.locked is not None:
+        info = {k: st.locked[k] for k in ("digest", "path", "size", "files", "manifest")}
+        return info | {"source": "lock"}
+    return fp.summary() | {"manifest": store_manifest(repo, fp), "source": "hashed"}
+
+
+def run_datasets(repo: Repo, clean: bool) -> dict[str, dict[str, Any]]:
+    """The digest of every declared dataset, as a run records it at its start.
+
+    The lock's record when the files match it (source "lock"), otherwise the files' own digest
+    (source "hashed"): a run on edited data never claims the recorded version. The stat cache
+    makes the check free on unchanged data, whatever `clean` (the code's state) says.
+    """
+    del clean  # the code being committed says nothing about data, which is usually untracked
+    project = Project.load(repo)
+    if not project.specs:
+        return {}
+    out = {}
+    for st in status(repo, list(project.specs), changes=False, show_progress=True):
+        out[st.name] = _run_info(repo, st)
+    return out
+
+
+def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]:
+    """(name, fingerprint) of a declared dataset or of a path outside the declarations."""
+    project = Project.load(repo)
+    if name_or_path in project.specs:
+        (st,) = status(repo, [name_or_path], changes=False, show_progress=True)
+        return name_or_path, _run_info(repo, st)
+    root = repo.workdir
+    rel = dataspec.normalise(root, name_or_path, "log_dataset", Path.cwd())
+    if not (root / rel).exists() and not any(c in rel for c in dataspec.GLOB_CHARS):
+        raise MlmError(
+            f"log_dataset: {name_or_path!r} is neither a declared dataset nor an existing path"
+        )
+    spec = Spec(rel.replace("/", "_"), rel)
+    fs = dataspec.enumerate_files(root, spec)
+    cache = statcache.StatCache.load(repo.mlm_dir, root)
+    try:
+        (fp,) = fingerprint(repo, [fs], cache, True)
+    finally:
+        cache.save()
+    return rel, fp.summary() | {"manifest": store_manifest(repo, fp), "source": "hashed"}

@@ -70,6 +70,19 @@ class TagInfo:
     offset: int
 
 
+def _info(c: pygit2.Commit) -> CommitInfo:
+    return CommitInfo(
+        oid=str(c.id),
+        parents=tuple(str(p) for p in c.parent_ids),
+        author=c.author.name,
+        email=c.author.email,
+        time=c.author.time,
+        offset=c.author.offset,
+        message=c.message,
+        tree=str(c.tree_id),
+    )
+
+
 class Repo:
     def __init__(self, raw: pygit2.Repository) -> None:
         self.raw = raw
@@ -184,16 +197,7 @@ class Repo:
         c = self.raw[oid]
         if not isinstance(c, pygit2.Commit):
             raise MlmError(f"object {oid} is not a commit")
-        return CommitInfo(
-            oid=str(c.id),
-            parents=tuple(str(p) for p in c.parent_ids),
-            author=c.author.name,
-            email=c.author.email,
-            time=c.author.time,
-            offset=c.author.offset,
-            message=c.message,
-            tree=str(c.tree_id),
-        )
+        return _info(c)
 
     def walk(self, revisions: list[str], limit: int | None = None) -> Iterator[CommitInfo]:
         """Commits in `git log` order (newest first) for revisions like `main`, `A..B`, `^X`."""
@@ -217,16 +221,7 @@ class Repo:
         for count, c in enumerate(walker):
             if limit is not None and count >= limit:
                 return
-            yield CommitInfo(
-                oid=str(c.id),
-                parents=tuple(str(p) for p in c.parent_ids),
-                author=c.author.name,
-                email=c.author.email,
-                time=c.author.time,
-                offset=c.author.offset,
-                message=c.message,
-                tree=str(c.tree_id),
-            )
+            yield _info(c)
 
     def decorations(self) -> dict[str, list[str]]:
         """Branch and tag names by the commit they point at, for log output."""
@@ -575,6 +570,26 @@ class Repo:
                 offset = (int(m.group(3)) * 60 + int(m.group(4))) * (-1 if m.group(2) == "-" else 1)
             return pygit2.Signature(name, email, int(m.group(1)), offset)
         return pygit2.Signature(name, email, int(time.time()), 0)
+
+    # --- dataset manifests and mlm.lock history ------------------------------------------
+
+    def write_tree(self, entries: Mapping[str, tuple[bool, str]]) -> str:
+        """A tree from name -> (is_tree, oid)."""
+        builder = self.raw.TreeBuilder()
+        for name, (is_tree, oid) in entries.items():
+            builder.insert(name, pygit2.Oid(hex=oid), _TREE if is_tree else _BLOB)
+        return str(builder.write())
+
+    def git_path(self, name: str) -> Path:
+        """`git rev-parse --git-path NAME`: where git looks for hooks (core.hooksPath) etc."""
+        out = self.run_git("rev-parse", "--git-path", name).strip()
+        return (self.workdir / out).resolve() if self.root else Path(out)
+
+    def commits_touching(self, path: str, rev: str = "HEAD") -> list[str]:
+        """Commits (newest first) reachable from `rev` that changed `path`."""
+        if self.head().commit is None:
+            return []
+        return self.run_git("log", "--format=%H", rev, "--", path).split()
 
     # --- ref updates ---------------------------------------------------------------------
 

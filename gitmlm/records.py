@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,13 +93,3 @@ def flat_row(run: Run) -> dict[str, Any]:
     for name, info in run.datasets.items():
         row[f"datasets.{name}"] = info.get("digest", "")
     return row
-
-
-def format_number(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.6g}"
-    return str(value)

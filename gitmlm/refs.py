@@ -55,6 +55,12 @@ def remote_mlm_prefix(remote: str) -> str:
     return f"refs/mlm-remotes/{remote}/"
 
 
+def manifest(tree: str) -> str:
+    """One ref per dataset manifest (a commit of the manifest tree): it never moves, so clones
+    that record manifests independently push and fetch them without conflicts."""
+    return MANIFESTS + tree
+
+
 def remote_tracking(remote: str, ref: str) -> str:
     """Where a remote's copy of one of our refs is fetched to, beside (never over) ours."""
     if ref.startswith("refs/notes/"):

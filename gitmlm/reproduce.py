@@ -87,11 +87,8 @@ def link_inputs(source: Path, target: Path, run: Run) -> list[str]:
     return linked
 
 
-def check_datasets(repo: Repo, run: Run) -> None:
+def check_datasets(run: Run, current: dict[str, dict[str, Any]]) -> None:
     """Every dataset the run recorded is here with the same digest, or a clear error."""
-    if not run.datasets:
-        return
-    current = data.run_datasets(repo, clean=False)
     for name, info in sorted(run.datasets.items()):
         then = info.get("digest")
         now = current.get(name, {}).get("digest")
@@ -187,11 +184,14 @@ def reproduce(
     if not original.command:
         raise MlmError(f"run {original.id[:12]} recorded no command to run again")
     source = repo.workdir
+    # Fingerprinted in the user's tree: the worktree only links to that data, and a link out
+    # of a work tree is (rightly) not a dataset there.
+    current = data.run_datasets(repo, clean=False)
+    if check_data:
+        check_datasets(original, current)
     with worktree(repo, commit, keep) as path:
         linked = link_inputs(source, path, original)
         wt = Repo.open(path)
-        if check_data:
-            check_datasets(wt, original)
         same = commit == original.commit
         code = checkpoint.Code(
             commit, original.checkpoint if same else "clean", original.base if same else None
@@ -207,6 +207,7 @@ def reproduce(
             command_in(original, source, path),
             code=code,
             extra=extra,
+            datasets=current,
         )
         if on_start is not None:
             on_start(active.record, path)

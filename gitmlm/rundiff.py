@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gitmlm.records import Run, flatten, format_number
+from gitmlm.fmt import cell
+from gitmlm.records import Run, flat_row
 
 
 @dataclass(frozen=True)
@@ -17,17 +18,13 @@ class Row:
 
 
 def _flat(run: Run) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "commit": run.commit[:10],
-        "checkpoint": run.checkpoint,
-        "status": run.status,
-    }
-    flatten("params", run.params, out)
-    for k, v in run.metrics.items():
-        out[f"metrics.{k}"] = v
-    for k, info in run.datasets.items():
-        out[f"datasets.{k}"] = str(info.get("digest", ""))[:19]
+    out = {k: v for k, v in flat_row(run).items() if k.split(".", 1)[0] in _COMPARED}
+    out["commit"] = run.commit[:10]
+    out.update({k: str(v)[:19] for k, v in out.items() if k.startswith("datasets.")})
     return out
+
+
+_COMPARED = {"commit", "checkpoint", "status", "params", "metrics", "datasets"}
 
 
 def compare(a: Run, b: Run) -> list[Row]:
@@ -47,8 +44,8 @@ def compare(a: Run, b: Run) -> list[Row]:
         rows.append(
             Row(
                 key,
-                "" if va is None else format_number(va),
-                "" if vb is None else format_number(vb),
+                cell(va),
+                cell(vb),
                 change,
             )
         )

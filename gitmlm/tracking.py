@@ -214,6 +214,7 @@ def begin(
     *,
     code: checkpoint.Code | None = None,
     extra: Mapping[str, Any] | None = None,
+    datasets: Mapping[str, dict[str, Any]] | None = None,
 ) -> ActiveRun:
     """Create a run: its record goes into the notes at once (status running) and its journal.
 
@@ -243,7 +244,9 @@ def begin(
         command=list(command if command is not None else [sys.executable, *sys.argv]),
         params={k: codec.check_value("param", k, v) for k, v in (params or {}).items()},
         tags={k: str(codec.check_value("tag", k, v)) for k, v in (tags or {}).items()},
-        datasets=data.run_datasets(repo, clean=code.checkpoint == "clean"),
+        datasets=dict(datasets)
+        if datasets is not None
+        else data.run_datasets(repo, clean=code.checkpoint == "clean"),
         env=envinfo.capture(),
     )
     record.extra.update(code.extra)

@@ -8,7 +8,6 @@ import pytest
 
 from gitmlm import reproduce
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
 from gitmlm.records import Run
 from tests.checkpoint_util import commit_all, runs
 from tests.conftest import git, mlm
@@ -106,7 +105,7 @@ def test_dataset_check_names_the_dataset(repo: Path) -> None:
         datasets={"train": {"digest": "sha256:" + "0" * 64, "path": "data/train"}},
     )
     with pytest.raises(MlmError, match=r"dataset .train. .*data/train.* not available"):
-        reproduce.check_datasets(Repo.open(repo), run)
+        reproduce.check_datasets(run, {})
 
 
 def test_compare_tolerance() -> None:
@@ -120,3 +119,25 @@ def test_compare_tolerance() -> None:
         ("c", False),
         ("d", False),
     ]
+
+
+def test_reproduce_refuses_when_a_declared_dataset_changed(repo: Path) -> None:
+    (repo / "data").mkdir()
+    (repo / "data" / "train.csv").write_text("x,y\n1,2\n")
+    (repo / ".gitignore").write_text("data/\n")
+    commit_all(repo, "ignore data")
+    mlm(repo, "data", "add", "train", "data")
+    git(repo, "commit", "-q", "-m", "train on data v1")
+    (repo / "train.py").write_text("import gitmlm\nwith gitmlm.start_run() as run:\n    pass\n")
+    commit_all(repo, "script")
+    mlm(repo, "run", "--", "python", "train.py")
+    [r] = runs(repo)
+    assert str(r["datasets.train"]).startswith("sha256:")
+    mlm(repo, "reproduce", str(r["run_id"]))  # the same data: it runs, on the linked data
+    again = [x for x in runs(repo) if x["run_id"] != r["run_id"]]
+    assert again[0]["datasets.train"] == r["datasets.train"]
+    (repo / "data" / "train.csv").write_text("x,y\n1,3\n")
+    proc = mlm(repo, "reproduce", str(r["run_id"]), check=False)
+    assert proc.returncode == 1
+    assert "dataset 'train' differs from the version run" in proc.stderr
+    assert len(runs(repo)) == 2  # nothing more was run or recorded

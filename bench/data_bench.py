@@ -1,0 +1,303 @@
+"""Benchmark of data version management (issue: data). Prints each figure beside its reference.
+
+    python bench/data_bench.py [--small] [--keep] [--no-dvc]
+
+Builds, in a temporary folder (removed at the end unless --keep):
+- a repository with 20,000 small files (1-8 kB, 100 folders) and one 1 GiB file
+  (--small: 2,000 files and 64 MiB), and times:
+  * cold hashing (empty stat cache): `hashing.hash_files` in-process, and `git mlm data add`
+    end to end, in MB/s against the single-core `hashlib.sha256` rate measured in this run
+    (target >= 0.8 x cores x that rate), and against the same hashing on one thread;
+  * `git mlm data status` with nothing changed (target <= 0.3 s), beside `find` printing every
+    file's size, mtime, ctime and inode (the cost of stat-ing the tree at all);
+  * the `mlm-data` hook (a fresh Python process, as git or pre-commit starts it) and
+    `git mlm hook pre-commit` (what the installed shim runs) on the unchanged repository
+    (target <= 0.3 s), beside `git status` and a bare `python -c pass`;
+  * with DVC (installed by ../shared/peers/install.sh into /tmp/gitmlm-peers/dvc), `dvc add`
+    and a warm `dvc status` of the same tree (target: ours >= 10x faster on status).
+- a repository with 100,000 files (--small: 10,000) and times `git mlm data status`
+  unchanged (target <= 1 s).
+
+The page cache is warm (the files were just written): "cold" means no stat cache, so every
+file is read and hashed, not that the disk is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gitmlm import hashing  # noqa: E402
+
+DVC = Path(os.environ.get("PEERS_DIR", "/tmp/gitmlm-peers")) / "dvc" / "bin" / "dvc"
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    "PYTHONPATH": str(ROOT),
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "Bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "Bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+}
+GIT_MLM = [sys.executable, "-m", "gitmlm"]
+FIND = ["find", "data", "-type", "f", "-printf", "%s %T@ %C@ %i\\n"]
+"""Stat every file and print what a stat cache compares: the floor for any tool that has no
+file-system monitor, whatever its language."""
+MB = 1e6
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if check and proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return took
+
+
+def median(cmd: list[str], cwd: Path, repeat: int = 7) -> float:
+    return statistics.median(run(cmd, cwd) for _ in range(repeat))
+
+
+def sha256_rate() -> float:
+    """Single-core hashlib.sha256 over an in-memory buffer, bytes/s (best of 3)."""
+    buf = os.urandom(256 << 20)
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        hashlib.sha256(buf).digest()
+        best = max(best, len(buf) / (time.perf_counter() - start))
+    return best
+
+
+def make_repo(path: Path) -> None:
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=path, check=True, env=ENV)
+    (path / ".gitignore").write_text("/data/\n")
+    (path / "train.py").write_text("print('train')\n")
+    subprocess.run(["git", "add", "."], cwd=path, check=True, env=ENV)
+    subprocess.run(["git", "commit", "-qm", "init"], cwd=path, check=True, env=ENV)
+
+
+def small_files(folder: Path, count: int, folders: int, sizes: tuple[int, int]) -> int:
+    seed = os.urandom(sizes[1])
+    total = 0
+    lo, hi = sizes
+    for i in range(count):
+        sub = folder / f"part-{i % folders:03d}"
+        if i < folders:
+            sub.mkdir(parents=True)
+        n = lo + (i * 7919) % (hi - lo + 1)
+        # Distinct content per file: the counter in front of a shared random block.
+        (sub / f"f{i:06d}.bin").write_bytes(i.to_bytes(8, "little") + seed[: n - 8])
+        total += n
+    return total
+
+
+def big_file(path: Path, size: int) -> None:
+    block = os.urandom(16 << 20)
+    with open(path, "wb") as fh:
+        for i in range(size // len(block)):
+            fh.write(i.to_bytes(8, "little") + block[8:])
+
+
+def line(what: str, ours: str, ref: str, ratio: str, target: str) -> None:
+    print(f"{what:<46} {ours:>12}  {ref:>22}  {ratio:>9}  {target}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true", help="a quick run on a smaller tree")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--no-dvc", action="store_true", help="skip DVC even if installed")
+    args = parser.parse_args()
+    n_small, n_many, big = (2_000, 10_000, 64 << 20) if args.small else (20_000, 100_000, 1 << 30)
+    cores = os.cpu_count() or 1
+    tmp = Path(tempfile.mkdtemp(prefix="gitmlm-data-bench-"))
+    # Timed processes start as after `pip install` (bytecode compiled), whatever this shell's
+    # PYTHONDONTWRITEBYTECODE says; the bytecode goes to the temporary folder.
+    ENV["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    try:
+        rate = sha256_rate()
+        load = os.getloadavg()[0]
+        print(
+            f"machine: {cores} cores, load average {load:.1f} (other work shares the cores); "
+            f"single-core hashlib.sha256: {rate / MB:,.0f} MB/s"
+        )
+        print(f"{'figure':<46} {'ours':>12}  {'reference':>22}  {'ratio':>9}  target")
+
+        # --- tree 1: many small files and one big file ---------------------------------------
+        repo = tmp / "repo"
+        make_repo(repo)
+        data = repo / "data"
+        total = small_files(data, n_small, 100, (1_000, 8_000))
+        big_file(data / "big.bin", big)
+        total += big
+        files = [
+            (p.relative_to(repo).as_posix(), p.stat().st_size)
+            for p in data.rglob("*")
+            if p.is_file()
+        ]
+        print(f"tree: {len(files):,} files, {total / MB:,.0f} MB")
+
+        start = time.perf_counter()
+        hashing.hash_files(str(repo), files, "sha256", workers=1)
+        one_thread = time.perf_counter() - start
+        start, cpu = time.perf_counter(), time.process_time()
+        hashing.hash_files(str(repo), files, "sha256")
+        parallel = time.perf_counter() - start
+        used = (time.process_time() - cpu) / parallel
+        ceiling = max(big / rate, total / (cores * rate))
+        line(
+            "cold hash, in-process (MB/s)",
+            f"{total / parallel / MB:,.0f}",
+            f"{cores} x sha256 {cores * rate / MB:,.0f}",
+            f"{total / parallel / (cores * rate):.2f}x",
+            ">= 0.80x",
+        )
+        line(
+            "  same files on one thread (MB/s)",
+            f"{total / one_thread / MB:,.0f}",
+            f"sha256 {rate / MB:,.0f}",
+            f"{parallel / one_thread:.2f}x t",
+            "(time ratio)",
+        )
+        line(
+            "  cores the hashing threads got (CPU/wall)",
+            f"{used:.2f}",
+            f"{cores} cores",
+            f"{used / cores:.2f}x",
+            "(load-bound)",
+        )
+        line(
+            "  sha256's own limit: big file on one core",
+            f"{total / ceiling / MB:,.0f}",
+            f"{cores} x sha256 {cores * rate / MB:,.0f}",
+            f"{total / ceiling / (cores * rate):.2f}x",
+            "ceiling",
+        )
+        for warm in (["--version"], ["hook", "--help"]):
+            run([*GIT_MLM, *warm], repo)  # compile the bytecode once
+        run([sys.executable, "-m", "gitmlm.hooks.data"], repo)
+        took = run([*GIT_MLM, "data", "add", "train", "data"], repo)
+        line(
+            "cold `git mlm data add` end to end (MB/s)",
+            f"{total / took / MB:,.0f}",
+            f"{cores} x sha256 {cores * rate / MB:,.0f}",
+            f"{total / took / (cores * rate):.2f}x",
+            ">= 0.80x",
+        )
+        subprocess.run(["git", "commit", "-qm", "data"], cwd=repo, check=True, env=ENV)
+        for _ in range(2):  # files written within the last tick are racy once; let them settle
+            run([*GIT_MLM, "data", "status"], repo)
+        time.sleep(0.05)
+        status = median([*GIT_MLM, "data", "status"], repo)
+        bare = median([sys.executable, "-c", "pass"], repo)
+        floor = median(FIND, repo)
+        line(
+            f"`git mlm data status`, unchanged, {len(files) // 1000}k files",
+            f"{status:.3f} s",
+            f"find -printf stat {floor:.3f} s",
+            f"{status / floor:.1f}x",
+            "<= 0.3 s",
+        )
+        hook = median([sys.executable, "-m", "gitmlm.hooks.data"], repo)
+        line(
+            "mlm-data hook, unchanged (process start incl.)",
+            f"{hook:.3f} s",
+            f"python -c pass {bare:.3f} s",
+            f"{hook / bare:.1f}x",
+            "<= 0.3 s",
+        )
+        shim = median([*GIT_MLM, "hook", "pre-commit"], repo)
+        line(
+            "`git mlm hook pre-commit` (the git shim)",
+            f"{shim:.3f} s",
+            f"python -c pass {bare:.3f} s",
+            f"{shim / bare:.1f}x",
+            "<= 0.3 s",
+        )
+
+        if not args.no_dvc and DVC.exists():
+            dvc = str(DVC)
+            drepo = tmp / "dvc-repo"
+            make_repo(drepo)
+            os.rename(data, drepo / "data")  # the very same files
+            run([dvc, "init", "-q"], drepo)
+            run([dvc, "config", "core.analytics", "false"], drepo)
+            dvc_add = run([dvc, "add", "-q", "data"], drepo)
+            line(
+                "cold `git mlm data add` vs `dvc add`",
+                f"{took:.2f} s",
+                f"dvc add {dvc_add:.2f} s",
+                f"{dvc_add / took:.1f}x",
+                "(faster)",
+            )
+            run([dvc, "status", "-q"], drepo, check=False)
+            dvc_status = median([dvc, "status", "-q"], drepo, repeat=3)
+            line(
+                "`git mlm data status` vs warm `dvc status`",
+                f"{status:.3f} s",
+                f"dvc status {dvc_status:.3f} s",
+                f"{dvc_status / status:.1f}x",
+                ">= 10x faster",
+            )
+            shutil.rmtree(drepo)  # its cache holds a second copy of the big file
+        elif not args.no_dvc:
+            print(f"(DVC not found at {DVC}; run ../shared/peers/install.sh dvc to compare)")
+        shutil.rmtree(repo)
+
+        # --- tree 2: many files ------------------------------------------------------------------
+        many = tmp / "many"
+        make_repo(many)
+        small_files(many / "data", n_many, 100, (64, 512))
+        took = run([*GIT_MLM, "data", "add", "train", "data"], many)
+        line(
+            f"cold `git mlm data add`, {n_many // 1000}k files",
+            f"{took:.2f} s",
+            f"{n_many / took:,.0f} files/s",
+            "",
+            "",
+        )
+        for _ in range(2):
+            run([*GIT_MLM, "data", "status"], many)
+        time.sleep(0.05)
+        status = median([*GIT_MLM, "data", "status"], many, repeat=5)
+        floor = median(FIND, many, repeat=5)
+        line(
+            f"`git mlm data status`, unchanged, {n_many // 1000}k files",
+            f"{status:.3f} s",
+            f"find -printf stat {floor:.3f} s",
+            f"{status / floor:.1f}x",
+            "<= 1 s",
+        )
+        hook = median([sys.executable, "-m", "gitmlm.hooks.data"], many, repeat=5)
+        line(
+            f"mlm-data hook, unchanged, {n_many // 1000}k files",
+            f"{hook:.3f} s",
+            f"python -c pass {bare:.3f} s",
+            f"{hook / bare:.1f}x",
+            "",
+        )
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""`git mlm data add|status|diff|ls|rm`, `git mlm install-hooks` and `git mlm hook`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gitmlm import fmt
+from gitmlm.cli import cli, format_option, open_repo
+from gitmlm.errors import MlmError
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return str(n)
+
+
+def _short(digest: str) -> str:
+    algorithm, _, hex_ = digest.partition(":")
+    return f"{algorithm}:{hex_[:12]}" if hex_ else digest
+
+
+@cli.group()
+def data() -> None:
+    """Datasets: declare, fingerprint into mlm.lock, inspect, diff.
+
+    Declare datasets in mlm.toml ([datasets.NAME] path = "a file, folder or glob") or with
+    `git mlm data add NAME PATH`; mlm.lock records their digests and is committed with the code.
+    The `mlm-data` hook blocks a commit whose data differs from its mlm.lock.
+    """
+
+
+@data.command("add")
+@click.argument("name", required=False)
+@click.argument("path", required=False)
+@click.option("--no-stage", is_flag=True, help="Do not `git add` mlm.lock and mlm.toml.")
+def data_add(name: str | None, path: str | None, no_stage: bool) -> None:
+    """Record dataset NAME (declared as PATH, when given) in mlm.lock; every dataset when no
+    NAME. Stages mlm.lock (and mlm.toml when it changed), ready to commit."""
+    from gitmlm import data as _data
+
+    repo = open_repo()
+    done = _data.add(repo, name, path, cwd=Path.cwd(), stage=not no_stage, show_progress=True)
+    for r in done:
+        e = r.entry
+        if r.previous == e["digest"]:
+            what = "unchanged"
+        elif r.previous is None:
+            what = "recorded"
+        else:
+            what = f"recorded (was {_short(r.previous)})"
+        click.echo(
+            f"{r.name}: {_short(e['digest'])}  {e['files']} file{'' if e['files'] == 1 else 's'}, "
+            f"{_size(e['size'])}  {what}"
+        )
+    if not no_stage:
+        click.echo("staged mlm.lock; commit it with your code", err=True)
+
+
+@data.command("rm")
+@click.argument("name")
+@click.option("--no-stage", is_flag=True, help="Do not `git add` mlm.lock and mlm.toml.")
+def data_rm(name: str, no_stage: bool) -> None:
+    """Forget dataset NAME: its declaration in mlm.toml and its record in mlm.lock (the files
+    and the recorded manifests stay)."""
+    from gitmlm import data as _data
+
+    _data.remove(open_repo(), name, stage=not no_stage)
+    click.echo(f"forgot dataset {name}")
+
+
+@data.command("status")
+@click.argument("names", nargs=-1)
+@click.option("--exit-code", is_flag=True, help="Exit with 1 when any dataset is not clean.")
+@format_option
+def data_status(names: tuple[str, ...], exit_code: bool, fmt_: str) -> int:
+    """Each dataset against mlm.lock: clean, modified (with counts), unrecorded, undeclared."""
+    from gitmlm import data as _data
+
+    repo = open_repo()
+    found = _data.status(repo, list(names) or None, show_progress=True)
+    rows: list[dict[str, Any]] = []
+    for st in found:
+        c = st.changes
+        rows.append(
+            {
+                "dataset": st.name,
+                "status": st.state,
+                "modified": len(c.modified) if c else None,
+                "added": len(c.added) if c else None,
+                "removed": len(c.removed) if c else None,
+                "path": st.path,
+                "digest": st.current.digest if st.current else "",
+                "note": st.note,
+            }
+        )
+    if not rows:
+        click.echo("no datasets declared; declare one with `git mlm data add NAME PATH`", err=True)
+        return 0
+    cols = ["dataset", "status", "modified", "added", "removed", "path"]
+    if fmt_ != "table":
+        cols += ["digest", "note"]
+    click.echo(fmt.render(rows, cols, fmt_))
+    if fmt_ == "table":
+        for row in rows:
+            if row["note"]:
+                click.echo(f"{row['dataset']}: {row['note']}", err=True)
+    dirty = any(st.state != "clean" for st in found)
+    return 1 if exit_code and dirty else 0
+
+
+@data.command("diff")
+@click.argument("name")
+@click.argument("rev_a", required=False)
+@click.argument("rev_b", required=False)
+@format_option
+def data_diff(name: str, rev_a: str | None, rev_b: str | None, fmt_: str) -> None:
+    """File-level changes of dataset NAME: mlm.lock against the files; or the version recorded
+    at REV_A against the files; or REV_A against REV_B."""
+    from gitmlm import data as _data
+
+    d = _data.diff(open_repo(), name, rev_a, rev_b)
+    c = d.changes
+    rows: list[dict[str, Any]] = []
+    for kind, paths in (("modified", c.modified), ("added", c.added), ("removed", c.removed)):
+        for p in paths:
+            old, new = c.sizes.get(p, (None, None))
+            rows.append({"change": kind, "path": p, "old_size": old, "new_size": new})
+    if fmt_ == "table":
+        click.echo(f"dataset {name}: {d.a} ({_short(d.a_digest)}) -> {d.b} ({_short(d.b_digest)})")
+        if not rows:
+            click.echo("no changes" if d.a_digest == d.b_digest else "no file-level changes")
+            return
+        for row in rows:
+            row["old_size"], row["new_size"] = _size(row["old_size"]), _size(row["new_size"])
+    click.echo(fmt.render(rows, ["change", "path", "old_size", "new_size"], fmt_))
+
+
+@data.command("ls")
+@format_option
+def data_ls(fmt_: str) -> None:
+    """Declared and recorded datasets: digest, size, files, the commit that last changed them."""
+    from gitmlm import data as _data
+
+    repo = open_repo()
+    rows: list[dict[str, Any]] = []
+    for d in _data.listing(repo):
+        changed = d.changed
+        if fmt_ == "table" and len(changed) == 40:
+            info = repo.commit(changed)
+            import time
+
+            changed = f"{changed[:10]} {time.strftime('%Y-%m-%d', time.gmtime(info.time))}"
+        rows.append(
+            {
+                "dataset": d.name,
+                "path": d.path + ("" if d.declared else " (undeclared)"),
+                "digest": _short(d.digest) if fmt_ == "table" else d.digest,
+                "size": _size(d.size) if fmt_ == "table" else d.size,
+                "files": d.files,
+                "changed": changed or ("" if d.digest else "not recorded"),
+            }
+        )
+    if not rows:
+        click.echo("no datasets declared; declare one with `git mlm data add NAME PATH`", err=True)
+        return
+    click.echo(fmt.render(rows, ["dataset", "path", "digest", "size", "files", "changed"], fmt_))
+
+
+@cli.command("install-hooks")
+@click.option("--uninstall", is_flag=True, help="Remove the shims, restoring earlier hooks.")
+def install_hooks(uninstall: bool) -> None:
+    """Install gitmlm's git hooks into .git/hooks (for teams without the pre-commit framework).
+
+    The hooks are shims that run `git mlm hook STAGE`. A hook already in place is kept as
+    STAGE.pre-gitmlm and run after gitmlm's checks.
+    """
+    from gitmlm import hookinstall
+
+    repo = open_repo()
+    actions = hookinstall.uninstall(repo) if uninstall else hookinstall.install(repo)
+    for a in actions:
+        click.echo(a.what)
+    if not actions:
+        click.echo("no gitmlm hooks installed")
+
+
+@cli.command(
+    "hook", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.argument("stage")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def hook(stage: str, args: tuple[str, ...]) -> int:
+    """Run gitmlm's checks for git hook STAGE (what the installed shims call)."""
+    from gitmlm import hookinstall
+
+    try:
+        repo = open_repo()
+    except MlmError:  # the checks report a missing repository themselves
+        repo = None
+    sys.stdout.flush()
+    return hookinstall.run(repo, stage, args)

@@ -1,0 +1,155 @@
+"""Hashing files in parallel, refusing torn reads: a file that changes while it is read is
+re-read, and after a few tries it is an error rather than a digest of nothing that existed.
+
+Threads, not processes: hashlib and os.readv release the GIL on large buffers, so a big file
+hashes on one core while the others take the small files; and threads need no fork (unsafe in a
+training process with threads of its own) nor a re-import of the user's __main__ (spawn).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gitmlm.errors import MlmError
+
+ALGORITHMS = ("sha256", "sha512", "blake2b", "sha3_256")
+"""What a dataset may declare as `algorithm`; sha256 is the default."""
+DEFAULT = "sha256"
+TRIES = 3
+CHUNK = 1 << 20
+SMALL_JOB = 8 << 20
+"""Below this many bytes in total, threads cost more than they save."""
+
+StatKey = tuple[int, int, int, int]
+"""(size, mtime_ns, ctime_ns, inode): what the stat cache compares."""
+Progress = Callable[[int, int], None]
+"""Called with (bytes, files) just hashed; may be called from several threads."""
+
+
+@dataclass(frozen=True)
+class Hashed:
+    key: StatKey
+    hex: str
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def check_algorithm(name: str) -> str:
+    if name not in ALGORITHMS:
+        raise MlmError(f"unknown hash algorithm {name!r}; use one of {', '.join(ALGORITHMS)}")
+    return name
+
+
+def _read_into(fd: int, h: hashlib._Hash, size: int, buf: bytearray) -> int:
+    if size < CHUNK:
+        # Small files: one read of the expected size plus one to see the end.
+        total = 0
+        while True:
+            data = os.read(fd, max(size - total, 0) + 1)
+            if not data:
+                return total
+            h.update(data)
+            total += len(data)
+    view = memoryview(buf)
+    total = 0
+    while True:
+        n = os.readv(fd, [buf])
+        if not n:
+            return total
+        h.update(view[:n])
+        total += n
+
+
+def hash_file(full: str, rel: str, algorithm: str, buf: bytearray | None = None) -> Hashed:
+    """The digest of one regular file with the stat it had throughout the read."""
+    buf = buf if buf is not None else bytearray(CHUNK)
+    for _ in range(TRIES):
+        try:
+            fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise MlmError(f"{rel} disappeared while being hashed; run the command again") from exc
+        except PermissionError as exc:
+            raise MlmError(f"cannot read {rel}: permission denied; fix its permissions") from exc
+        except OSError as exc:
+            raise MlmError(f"cannot read {rel}: {exc.strerror}") from exc
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise MlmError(f"{rel} is not a regular file; datasets hold regular files only")
+            h = hashlib.new(algorithm)
+            try:
+                n = _read_into(fd, h, before.st_size, buf)
+            except OSError as exc:
+                raise MlmError(f"cannot read {rel}: {exc.strerror}") from exc
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        key = stat_key(after)
+        if key == stat_key(before) and n == before.st_size:
+            return Hashed(key, h.hexdigest())
+    raise MlmError(
+        f"{rel} changed while it was being hashed ({TRIES} tries); "
+        "stop whatever is writing it and run the command again"
+    )
+
+
+def hash_files(
+    root: str,
+    jobs: Sequence[tuple[str, int]],
+    algorithm: str,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> dict[str, Hashed]:
+    """Hash (repo-relative path, expected size) jobs under `root`: largest first, one thread
+    per core, so the biggest file starts at once and small files fill the other cores."""
+    ordered = sorted(jobs, key=lambda j: j[1], reverse=True)
+    out: dict[str, Hashed] = {}
+    total = sum(size for _, size in ordered)
+    count = workers or os.cpu_count() or 1
+    if count == 1 or len(ordered) < 2 or total < SMALL_JOB:
+        buf = bytearray(CHUNK)
+        for rel, size in ordered:
+            out[rel] = hash_file(f"{root}/{rel}", rel, algorithm, buf)
+            if progress:
+                progress(size, 1)
+        return out
+
+    lock = threading.Lock()
+    feed = iter(ordered)
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        buf = bytearray(CHUNK)
+        while not failures:
+            with lock:
+                job = next(feed, None)
+            if job is None:
+                return
+            rel, size = job
+            try:
+                result = hash_file(f"{root}/{rel}", rel, algorithm, buf)
+            except BaseException as exc:  # handed to the caller's thread below
+                failures.append(exc)
+                return
+            out[rel] = result  # distinct keys per thread: dict item assignment is atomic
+            if progress:
+                progress(size, 1)
+
+    threads = [
+        threading.Thread(target=work, name=f"gitmlm-hash-{i}", daemon=True)
+        for i in range(min(count, len(ordered)))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    return out
