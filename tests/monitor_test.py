@@ -178,6 +178,7 @@ def test_git_mlm_profile_stores_a_profile_for_an_existing_run(
     run = gitmlm.get_run(run_id)
     assert run.status == "finished" and run.datasets["train"]["profile"] is True
     assert run.datasets["train"]["rows"] == 30_000
+    assert run.datasets["train"]["digest"].startswith("sha256:")  # fingerprinted as well
     note = tomllib.loads(git(root, "notes", "--ref", refs.PROFILES, "show", run.commit))
     stored = note["runs"][run_id]["train"]
     assert stored["rows"] == 30_000
