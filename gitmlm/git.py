@@ -232,7 +232,8 @@ class Repo:
                     target = str(self.raw.references[name].peel(pygit2.Commit).id)
                 except (pygit2.GitError, ValueError, KeyError):
                     continue
-                short = name.split("/", 2)[2] if not name.startswith("refs/tags/") else name[5:]
+                tag = name.startswith("refs/tags/")
+                short = "tag: " + name[10:] if tag else name.split("/", 2)[2]
                 out.setdefault(target, []).append(short)
         return out
 

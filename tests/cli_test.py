@@ -170,16 +170,24 @@ def test_log_and_version_never_import_pandas(repo: Path) -> None:
 
 
 def test_demo_creates_a_repository_with_runs(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
     out = subprocess.run(
-        ["git", "mlm", "demo", str(tmp_path / "demo")], capture_output=True, text=True, check=True
+        ["git", "mlm", "demo", str(demo)], capture_output=True, text=True, check=True
     ).stdout
-    assert "lr-0.5" in out and "metrics.acc" in out and "Track experiments with gitmlm" in out
-    rows = _runs_json(tmp_path / "demo")
+    assert "lr-0.5" in out and "metrics.acc" in out and "Track experiments and data" in out
+    assert "tag: logreg@v0.0.1" in out and "logreg  v0.0.1" in out
+    rows = _runs_json(demo)
     assert len(rows) == 3 and all(r["status"] == "finished" for r in rows)
-    again = subprocess.run(
-        ["git", "mlm", "demo", str(tmp_path / "demo")], capture_output=True, text=True
-    )
+    assert all(str(r["datasets.train"]).startswith("sha256:") for r in rows)
+    assert git(demo, "status", "--porcelain") == ""
+    # An earlier demo is replaced; any other non-empty folder is refused and left alone.
+    subprocess.run(["git", "mlm", "demo", str(demo)], check=True, capture_output=True)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("x")
+    again = subprocess.run(["git", "mlm", "demo", str(mine)], capture_output=True, text=True)
     assert again.returncode == 1 and "not empty" in again.stderr
+    assert (mine / "keep.txt").exists()
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "csv", "md"])
