@@ -392,14 +392,8 @@ class Repo:
 
     def file_at(self, commit: str, path: str) -> bytes | None:
         """The content of `path` in `commit`'s tree, or None when it is not there."""
-        c = self.raw[commit]
-        assert isinstance(c, pygit2.Commit)
-        try:
-            entry = c.tree[path]
-        except KeyError:
-            return None
-        obj = self.raw[entry.id]
-        return obj.data if isinstance(obj, pygit2.Blob) else None
+        oid = self.blob_at(commit, path)
+        return None if oid is None else self.blob(oid)
 
     def is_valid_ref_name(self, ref: str) -> bool:
         """What `git check-ref-format` accepts (git, not libgit2, decides what a remote takes)."""
