@@ -176,6 +176,7 @@ def test_demo_creates_a_repository_with_runs(tmp_path: Path) -> None:
     ).stdout
     assert "lr-0.5" in out and "metrics.acc" in out and "Track experiments and data" in out
     assert "tag: logreg@v0.0.1" in out and "logreg  v0.0.1" in out
+    assert "FLAGGED: drift in x0\n" in out  # the serving data's shifted feature, and only it
     rows = _runs_json(demo)
     assert len(rows) == 3 and all(r["status"] == "finished" for r in rows)
     assert all(str(r["datasets.train"]).startswith("sha256:") for r in rows)
