@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from gitmlm import refs, store, tracking
+from gitmlm import liveness, refs, store
 from gitmlm.git import CommitInfo, Repo
 
 
@@ -56,7 +56,5 @@ def entries(repo: Repo, revisions: list[str], limit: int | None) -> Iterator[Ent
 def _briefs(rows: list[store.Brief]) -> list[Brief]:
     out = []
     for rid, name, status, host, pid, metrics in rows:
-        if status == "running" and host == tracking.HOST and pid and not tracking._alive(pid):
-            status = "crashed"
-        out.append(Brief(rid, name, status, metrics))
+        out.append(Brief(rid, name, liveness.status(status, host, pid), metrics))
     return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -13,7 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitmlm import attachments, checkpoint, codec, data, envinfo, ids, journal, refs, store
+from gitmlm import (
+    attachments,
+    checkpoint,
+    codec,
+    data,
+    envinfo,
+    ids,
+    journal,
+    liveness,
+    refs,
+    store,
+)
 from gitmlm.errors import MlmError
 from gitmlm.git import Repo
 from gitmlm.records import Run
@@ -24,7 +34,7 @@ if TYPE_CHECKING:
 RUN_ENV = "GITMLM_RUN_ID"
 """Set by `git mlm run` for its child, whose own start_run() then attaches to that run."""
 FLUSH_SECONDS = 1.0
-HOST = socket.gethostname()
+HOST = liveness.HOST
 
 
 class ActiveRun:
@@ -366,21 +376,9 @@ class Listing:
     """Runs none of whose commits is here (a shallow clone): they cannot be placed."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def effective_status(run: Run) -> str:
     """A run still `running` whose process on this host is gone has crashed."""
-    if run.status == "running" and run.host == HOST and run.pid and not _alive(run.pid):
-        return "crashed"
-    return run.status
+    return liveness.status(run.status, run.host, run.pid)
 
 
 def list_runs(
