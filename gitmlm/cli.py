@@ -324,7 +324,12 @@ def diff(run_a: str, run_b: str, fmt_: str) -> None:
 @cli.command()
 @click.argument("directory", default="gitmlm-demo", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
-    """Create a demo repository in DIRECTORY, run a few real experiments, show the results."""
+    """Take a new demo repository in DIRECTORY through the whole lifecycle, with real commands.
+
+    A dataset, three tracked runs, a checked model commit, a registered and promoted version,
+    and serving data checked for skew; then the log and the tables. An earlier demo in
+    DIRECTORY is replaced; any other non-empty folder is refused.
+    """
     from gitmlm import demo as _demo
 
     for line in _demo.make(directory):
