@@ -396,7 +396,7 @@ def _performance(
 
 # --- recording and history ---------------------------------------------------------------------
 
-_FEATURE_KEYS = (
+FEATURE_KEYS = (
     "status",
     "psi",
     "js",
@@ -429,7 +429,7 @@ def observation(result: Result) -> dict[str, Any]:
     features: dict[str, Any] = {}
     for f in result.report.features:
         entry: dict[str, Any] = {}
-        for key in _FEATURE_KEYS:
+        for key in FEATURE_KEYS:
             value = getattr(f, key)
             if value is not None:
                 entry[key] = _round(value) if isinstance(value, float) else value

@@ -6,22 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from gitmlm import fmt, ids
-from gitmlm.monitor import Observation, Result, day
+from gitmlm.monitor import FEATURE_KEYS, Observation, Result, day
 
-FEATURE_COLUMNS = [
-    "feature",
-    "kind",
-    "status",
-    "psi",
-    "js",
-    "wasserstein",
-    "linf",
-    "null_rate_ref",
-    "null_rate_now",
-    "out_of_range",
-    "unseen_share",
-    "crossed",
-]
+FEATURE_COLUMNS = ["feature", "kind", *FEATURE_KEYS, "crossed"]
 _ORDER = {"SCHEMA": 0, "DRIFT": 1, "ok": 2}
 # Checks on the shape of the distribution: only then are the bins that moved worth naming.
 _SHAPE = {"psi", "js", "wasserstein", "linf", "unseen_share", "pvalue"}
