@@ -118,13 +118,7 @@ def _read_csv(p: Path, chunk_rows: int, columns: list[str] | None) -> Iterator[p
         # in an int column) is re-read with that column widened; a row split by a quoted
         # newline is re-read with the serial splitter. The new reader resumes after `done` rows.
         for _ in range(2 * len(opts.inferred) + 2):
-            retyped = _widen(list(opts.inferred), opts.types or opts.inferred, str(error))
-            if retyped is not None:
-                opts.types = retyped
-            elif "parse error" in str(error) and not opts.newlines:
-                opts.newlines = True
-            else:
-                raise MlmError(f"{p}: cannot read CSV: {_first_line(error)}") from error
+            opts.adapt(error)
             try:
                 return opts.open(done)
             except pa.ArrowInvalid as e:
@@ -192,6 +186,17 @@ class _CsvOptions:
         self.inferred: dict[str, Any] = {}  # every file column, as inferred from the first block
         self.newlines = False
 
+    def adapt(self, error: Exception) -> None:
+        """Change how to read after `error`: widen a column whose type did not fit, or use the
+        serial row splitter for a quoted newline; when neither helps, a clear error."""
+        retyped = _widen(list(self.inferred), self.types or self.inferred, str(error))
+        if retyped is not None:
+            self.types = retyped
+        elif "parse error" in str(error) and not self.newlines:
+            self.newlines = True
+        else:
+            raise MlmError(f"{self.path}: cannot read CSV: {_first_line(error)}") from error
+
     def parse(self, data: memoryview) -> Any:
         """One chunk of whole records (no header) as a table, with the types of earlier chunks.
 
@@ -210,13 +215,7 @@ class _CsvOptions:
             try:
                 table = pacsv.read_csv(pa.py_buffer(data), read, parse, convert)
             except pa.ArrowInvalid as e:
-                retyped = _widen(list(self.inferred), self.types or self.inferred, str(e))
-                if retyped is not None:
-                    self.types = retyped
-                elif "parse error" in str(e) and not self.newlines:
-                    self.newlines = True
-                else:
-                    raise MlmError(f"{self.path}: cannot read CSV: {_first_line(e)}") from e
+                self.adapt(e)
                 continue
             except (pa.ArrowException, OSError) as e:
                 raise MlmError(f"{self.path}: cannot read CSV: {_first_line(e)}") from e
