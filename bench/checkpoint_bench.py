@@ -24,8 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gitmlm import checkpoint, tracking  # noqa: E402
-from gitmlm.git import Repo  # noqa: E402
+from gitmlm.checkpoints import checkpoint
+from gitmlm.core.git import Repo
+from gitmlm.tracking import record as tracking
 
 ENV = {
     **os.environ,

@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gitmlm import hashing  # noqa: E402
+from gitmlm.data import hashing
 
 DVC = Path(os.environ.get("PEERS_DIR", "/tmp/gitmlm-peers")) / "dvc" / "bin" / "dvc"
 ENV = {

@@ -1,4 +1,4 @@
-"""Benchmark of `gitmlm.profile` + `gitmlm.drift` on a large table (a script, not a test).
+"""Benchmark of `gitmlm.stats.profile` + `gitmlm.stats.drift` on a large table (a script).
 
 Writes a reference and a serving table (default 1,000,000 rows x 20 columns: 12 normal, 3
 integer, 2 lognormal, 3 categorical; the serving side has a few shifted columns) as Parquet and
@@ -102,7 +102,7 @@ def _peak_gb() -> float:
 def run_build(data: Path, out: Path) -> dict[str, object]:
     import tomli_w
 
-    from gitmlm.profile import build_profile, read_frames
+    from gitmlm.stats.profile import build_profile, read_frames
 
     t = time.perf_counter()
     profile = build_profile(read_frames(data))
@@ -113,8 +113,8 @@ def run_build(data: Path, out: Path) -> dict[str, object]:
 def run_monitor(reference: Path, data: Path) -> dict[str, object]:
     import tomllib
 
-    from gitmlm.drift import compare
-    from gitmlm.profile import Profile, build_profile, read_frames
+    from gitmlm.stats.drift import compare
+    from gitmlm.stats.profile import Profile, build_profile, read_frames
 
     t = time.perf_counter()
     ref = Profile.from_dict(tomllib.loads(reference.read_text()))
@@ -174,7 +174,7 @@ def make_repo(directory: Path) -> tuple[Path, str]:
 
 
 def run_read(data: Path) -> dict[str, object]:
-    from gitmlm.frames import read_frames
+    from gitmlm.stats.frames import read_frames
 
     t = time.perf_counter()
     rows = sum(len(f) for f in read_frames(data))

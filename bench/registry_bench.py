@@ -26,8 +26,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gitmlm import model_registry, tags  # noqa: E402
-from gitmlm.git import Repo  # noqa: E402
+from gitmlm.core import tags
+from gitmlm.core.git import Repo
+from gitmlm.models import state as model_registry
 
 TARGET = 0.25
 SIZES = [(200, 500), (800, 2000)]

@@ -27,10 +27,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gitmlm import codec, ids, merge, refs, store, sync  # noqa: E402
-from gitmlm.git import Repo  # noqa: E402
-from gitmlm.records import Run  # noqa: E402
-from tests.gitdaemon import GitDaemon  # noqa: E402
+from gitmlm.core import (
+    codec,
+    ids,
+    refs,
+)
+from gitmlm.core import notes as store
+from gitmlm.core.git import Repo
+from gitmlm.core.records import Run
+from gitmlm.sync import merge, sync
+from tests.gitdaemon import GitDaemon
 
 ENV = {
     **os.environ,

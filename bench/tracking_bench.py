@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import gitmlm
-from gitmlm import codec, ids, refs
-from gitmlm.git import Repo
-from gitmlm.records import Run
+from gitmlm.core import codec, ids, refs
+from gitmlm.core.git import Repo
+from gitmlm.core.records import Run
 
 
 def wall(cmd: list[str], cwd: Path, repeat: int = 5) -> float:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-from gitmlm.records import Run
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gitmlm.lifecycle import Resolved
-    from gitmlm.tracking import ActiveRun, start_run
+    from gitmlm.models.ops import Resolved
+    from gitmlm.tracking.record import ActiveRun, start_run
 
 __version__ = "0.1.0"
 __all__ = [
@@ -35,15 +35,15 @@ def runs(
 ) -> pd.DataFrame:
     """Every run as a DataFrame row: run_id, name, status, commit, started, ended, params.*,
     metrics.*, tags.*, datasets.* — like mlflow.search_runs."""
-    from gitmlm import table
+    from gitmlm.tracking import table
 
     return table.runs_frame(where=where, order_by=order_by, path=path)
 
 
 def get_run(run_id: str, *, path: str | None = None) -> Run:
     """One run by id or unambiguous prefix, with its per-step series in `.steps`."""
-    from gitmlm import tracking as _runs
-    from gitmlm.git import Repo
+    from gitmlm.core.git import Repo
+    from gitmlm.tracking import record as _runs
 
     return _runs.get_run(Repo.open(path), run_id)
 
@@ -52,7 +52,7 @@ def __getattr__(name: str) -> object:
     # The tracking API loads on first use, so `git mlm log` and the hooks, which import
     # submodules of this package, do not pay for it at start.
     if name in ("start_run", "ActiveRun"):
-        from gitmlm import tracking
+        from gitmlm.tracking import record as tracking
 
         return getattr(tracking, name)
     raise AttributeError(f"module 'gitmlm' has no attribute {name!r}")
@@ -61,7 +61,7 @@ def __getattr__(name: str) -> object:
 def registry(*, path: str | None = None) -> pd.DataFrame:
     """Every registered model version as a DataFrame row: model, version, stages, active,
     commit, tag, registered, registered_by, run_id, path, digest, metrics.*."""
-    from gitmlm import table
+    from gitmlm.tracking import table
 
     return table.registry_frame(path)
 
@@ -69,7 +69,7 @@ def registry(*, path: str | None = None) -> pd.DataFrame:
 def resolve(spec: str, *, path: str | None = None) -> Resolved:
     """`"churn#production"`, `"churn@v1.2.0"` or `"churn"` (latest) -> version, commit,
     artifact path and digest, run, tag."""
-    from gitmlm import lifecycle
-    from gitmlm.git import Repo
+    from gitmlm.core.git import Repo
+    from gitmlm.models import ops as lifecycle
 
     return lifecycle.resolved(Repo.open(path), spec)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitmlm import codec, tracking
-from gitmlm.git import Repo
-from tests.checkpoint_util import commit_all, git_proc, head, install_hooks, note, runs
-from tests.conftest import git, mlm
+from gitmlm.core import codec
+from gitmlm.core.git import Repo
+from gitmlm.tracking import record as tracking
+from tests.helpers import commit_all, git, git_proc, head, install_hooks, mlm, note, runs
 
 
 def run_lines(repo: Path, *args: str) -> list[str]:

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from gitmlm import checkpoint, coderules, tracking
+from gitmlm.checkpoints import checkpoint
+from gitmlm.checkpoints import rules as coderules
+from gitmlm.core.git import Repo
+from gitmlm.core.globs import Globs
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from gitmlm.globs import Globs
-from tests.checkpoint_util import head, runs
-from tests.conftest import git, mlm
+from gitmlm.tracking import record as tracking
+from tests.helpers import git, head, mlm, runs
 
 
 def files_state(root: Path) -> dict[str, tuple[bytes, int]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import gitmlm
-from tests.conftest import git, mlm
+from tests.helpers import git, mlm
 
 TRAIN = """\
 import sys, gitmlm

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,27 +10,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-DATE = "1700000000 +0000"
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
-    return proc.stdout
-
-
-def mlm(
-    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`git mlm ARGS` as a user types it: through git, which finds our git-mlm on PATH."""
-    proc = subprocess.run(["git", "mlm", *args], cwd=cwd, capture_output=True, text=True, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"git mlm {' '.join(args)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}"
-        )
-    return proc
+from tests.helpers import DATE, ROOT, git
 
 
 @pytest.fixture(autouse=True)

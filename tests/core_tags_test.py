@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gitmlm import refs, tags
+from gitmlm.core import refs, tags
+from gitmlm.core.tags import TagName
 from gitmlm.errors import MlmError
-from gitmlm.tags import TagName
 
 
 @pytest.mark.parametrize(

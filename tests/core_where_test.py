@@ -4,8 +4,8 @@ import math
 
 import pytest
 
+from gitmlm.core.where import And, Compare, In, IsNull, Like, Not, Or, columns, compile_where, parse
 from gitmlm.errors import MlmError
-from gitmlm.where import And, Compare, In, IsNull, Like, Not, Or, columns, compile_where, parse
 
 ROW: dict[str, object] = {
     "run_id": "01jc5x7k2m",

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from gitmlm import data, hashing, manifest, statcache
+from gitmlm.core.git import Repo
+from gitmlm.data import datasets as data
+from gitmlm.data import hashing, manifest, statcache
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from tests.conftest import git, mlm
+from tests.helpers import git, mlm
 
 
 def write(path: Path, text: str) -> Path:
@@ -470,7 +471,7 @@ def test_log_dataset_outside_the_declarations(repo: Path) -> None:
 def test_progress_bar_only_on_a_terminal() -> None:
     import io
 
-    from gitmlm import progress
+    from gitmlm.cli import progress
 
     assert progress.for_stderr(10, 1) is None  # pytest's stderr is not a terminal
     stream = io.StringIO()

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from gitmlm.hooks import checkpoint as hook
-from tests.checkpoint_util import commit_all, git_proc, head, install_hooks, note
-from tests.conftest import ROOT, git, mlm
+from tests.helpers import ROOT, commit_all, git, git_proc, head, install_hooks, mlm, note
 
 TRAIN = """\
 import os

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitmlm import hookinstall
 from gitmlm.hooks import STAGES
-from tests.conftest import ROOT, git, mlm
+from gitmlm.hooks import install as hookinstall
+from tests.helpers import ROOT, git, mlm
 
 REAL_HOME = os.environ.get("HOME", "")
 """Read at import, before the hermetic fixture swaps HOME: pip's download cache lives there."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import git, mlm
-from tests.registry_test import MLM_TOML, body, setup_project, train
+from tests.helpers import MLM_TOML, body, git, mlm, setup_project, train
 
 STAGES = '["dev", "qa", "staging", "production"]'
 

@@ -8,8 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import git, mlm
-from tests.registry_test import setup_project, train
+from tests.helpers import git, mlm, setup_project, train
 
 TOML = """\
 schema = 1

@@ -7,65 +7,16 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import gitmlm
-from gitmlm import gates, lifecycle, model_registry, tags
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from tests.conftest import git, mlm
-
-MLM_TOML = """\
-schema = 1
-
-[models.churn]
-path = "models/churn.pkl"
-description = "churn classifier"
-
-[metrics]
-auc = "max"
-
-[registry]
-stages = ["dev", "staging", "production"]
-
-[registry.gates.production]
-require = ["metrics.auc >= 0.9"]
-better_than_current = "auc"
-"""
-
-
-def setup_project(repo: Path, toml: str = MLM_TOML) -> None:
-    (repo / "mlm.toml").write_text(toml)
-    git(repo, "add", "mlm.toml")
-    git(repo, "commit", "-q", "-m", "declare churn")
-
-
-def train(repo: Path, auc: float, tag: str = "") -> str:
-    """A tracked run that writes and logs the model, then a commit of the model; the run id."""
-    (repo / "models").mkdir(exist_ok=True)
-    with gitmlm.start_run(params={"auc": auc}) as run:
-        (repo / "models" / "churn.pkl").write_text(f"weights for auc {auc} {tag}")
-        run.log_metric("auc", auc)
-        run.log_artifact(repo / "models" / "churn.pkl")
-    git(repo, "add", "models/churn.pkl")
-    git(repo, "commit", "-q", "-m", f"model auc {auc}")
-    return run.id
-
-
-def tag_list(repo: Path) -> list[str]:
-    return git(repo, "tag", "--list").split()
-
-
-def body(repo: Path, tag: str) -> dict[str, Any]:
-    """The TOML body of a tag, as git stores it (headers, blank line, message)."""
-    raw = git(repo, "cat-file", "tag", f"refs/tags/{tag}")
-    return tags.decode_message(raw.split("\n\n", 1)[1]).body
-
-
-def models_json(repo: Path, *args: str) -> list[dict[str, object]]:
-    return json.loads(mlm(repo, "models", "--format", "json", *args).stdout)
+from gitmlm.models import gates
+from gitmlm.models import ops as lifecycle
+from gitmlm.models import state as model_registry
+from tests.helpers import MLM_TOML, body, git, mlm, models_json, setup_project, tag_list, train
 
 
 def test_register_finds_the_run_by_artifact_digest(repo: Path) -> None:

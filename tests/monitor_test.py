@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 
 import gitmlm
-from gitmlm import refs
 from gitmlm.cli import main
-from gitmlm.git import Repo
-from gitmlm.profile import build_profile
-from tests.conftest import git, mlm
+from gitmlm.core import refs
+from gitmlm.core.git import Repo
+from gitmlm.stats.profile import build_profile
+from tests.helpers import git, mlm
 
 FEATURES = ["age", "income", "clicks", "city"]
 
@@ -429,13 +429,13 @@ def test_a_version_registered_without_a_run(repo: Path, capsys: pytest.CaptureFi
 
 def test_monitor_and_log_stay_free_of_pandas_at_start(repo: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    code = "import sys, gitmlm.cli; assert 'pandas' not in sys.modules, 'pandas imported'"
+    code = "import sys, gitmlm.cli.root; assert 'pandas' not in sys.modules, 'pandas imported'"
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
     assert Repo.open().workdir == repo
 
 
 def test_profiles_survive_an_interactive_squash(repo: Path) -> None:
-    from tests.checkpoint_util import commit_all, head, install_hooks
+    from tests.helpers import commit_all, head, install_hooks
 
     mlm(repo, "init")
     commit_all(repo, "init gitmlm")
@@ -499,7 +499,7 @@ def test_html_without_matplotlib_names_the_extra(
 def test_git_mlm_profile_of_a_live_run_goes_through_its_journal(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gitmlm import tracking
+    from gitmlm.tracking import record as tracking
 
     active = tracking.begin(Repo.open(), "live")
     write(repo, "train.csv", training_frame(3_000))

@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 import tomli_w
 
-from gitmlm.drift import (
+from gitmlm.errors import MlmError
+from gitmlm.stats.drift import (
     DEFAULT_THRESHOLDS,
     DriftReport,
     chi2_sf,
     compare,
     report_rows,
 )
-from gitmlm.errors import MlmError
-from gitmlm.profile import Profile, build_profile
-from gitmlm.quality import auc, window_latency, window_quality
+from gitmlm.stats.profile import Profile, build_profile
+from gitmlm.stats.quality import auc, window_latency, window_quality
 
 N = 200_000
 MIX = ["a", "b", "c", "d"]

@@ -11,7 +11,7 @@ import pytest
 import tomli_w
 
 from gitmlm.errors import MlmError
-from gitmlm.profile import (
+from gitmlm.stats.profile import (
     CategoricalColumn,
     NumericColumn,
     Profile,

@@ -4,8 +4,8 @@ import itertools
 import random
 from typing import Any
 
-from gitmlm import codec
-from gitmlm.merge import assemble, changed_runs, concatenate, merge_docs, merge_run, sections
+from gitmlm.core import codec
+from gitmlm.sync.merge import assemble, changed_runs, concatenate, merge_docs, merge_run, sections
 
 
 def run(status: str = "finished", updated: str = "2026-01-01T00:00:00.000001Z", **kw: Any) -> dict:

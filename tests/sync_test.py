@@ -12,11 +12,15 @@ from typing import Any
 
 import pytest
 
-from gitmlm import codec, keep, refs, store, sync, tracking, transport
+from gitmlm.core import codec, refs
+from gitmlm.core import notes as store
+from gitmlm.core import remote as transport
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from tests.conftest import git, mlm
+from gitmlm.sync import keep, sync
+from gitmlm.tracking import record as tracking
 from tests.gitdaemon import GitDaemon
+from tests.helpers import git, mlm
 
 # --- helpers ---------------------------------------------------------------------------------
 

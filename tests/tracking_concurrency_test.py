@@ -4,9 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitmlm import tracking
-from gitmlm.git import Repo
-from tests.conftest import git
+from gitmlm.core.git import Repo
+from gitmlm.tracking import record as tracking
+from tests.helpers import git
 
 WRITER = """\
 import sys, gitmlm

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gitmlm import reproduce
+from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-from gitmlm.records import Run
-from tests.checkpoint_util import commit_all, runs
-from tests.conftest import git, mlm
+from gitmlm.tracking import reproduce
+from tests.helpers import commit_all, git, mlm, runs
 
 TRAIN = """\
 import os, random

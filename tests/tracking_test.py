@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 import gitmlm
-from gitmlm import codec, refs, store, tracking
-from gitmlm.git import Repo
-from tests.conftest import git
+from gitmlm.core import codec, refs
+from gitmlm.core import notes as store
+from gitmlm.core.git import Repo
+from gitmlm.tracking import record as tracking
+from tests.helpers import git
 
 
 def test_start_run_records_params_metrics_tags_and_series(repo: Path) -> None:
@@ -191,7 +193,7 @@ def test_put_runs_keeps_other_runs_and_cache_is_by_blob(repo: Path) -> None:
 
 
 def test_amend_and_rebase_keep_notes_after_init(repo: Path) -> None:
-    from tests.conftest import mlm
+    from tests.helpers import mlm
 
     mlm(repo, "init")
     git(repo, "add", "mlm.toml")

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitmlm import coderules, refs
-from gitmlm.coderules import Rules
+from gitmlm.checkpoints import rules as coderules
+from gitmlm.checkpoints.rules import Rules
+from gitmlm.core import refs
+from gitmlm.core.git import CasFailed, Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import CasFailed, Repo
 
 MAX_SKIPPED_RECORDED = 100
 _TREE_MODE = 0o040000

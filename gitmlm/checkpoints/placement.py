@@ -12,11 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gitmlm import codec, coderules, refs, store
-from gitmlm.checkpoint import CodeKeys
-from gitmlm.coderules import Rules
+from gitmlm.checkpoints import rules as coderules
+from gitmlm.checkpoints.checkpoint import CodeKeys
+from gitmlm.checkpoints.rules import Rules
+from gitmlm.core import codec, refs
+from gitmlm.core import notes as store
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
 
 ATTACHED = "attached"
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitmlm import config
+from gitmlm.core import config
+from gitmlm.core.globs import Globs
 from gitmlm.errors import MlmError
-from gitmlm.globs import Globs
 
 DEFAULT_MAX_BYTES = 10 * 1000 * 1000
 MODES = ("block", "warn")

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from gitmlm import fmt, ids
-from gitmlm.cli import cli, open_repo
+from gitmlm.cli.common import open_repo
+from gitmlm.core import fmt, ids
 
 
-@cli.command()
+@click.command()
 @click.argument("run_id")
 @click.option("--rtol", type=float, default=1e-6, show_default=True, help="Relative tolerance.")
 @click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute tolerance.")
@@ -28,7 +28,7 @@ def reproduce(run_id: str, rtol: float, atol: float, no_data_check: bool, keep: 
     `reproduces = RUN_ID`. Exits 1 when a metric differs beyond the tolerance
     (|a - b| <= max(rtol * max(|a|, |b|), atol)) or the command fails.
     """
-    from gitmlm import reproduce as rep
+    from gitmlm.tracking import reproduce as rep
 
     def started(record: Any, path: Path) -> None:
         click.echo(
@@ -68,12 +68,12 @@ def reproduce(run_id: str, rtol: float, atol: float, no_data_check: bool, keep: 
     return 0 if result.ok else 1
 
 
-@cli.command()
+@click.command()
 @click.argument("run_id")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 def checkout(run_id: str, path: Path | None) -> None:
     """Write the code RUN_ID ran into PATH (default: ./run-<id>), leaving your tree alone."""
-    from gitmlm import reproduce as rep
+    from gitmlm.tracking import reproduce as rep
 
     repo = open_repo()
     run, commit = rep.find(repo, run_id)
@@ -83,7 +83,7 @@ def checkout(run_id: str, path: Path | None) -> None:
     click.echo(f"wrote the code of run {run.id[: ids.SHORT]} ({kind} {commit[:10]}) to {dest}")
 
 
-@cli.command()
+@click.command()
 @click.argument("revisions", nargs=-1)
 def attach(revisions: tuple[str, ...]) -> None:
     """Show runs on the commits that hold their code (default: HEAD).
@@ -91,7 +91,7 @@ def attach(revisions: tuple[str, ...]) -> None:
     What the post-commit hook does after each commit; run it by hand for a range after a
     squash merge made elsewhere, e.g. `git mlm attach ORIG_HEAD..HEAD`.
     """
-    from gitmlm import attachments
+    from gitmlm.checkpoints import placement as attachments
 
     repo = open_repo()
     commits = (
@@ -102,3 +102,6 @@ def attach(revisions: tuple[str, ...]) -> None:
         click.echo(f"run {a.run_id[: ids.SHORT]} -> {a.commit[:10]} ({a.why})")
     if not done:
         click.echo("no runs to attach")
+
+
+COMMANDS = [reproduce, checkout, attach]

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from gitmlm import fmt
-from gitmlm.cli import cli, format_option, open_repo
+from gitmlm.cli.common import format_option, open_repo
+from gitmlm.core import fmt
 from gitmlm.errors import MlmError
 
 
@@ -29,7 +29,7 @@ def _short(digest: str) -> str:
     return f"{algorithm}:{hex_[:12]}" if hex_ else digest
 
 
-@cli.group()
+@click.group()
 def data() -> None:
     """Datasets: declare, fingerprint into mlm.lock, inspect, diff.
 
@@ -46,7 +46,7 @@ def data() -> None:
 def data_add(name: str | None, path: str | None, no_stage: bool) -> None:
     """Record dataset NAME (declared as PATH, when given) in mlm.lock; every dataset when no
     NAME. Stages mlm.lock (and mlm.toml when it changed), ready to commit."""
-    from gitmlm import data as _data
+    from gitmlm.data import datasets as _data
 
     repo = open_repo()
     done = _data.add(repo, name, path, cwd=Path.cwd(), stage=not no_stage, show_progress=True)
@@ -72,7 +72,7 @@ def data_add(name: str | None, path: str | None, no_stage: bool) -> None:
 def data_rm(name: str, no_stage: bool) -> None:
     """Forget dataset NAME: its declaration in mlm.toml and its record in mlm.lock (the files
     and the recorded manifests stay)."""
-    from gitmlm import data as _data
+    from gitmlm.data import datasets as _data
 
     _data.remove(open_repo(), name, stage=not no_stage)
     click.echo(f"forgot dataset {name}")
@@ -84,7 +84,7 @@ def data_rm(name: str, no_stage: bool) -> None:
 @format_option
 def data_status(names: tuple[str, ...], exit_code: bool, fmt_: str) -> int:
     """Each dataset against mlm.lock: clean, modified (with counts), unrecorded, undeclared."""
-    from gitmlm import data as _data
+    from gitmlm.data import datasets as _data
 
     repo = open_repo()
     found = _data.status(repo, list(names) or None, show_progress=True)
@@ -126,7 +126,7 @@ def data_status(names: tuple[str, ...], exit_code: bool, fmt_: str) -> int:
 def data_diff(name: str, rev_a: str | None, rev_b: str | None, fmt_: str) -> None:
     """File-level changes of dataset NAME: mlm.lock against the files; or the version recorded
     at REV_A against the files; or REV_A against REV_B."""
-    from gitmlm import data as _data
+    from gitmlm.data import datasets as _data
 
     d = _data.diff(open_repo(), name, rev_a, rev_b)
     c = d.changes
@@ -149,7 +149,7 @@ def data_diff(name: str, rev_a: str | None, rev_b: str | None, fmt_: str) -> Non
 @format_option
 def data_ls(fmt_: str) -> None:
     """Declared and recorded datasets: digest, size, files, the commit that last changed them."""
-    from gitmlm import data as _data
+    from gitmlm.data import datasets as _data
 
     repo = open_repo()
     rows: list[dict[str, Any]] = []
@@ -176,7 +176,7 @@ def data_ls(fmt_: str) -> None:
     click.echo(fmt.render(rows, ["dataset", "path", "digest", "size", "files", "changed"], fmt_))
 
 
-@cli.command("install-hooks")
+@click.command("install-hooks")
 @click.option("--uninstall", is_flag=True, help="Remove the shims, restoring earlier hooks.")
 def install_hooks(uninstall: bool) -> None:
     """Install gitmlm's git hooks into .git/hooks (for teams without the pre-commit framework).
@@ -184,7 +184,7 @@ def install_hooks(uninstall: bool) -> None:
     The hooks are shims that run `git mlm hook STAGE`. A hook already in place is kept as
     STAGE.pre-gitmlm and run after gitmlm's checks.
     """
-    from gitmlm import hookinstall
+    from gitmlm.hooks import install as hookinstall
 
     repo = open_repo()
     actions = hookinstall.uninstall(repo) if uninstall else hookinstall.install(repo)
@@ -194,14 +194,14 @@ def install_hooks(uninstall: bool) -> None:
         click.echo("no gitmlm hooks installed")
 
 
-@cli.command(
+@click.command(
     "hook", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
 )
 @click.argument("stage")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def hook(stage: str, args: tuple[str, ...]) -> int:
     """Run gitmlm's checks for git hook STAGE (what the installed shims call)."""
-    from gitmlm import hookinstall
+    from gitmlm.hooks import install as hookinstall
 
     try:
         repo = open_repo()
@@ -209,3 +209,6 @@ def hook(stage: str, args: tuple[str, ...]) -> int:
         repo = None
     sys.stdout.flush()
     return hookinstall.run(repo, stage, args)
+
+
+COMMANDS = [data, install_hooks, hook]

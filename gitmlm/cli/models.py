@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from gitmlm import fmt
-from gitmlm.cli import cli, format_option, open_repo
+from gitmlm.cli.common import format_option, open_repo
+from gitmlm.core import fmt
 from gitmlm.errors import MlmError
 
 _MESSAGE = click.option("-m", "--message", default="", help="Why: recorded in the tag body.")
@@ -23,7 +23,7 @@ def _short(run: str | None) -> str:
     return run[:12] if run else ""
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 @click.argument("ref", required=False)
 @click.option("--version", "version", help="The version to register, e.g. v1.2.0.")
@@ -47,7 +47,7 @@ def register(
     The tag body records the artifact's path and sha256, the run that logged it (found by
     that digest when --run is not given), the run's metrics and datasets, who and why.
     """
-    from gitmlm import lifecycle
+    from gitmlm.models import ops as lifecycle
 
     r = lifecycle.register(
         open_repo(), name, ref, version=version, bump=bump, run_id=run_id, message=message
@@ -66,7 +66,7 @@ def _checks_table(checks: list[Any], fmt_: str = "table") -> str:
     return fmt.render(rows, ["gate", "result", "detail"], fmt_)
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 @click.argument("stage")
 @click.argument("version_arg", metavar="[VERSION]", required=False)
@@ -90,7 +90,8 @@ def promote(
     With --request, write .mlm/requests/NAME--STAGE.toml instead: commit it and open a pull
     request; `git mlm ci check` reviews it there and `git mlm ci apply` promotes after merge.
     """
-    from gitmlm import ci, lifecycle
+    from gitmlm.models import ops as lifecycle
+    from gitmlm.models import requests as ci
 
     if version_arg and version_opt and version_arg != version_opt:
         raise MlmError(f"VERSION {version_arg} and --version {version_opt} disagree")
@@ -126,7 +127,7 @@ def promote(
     click.echo(f"{name} {p.version.version} is now in {stage}{was}: tag {tag}{forced}")
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 @click.argument("stage")
 @_MESSAGE
@@ -135,14 +136,14 @@ def demote(name: str, stage: str, message: str) -> None:
 
     The stage falls back to the version assigned to it before, if that is still assigned.
     """
-    from gitmlm import lifecycle
+    from gitmlm.models import ops as lifecycle
 
     d = lifecycle.demote(open_repo(), name, stage, message)
     now = d.now or "nothing"
     click.echo(f"{name} {d.version} left {stage}: tag {d.tag}; {stage} now holds {now}")
 
 
-@cli.command()
+@click.command()
 @click.argument("spec", metavar="NAME[@vX.Y.Z]")
 @_MESSAGE
 def deprecate(spec: str, message: str) -> None:
@@ -150,13 +151,13 @@ def deprecate(spec: str, message: str) -> None:
 
     A withdrawn version leaves every stage and can no longer be promoted.
     """
-    from gitmlm import lifecycle
+    from gitmlm.models import ops as lifecycle
 
     tag = lifecycle.deprecate(open_repo(), spec, message)
     click.echo(f"created tag {tag}")
 
 
-@cli.command()
+@click.command()
 @click.option("--all", "all_", is_flag=True, help="Include deprecated models.")
 @click.option(
     "--verify", is_flag=True, help="Check signatures of protected stages; fail on bad ones."
@@ -164,7 +165,10 @@ def deprecate(spec: str, message: str) -> None:
 @format_option
 def models(all_: bool, verify: bool, fmt_: str) -> None:
     """One row per model: its latest version and the version in each stage."""
-    from gitmlm import config, lifecycle, model_registry, signing
+    from gitmlm.core import config
+    from gitmlm.models import ops as lifecycle
+    from gitmlm.models import signing
+    from gitmlm.models import state as model_registry
 
     repo = open_repo()
     cfg = config.load(repo.workdir) if repo.root else {}
@@ -187,7 +191,7 @@ def models(all_: bool, verify: bool, fmt_: str) -> None:
         raise MlmError(f"{len(bad)} tag(s) of protected stages failed verification (ignored above)")
 
 
-@cli.group()
+@click.group()
 def model() -> None:
     """One model: its history, or one version in detail."""
 
@@ -198,7 +202,8 @@ def model() -> None:
 @format_option
 def history(name: str, reverse: bool, fmt_: str) -> None:
     """Every event of NAME, newest first: when, who, what, why, and the tag."""
-    from gitmlm import lifecycle, model_registry
+    from gitmlm.models import ops as lifecycle
+    from gitmlm.models import state as model_registry
 
     reg = model_registry.load(open_repo())
     _warn(reg.problems)
@@ -220,7 +225,8 @@ def history(name: str, reverse: bool, fmt_: str) -> None:
 @format_option
 def show_model(spec: str, fmt_: str) -> None:
     """One version: commit, tag, artifact digest, run, stages, metrics and datasets."""
-    from gitmlm import lifecycle, model_registry
+    from gitmlm.models import ops as lifecycle
+    from gitmlm.models import state as model_registry
 
     repo = open_repo()
     reg = model_registry.load(repo)
@@ -238,7 +244,7 @@ def show_model(spec: str, fmt_: str) -> None:
     click.echo(fmt.render(rows, ["field", "value"], fmt_))
 
 
-@cli.group("ci")
+@click.group("ci")
 def ci_group() -> None:
     """Promotion through pull requests: check requests in PR CI, apply them after merge."""
 
@@ -251,7 +257,7 @@ def ci_check(output: str | None) -> None:
     Exits 1 when a request is invalid, fails its gates without a requested override, or a
     protected stage has a badly signed tag.
     """
-    from gitmlm import ci
+    from gitmlm.models import requests as ci
 
     repo = open_repo()
     report = ci.check(repo)
@@ -270,7 +276,7 @@ def ci_check(output: str | None) -> None:
 @click.option("--no-push", is_flag=True, help="Create tags and the commit; push nothing.")
 def ci_apply(remote: str, branch: str | None, no_push: bool) -> None:
     """After merge: create each request's tag, push tags (≤ 3 per push), remove the requests."""
-    from gitmlm import ci
+    from gitmlm.models import requests as ci
 
     repo = open_repo()
     result = ci.apply(repo, remote=None if no_push else remote, branch=branch)
@@ -287,3 +293,6 @@ def ci_apply(remote: str, branch: str | None, no_push: bool) -> None:
         click.echo(f"removed applied requests in {result.commit[:10]}")
     if not result.ok:
         raise MlmError("some requests were not applied (see above); they stay in place")
+
+
+COMMANDS = [register, promote, demote, deprecate, models, model, ci_group]

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from gitmlm import fmt, ids
-from gitmlm.cli import cli, format_option, open_repo
+from gitmlm.cli.common import format_option, open_repo
+from gitmlm.core import fmt, ids
 
 
-@cli.command("profile")
+@click.command("profile")
 @click.argument("path", type=click.Path())
 @click.option("--run", "run_id", required=True, help="The run the data belongs to (id or prefix).")
 @click.option("--name", help="Dataset name (default: the run's dataset with this path, or PATH).")
@@ -36,7 +36,7 @@ def profile_cmd(
     `datasets.NAME` records `profile = true`. `git mlm monitor` compares serving data with it.
     Profiling again under the same name replaces the profile.
     """
-    from gitmlm import profile_store
+    from gitmlm.tracking import profiles as profile_store
 
     repo = open_repo()
     options = profile_store.Options(top_k, hash_values, min_count)
@@ -57,7 +57,7 @@ class _DefaultCheck(click.Group):
         return super().parse_args(ctx, args)
 
 
-@cli.group(cls=_DefaultCheck)
+@click.group(cls=_DefaultCheck)
 def monitor() -> None:
     """Compare serving data with a model's training profile; see recorded history.
 
@@ -115,8 +115,9 @@ def check(
     be left out. Thresholds, SLOs and quality bounds come from [monitor] in mlm.toml.
     Exits 3 when anything is flagged, 0 when not.
     """
-    from gitmlm import config, monitor_report
-    from gitmlm import monitor as mon
+    from gitmlm.core import config
+    from gitmlm.monitor import monitor as mon
+    from gitmlm.monitor import report as monitor_report
 
     if data is None:
         if run_id is None:
@@ -126,7 +127,7 @@ def check(
         model = model_or_data
     repo = open_repo()
     if html_file:
-        from gitmlm import monitor_html
+        from gitmlm.monitor import html as monitor_html
 
         monitor_html.require()  # before the work: a missing matplotlib is known up front
     cfg = mon.settings(config.load(repo.workdir))
@@ -175,8 +176,8 @@ def history_cmd(
 
     MODEL alone covers every version; churn@v1.2.0 or churn#production one version.
     """
-    from gitmlm import monitor as mon
-    from gitmlm import monitor_report
+    from gitmlm.monitor import monitor as mon
+    from gitmlm.monitor import report as monitor_report
 
     repo = open_repo()
     found = mon.history(repo, model, run_id)
@@ -215,3 +216,6 @@ def history_cmd(
     click.echo(fmt.render(obs, list(obs[0]), fmt_))
     click.echo("")
     click.echo(fmt.render(trend, list(trend[0]), fmt_))
+
+
+COMMANDS = [profile_cmd, monitor]

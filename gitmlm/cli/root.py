@@ -1,33 +1,21 @@
-"""The `git-mlm` console script (so `git mlm ...` works): a thin edge over the domain modules."""
+"""The root of `git-mlm` (so `git mlm ...` works): the group, its parts' commands, and the one
+place an expected error becomes one line on stderr and an exit code."""
 
 from __future__ import annotations
 
 import os
 import sys
-import tomllib
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 import click
 
-from gitmlm import __version__, fmt, ids
+from gitmlm import __version__
+from gitmlm.cli import checkpoints, data, models, monitor, sync, tracking
+from gitmlm.cli.common import open_repo
 from gitmlm.errors import MlmError
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-class MlmGroup(click.Group):
-    """Turns an expected MlmError into one line on stderr and an exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except MlmError as exc:
-            click.echo(f"git mlm: {exc}", err=True)
-            ctx.exit(exc.code)
-
-
-@click.group(cls=MlmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="git-mlm")
 def cli() -> None:
     """ML model management inside your git repository.
@@ -37,50 +25,10 @@ def cli() -> None:
     """
 
 
-def format_option(f: F) -> F:
-    return click.option(
-        "--format",
-        "fmt_",
-        type=click.Choice(fmt.FORMATS),
-        default="table",
-        show_default=True,
-        help="Output as an aligned table, JSON, CSV, or Markdown (for pull-request comments).",
-    )(f)
-
-
-def open_repo() -> Any:
-    from gitmlm.git import Repo
-
-    return Repo.open()
-
-
-def parse_value(text: str) -> Any:
-    """`-p lr=0.1` gives a float, `-p deep=true` a bool, `-p arch=resnet` a string."""
-    try:
-        value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-    return value if isinstance(value, (int, float, bool, list)) else text
-
-
-def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise MlmError(f"{what} {pair!r} is not KEY=VALUE (for example -p lr=0.01)")
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:  # -p opt.lr=1 gives the nested table opt = {lr = 1}
-            node = node.setdefault(part, {})
-        node[leaf] = parse_value(value)
-    return out
-
-
 # --- init --------------------------------------------------------------------------------------
 
 
-@cli.command()
+@click.command()
 @click.option("--dry-run", is_flag=True, help="Show what would change and change nothing.")
 def init(dry_run: bool) -> None:
     """Set up this repository for gitmlm (idempotent).
@@ -88,7 +36,7 @@ def init(dry_run: bool) -> None:
     Writes a commented mlm.toml, makes plain `git log` show run notes, makes amend and rebase
     keep them, and adds refspecs so `git fetch`/`git push` to each remote carry the records.
     """
-    from gitmlm import initrepo
+    from gitmlm.core import setup as initrepo
 
     repo = open_repo()
     changes = initrepo.plan(repo)
@@ -101,227 +49,7 @@ def init(dry_run: bool) -> None:
         initrepo.apply(repo, changes)
 
 
-# --- run ---------------------------------------------------------------------------------------
-
-
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--name", "-n", help="A name for the run (default: the end of its id).")
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A param to record (repeatable); values are read as TOML scalars.",
-)
-@click.option("-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(
-    name: str | None, params: tuple[str, ...], tags: tuple[str, ...], command: tuple[str, ...]
-) -> int:
-    """Run COMMAND as a tracked run: `git mlm run -p lr=0.1 -- python train.py`.
-
-    The command sees GITMLM_RUN_ID, and its own gitmlm.start_run() joins this run, so what
-    it logs lands here. Exit code, duration and command are recorded; a non-zero exit or a
-    signal marks the run failed. Exits with the command's exit code.
-    """
-    from gitmlm import launch
-    from gitmlm import tracking as runs
-
-    repo = open_repo()
-    active = runs.begin(
-        repo, name, parse_pairs(params, "param"), parse_pairs(tags, "tag"), list(command)
-    )
-    record, code = launch.execute(repo, active, list(command))
-    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-    click.echo(f"gitmlm: run {record.id[: ids.SHORT]} {record.status} ({how})", err=True)
-    return 128 - code if code < 0 else code
-
-
-# --- reading -----------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.argument("revisions", nargs=-1)
-@click.option("-n", "--max-count", "limit", type=int, help="Show at most N commits.")
-@click.option("--metric", "-m", "metrics", multiple=True, help="Metrics to show (repeatable).")
-@click.option("--oneline", is_flag=True, help="One line per commit, runs beneath.")
-def log(
-    revisions: tuple[str, ...], limit: int | None, metrics: tuple[str, ...], oneline: bool
-) -> None:
-    """The commit log with the runs of each commit beneath it, like `git log`.
-
-    REVISIONS are as for git log: `main`, `v1..HEAD`, `^old new`.
-    """
-    import time as _time
-
-    from gitmlm import logview
-
-    repo = open_repo()
-    repo.head_commit()
-    color = sys.stdout.isatty()
-    decorations = repo.decorations()
-    head = repo.head()
-    out: list[str] = []
-    for entry in logview.entries(repo, list(revisions), limit):
-        c = entry.commit
-        names = decorations.get(c.oid, [])
-        if c.oid == head.commit:
-            names = [f"HEAD -> {n}" if n == head.branch else n for n in names] or ["HEAD"]
-        deco = f" ({', '.join(names)})" if names else ""
-        subject = c.message.split("\n", 1)[0]
-        if oneline:
-            out.append(_yellow(c.oid[:7], color) + deco + " " + subject)
-            indent = "    "
-        else:
-            when = _time.strftime("%a %b %d %H:%M:%S %Y", _time.gmtime(c.time + c.offset * 60))
-            sign = "+" if c.offset >= 0 else "-"
-            tz = f"{sign}{abs(c.offset) // 60:02d}{abs(c.offset) % 60:02d}"
-            out += [
-                _yellow(f"commit {c.oid}", color) + deco,
-                f"Author: {c.author} <{c.email}>",
-                f"Date:   {when} {tz}",
-                "",
-            ]
-            out += ["    " + line for line in c.message.rstrip("\n").split("\n")]
-            indent = "    "
-            if entry.runs or entry.snapshots:
-                out.append("")
-        for r in entry.runs:
-            out.append(indent + _run_line(r, metrics, color))
-        for r in entry.snapshots:
-            out.append(indent + _run_line(r, metrics, color) + "  [uncommitted code]")
-        if not oneline:
-            out.append("")
-    click.echo("\n".join(out).rstrip("\n"))
-
-
-def _yellow(text: str, color: bool) -> str:
-    return click.style(text, fg="yellow") if color else text
-
-
-_STATUS_COLORS = {"finished": "green", "failed": "red", "crashed": "red", "running": "cyan"}
-
-
-def _run_line(r: Any, metrics: Sequence[str], color: bool) -> str:
-    names = list(metrics) or sorted(r.metrics)[:4]
-    values = r.metrics
-    shown = "  ".join(f"{m}={values[m]:.6g}" for m in names if m in values)
-    status = f"{r.status:<8}"
-    if color:
-        status = click.style(status, fg=_STATUS_COLORS.get(r.status))
-    return f"run {r.id[: ids.SHORT]}  {r.name}  {status}  {shown}".rstrip()
-
-
-_RUN_COLUMNS = ["run_id", "name", "status", "commit", "started"]
-
-
-@cli.command("runs")
-@click.option(
-    "--where", "-w", "where_", help='Filter, e.g. "metrics.acc > 0.9 and params.lr < 0.1".'
-)
-@click.option("--order-by", "-o", help='Sort, e.g. "metrics.acc desc" or "-metrics.acc".')
-@click.option("-n", "--limit", type=int, help="Show at most N runs.")
-@click.option("--columns", "-c", help="Comma-separated columns to show (default: all).")
-@click.option(
-    "--recover",
-    is_flag=True,
-    help="Finalise this machine's crashed runs (status crashed, journal kept) first.",
-)
-@format_option
-def runs_cmd(
-    where_: str | None,
-    order_by: str | None,
-    limit: int | None,
-    columns: str | None,
-    recover: bool,
-    fmt_: str,
-) -> None:
-    """List runs, newest first: attributes, params.*, metrics.*, tags.*, datasets.*.
-
-    The --where language: comparisons (= != < <= > >=) on columns, `in (...)`, `like 'a%'`,
-    `is null`, combined with and, or, not and parentheses. Quote odd names in backticks:
-    metrics.`val acc`.
-    """
-    from gitmlm import query
-    from gitmlm import tracking as runs
-
-    repo = open_repo()
-    if recover:
-        for r in runs.recover(repo):
-            click.echo(f"recovered run {r.id[: ids.SHORT]} as crashed", err=True)
-    rows, listing = query.select_runs(repo, where_, order_by, limit, placed_only=True)
-    for commit, problem in listing.errors:
-        click.echo(f"git mlm: skipped the note on {commit[:12]}: {problem}", err=True)
-    if listing.unplaced:
-        click.echo(
-            f"git mlm: {listing.unplaced} runs are on commits this clone does not have "
-            "(a shallow clone?); `git fetch --unshallow` and `git mlm fetch` bring them",
-            err=True,
-        )
-    if fmt_ == "table":
-        short = ids.shortest_unique([r.id for r in listing.runs])
-        for row in rows:
-            row["run_id"] = short[row["run_id"]]
-            row["commit"] = row["commit"][:10]
-            row["started"] = row["started"][:19].replace("T", " ")
-            row["ended"] = row["ended"][:19].replace("T", " ")
-    cols = (
-        [c.strip() for c in columns.split(",")] if columns else fmt.columns_of(rows, _RUN_COLUMNS)
-    )
-    if fmt_ == "table" and not columns:
-        cols = [c for c in cols if c not in ("ended", "user", "host", "branch", "exit_code")]
-    click.echo(fmt.render(rows, cols, fmt_))
-
-
-@cli.command()
-@click.argument("run_id")
-@click.option(
-    "--format", "fmt_", type=click.Choice(["toml", "json"]), default="toml", show_default=True
-)
-def show(run_id: str, fmt_: str) -> None:
-    """Show one run: its whole record (and which metrics have step series)."""
-    import tomli_w
-
-    from gitmlm import codec
-    from gitmlm import tracking as runs
-
-    repo = open_repo()
-    r = runs.get_run(repo, run_id)
-    doc = codec.run_to_dict(r)
-    if fmt_ == "json":
-        click.echo(fmt.to_json({"id": r.id, **doc, "steps": r.steps}))
-        return
-    click.echo(f"# run {r.id}")
-    click.echo(tomli_w.dumps(doc).rstrip())
-    for name, s in sorted(r.steps.items()):
-        click.echo(f"# series {name}: {len(s['step'])} steps, last {fmt.cell(s['value'][-1])}")
-
-
-@cli.command()
-@click.argument("run_a")
-@click.argument("run_b")
-@format_option
-def diff(run_a: str, run_b: str, fmt_: str) -> None:
-    """What differs between two runs: params, metrics, datasets, and the code between them."""
-    from gitmlm import rundiff
-    from gitmlm import tracking as runs
-
-    repo = open_repo()
-    listing = runs.list_runs(repo)
-    a, b = runs.resolve(listing, run_a), runs.resolve(listing, run_b)
-    rows = rundiff.compare(a, b)
-    cols = ["key", a.id[: ids.SHORT], b.id[: ids.SHORT], "change"]
-    shaped = [{cols[0]: r.key, cols[1]: r.a, cols[2]: r.b, cols[3]: r.change} for r in rows]
-    click.echo(
-        fmt.render(shaped, cols, fmt_) if shaped else "params, metrics and datasets are equal"
-    )
-    if fmt_ == "table" and a.commit != b.commit:
-        click.echo(f"\ncode {a.commit[:10]}..{b.commit[:10]}")
-        click.echo(repo.diffstat(a.commit, b.commit).rstrip() or " (same tree)")
-
-
-@cli.command()
+@click.command()
 @click.argument("directory", default="gitmlm-demo", type=click.Path(file_okay=False))
 def demo(directory: str) -> None:
     """Take a new demo repository in DIRECTORY through the whole lifecycle, with real commands.
@@ -330,19 +58,23 @@ def demo(directory: str) -> None:
     and serving data checked for skew; then the log and the tables. An earlier demo in
     DIRECTORY is replaced; any other non-empty folder is refused.
     """
-    from gitmlm import demo as _demo
+    from gitmlm.cli import demo as _demo
 
     for line in _demo.make(directory):
         click.echo(line)
 
 
-# The other parts' commands: each module below adds its commands to `cli` when imported.
-# (one import line per part)
-import gitmlm.cli_data  # noqa: E402
-import gitmlm.cli_monitor  # noqa: E402
-import gitmlm.cli_registry  # noqa: E402, F401
-from gitmlm import cli_checkpoint  # noqa: E402,F401
-from gitmlm import cli_sync as cli_sync  # noqa: E402
+for _command in (
+    init,
+    demo,
+    *tracking.COMMANDS,
+    *data.COMMANDS,
+    *checkpoints.COMMANDS,
+    *models.COMMANDS,
+    *sync.COMMANDS,
+    *monitor.COMMANDS,
+):
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

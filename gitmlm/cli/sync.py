@@ -1,4 +1,4 @@
-"""`git mlm fetch`, `git mlm push`, `git mlm sync`: the thin CLI over gitmlm.sync."""
+"""`git mlm fetch`, `git mlm push`, `git mlm sync`: the thin CLI over gitmlm.sync.sync."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitmlm.cli import cli, open_repo
+from gitmlm.cli.common import open_repo
 
 if TYPE_CHECKING:
-    from gitmlm.sync import FetchReport, PushReport
+    from gitmlm.sync.sync import FetchReport, PushReport
 
 _REMOTE = click.argument("remote", required=False)
 
 
 def _group(names: list[str], new: str = "") -> list[str]:
     """Notes refs by name; the many unique refs (checkpoints, tags) counted per folder."""
-    from gitmlm import refs
+    from gitmlm.core import refs
 
     shown: list[str] = []
     folders: Counter[str] = Counter()
@@ -63,14 +63,15 @@ def _warn(problems: list[str]) -> None:
         click.echo(f"git mlm: warning: {p}", err=True)
 
 
-@cli.command("fetch")
+@click.command("fetch")
 @_REMOTE
 def fetch_cmd(remote: str | None) -> None:
     """Fetch REMOTE's records, checkpoints and registry tags, and merge them run by run.
 
     Nothing is pushed. REMOTE defaults to the current branch's upstream, else origin.
     """
-    from gitmlm import sync, transport
+    from gitmlm.core import remote as transport
+    from gitmlm.sync import sync
 
     repo = open_repo()
     name = remote or transport.default_remote(repo)
@@ -82,14 +83,15 @@ def fetch_cmd(remote: str | None) -> None:
         click.echo(f"  {line}")
 
 
-@cli.command("push")
+@click.command("push")
 @_REMOTE
 def push_cmd(remote: str | None) -> None:
     """Push records, checkpoints and registry tags to REMOTE, each as a compare-and-swap.
 
     Fails, changing nothing, when REMOTE has records not merged here: run `git mlm sync`.
     """
-    from gitmlm import sync, transport
+    from gitmlm.core import remote as transport
+    from gitmlm.sync import sync
 
     repo = open_repo()
     name = remote or transport.default_remote(repo)
@@ -107,7 +109,7 @@ def _push_lines(name: str, report: PushReport) -> None:
         click.echo(f"  {line}")
 
 
-@cli.command("sync")
+@click.command("sync")
 @_REMOTE
 def sync_cmd(remote: str | None) -> None:
     """Fetch, merge run by run, and push: afterwards REMOTE and this clone hold the union.
@@ -116,7 +118,8 @@ def sync_cmd(remote: str | None) -> None:
     number of times). Plain `git fetch`/`git pull`/`git push` never conflict with it: remote
     records are fetched beside yours, under refs/notes/remotes/ and refs/mlm-remotes/.
     """
-    from gitmlm import sync, transport
+    from gitmlm.core import remote as transport
+    from gitmlm.sync import sync
 
     repo = open_repo()
     name = remote or transport.default_remote(repo)
@@ -125,3 +128,6 @@ def sync_cmd(remote: str | None) -> None:
     for line in _fetch_lines(report.fetch):
         click.echo(f"fetched: {line}")
     _push_lines(name, report.push)
+
+
+COMMANDS = [fetch_cmd, push_cmd, sync_cmd]

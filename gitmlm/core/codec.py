@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-from gitmlm.records import Run
 
 SCHEMA = 1
 _SCALARS = (str, int, float, bool)

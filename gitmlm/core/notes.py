@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitmlm import codec
+from gitmlm.core import codec
+from gitmlm.core.git import CasFailed, Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import CasFailed, Repo
 
 Doc = dict[str, dict[str, Any]]
 """run id -> run table, as one note holds them."""

@@ -24,7 +24,7 @@ TAGS = "refs/tags/"
 
 def is_registry_tag(name: str) -> bool:
     """Whether a tag (`churn@v1.0.0` or `refs/tags/churn@v1.0.0`) is in GTO's grammar."""
-    from gitmlm import tags
+    from gitmlm.core import tags
 
     return tags.parse(name) is not None
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gitmlm import refs
+from gitmlm.core import refs
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
 
 MAX_ARGS_BYTES = 512_000
 """Push arguments per git invocation: well below Linux's ARG_MAX (2 MiB), ~2,000 refs."""

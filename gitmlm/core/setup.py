@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitmlm import config, refs
-from gitmlm.git import Repo
+from gitmlm.core import config, refs
+from gitmlm.core.git import Repo
 
 
 @dataclass(frozen=True)

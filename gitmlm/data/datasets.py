@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitmlm import config, dataspec, hashing, lockfile, manifest, progress, refs, statcache
-from gitmlm.dataspec import FileSet, Spec
+from gitmlm.cli import progress
+from gitmlm.core import config, refs
+from gitmlm.core.git import CasFailed, Repo
+from gitmlm.data import hashing, manifest, statcache
+from gitmlm.data import lock as lockfile
+from gitmlm.data import spec as dataspec
+from gitmlm.data.spec import FileSet, Spec
 from gitmlm.errors import MlmError
-from gitmlm.git import CasFailed, Repo
 
 LOCK_FILE = lockfile.FILE
 
@@ -314,7 +318,7 @@ def add(
     Everything is checked and hashed before anything is written; then manifests and their refs,
     mlm.toml, mlm.lock, and (with `stage`) `git add` of the two files.
     """
-    from gitmlm import tomledit
+    from gitmlm.core import tomledit
 
     root = repo.workdir
     with repo.lock("mlm-data"):
@@ -382,7 +386,7 @@ def add(
 
 def remove(repo: Repo, name: str, *, stage: bool = True) -> None:
     """Forget a dataset: its table in mlm.toml and its record in mlm.lock (data stays)."""
-    from gitmlm import tomledit
+    from gitmlm.core import tomledit
 
     root = repo.workdir
     with repo.lock("mlm-data"):

@@ -13,7 +13,7 @@ from typing import Any
 
 import tomli_w
 
-from gitmlm import hashing
+from gitmlm.data import hashing
 from gitmlm.errors import MlmError
 
 FILE = "mlm.lock"

@@ -22,8 +22,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
 
 BUCKET_OVER = 1000
 TREE_MODE = 0o040000

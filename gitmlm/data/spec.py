@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitmlm import hashing
+from gitmlm.core.globs import Globs
+from gitmlm.data import hashing
 from gitmlm.errors import MlmError
-from gitmlm.globs import Globs
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 """Dataset names: they become the column `datasets.NAME` of the runs table, so no dots."""

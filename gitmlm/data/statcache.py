@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gitmlm.hashing import Hashed, StatKey
+from gitmlm.data.hashing import Hashed, StatKey
 
 MAGIC = "gitmlm-stat-2"
 

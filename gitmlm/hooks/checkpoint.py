@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmlm import coderules
-from gitmlm.coderules import Rules
+from gitmlm.checkpoints import rules as coderules
+from gitmlm.checkpoints.rules import Rules
 from gitmlm.errors import MlmError
 
 if TYPE_CHECKING:
-    from gitmlm.git import Repo
-    from gitmlm.records import Run
-    from gitmlm.tracking import Listing
+    from gitmlm.core.git import Repo
+    from gitmlm.core.records import Run
+    from gitmlm.tracking.record import Listing
 
 NAME = "mlm-checkpoint"
 
@@ -71,7 +71,7 @@ def judge(
     repo: Repo, rules: Rules, listing: Listing, path: str, digest: str, staged_tree: str
 ) -> Problem | None:
     """None when a run made exactly this content of `path` from exactly the staged code."""
-    from gitmlm.checkpoint import code_diff
+    from gitmlm.checkpoints.checkpoint import code_diff
 
     nearest: tuple[Run, list[str]] | None = None
     failed: Run | None = None
@@ -109,7 +109,7 @@ def judge(
 
 def check(repo: Repo, rules: Rules, outputs: Sequence[str]) -> list[Problem]:
     """The staged outputs that no recorded run of the staged code made."""
-    from gitmlm import tracking
+    from gitmlm.tracking import record as tracking
 
     index = repo.index_path()
     staged_tree = repo.index_tree(index)
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs = staged_outputs(rules, args)
         if not outputs:
             return 0
-        from gitmlm.git import Repo
+        from gitmlm.core.git import Repo
 
         problems = check(Repo.open(root), rules, outputs)
     except MlmError as exc:

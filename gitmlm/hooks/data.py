@@ -11,8 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
 
 SHOWN = 10
 """Paths listed per kind of change; the rest are counted."""
@@ -28,7 +28,8 @@ def _paths(kind: str, paths: list[str], base: str) -> list[str]:
 
 def check(repo: Repo) -> list[str]:
     """Lines telling what blocks the commit; [] when every dataset matches the staged lock."""
-    from gitmlm import config, data
+    from gitmlm.core import config
+    from gitmlm.data import datasets as data
 
     root = repo.workdir
     if not config.load(root).get("datasets") and not (root / data.LOCK_FILE).exists():

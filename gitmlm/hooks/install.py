@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
 from gitmlm.hooks import ARGS, STAGES, STDIN_STAGES
 
 MARK = "# gitmlm hook shim"

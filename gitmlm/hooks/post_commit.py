@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 
-from gitmlm import attachments
+from gitmlm.checkpoints import placement as attachments
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
 
 NAME = "mlm-post-commit"
 MAX_COMMITS = 50

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitmlm import config, data, fmt, where
+from gitmlm.core import config, fmt, where
+from gitmlm.core.records import Run, flat_row
+from gitmlm.data import datasets as data
 from gitmlm.errors import MlmError
-from gitmlm.records import Run, flat_row
 
 KNOWN = ("require", "better_than_current", "datasets_match_lock", "clean_checkpoint", "signed")
 

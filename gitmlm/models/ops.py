@@ -12,12 +12,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gitmlm import config, gates, model_registry, signing, tags
-from gitmlm import tracking as runs
+from gitmlm.core import config, tags
+from gitmlm.core.git import Repo
+from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from gitmlm.model_registry import Model, Registry, Version
-from gitmlm.records import Run
+from gitmlm.models import gates, signing
+from gitmlm.models import state as model_registry
+from gitmlm.models.state import Model, Registry, Version
+from gitmlm.tracking import record as runs
 
 LOCK = "registry"
 

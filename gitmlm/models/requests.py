@@ -16,10 +16,12 @@ from typing import Any
 
 import tomli_w
 
-from gitmlm import codec, config, fmt, gates, model_registry, signing, tags
-from gitmlm import lifecycle as life
+from gitmlm.core import codec, config, fmt, tags
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
+from gitmlm.models import gates, signing
+from gitmlm.models import ops as life
+from gitmlm.models import state as model_registry
 
 DIR = ".mlm/requests"
 PUSH_BATCH = 3

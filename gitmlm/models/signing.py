@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitmlm import config, model_registry, tags
+from gitmlm.core import config, tags
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from gitmlm.model_registry import Event
+from gitmlm.models import state as model_registry
+from gitmlm.models.state import Event
 
 
 @dataclass(frozen=True)

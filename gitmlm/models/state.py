@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitmlm import config, tags
+from gitmlm.core import config, tags
+from gitmlm.core.git import Repo, TagExists
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo, TagExists
 
 DEFAULT_STAGES = ("dev", "staging", "production")
 _PRIORITY = {

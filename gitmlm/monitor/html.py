@@ -15,17 +15,17 @@ import io
 from pathlib import Path
 from typing import Any
 
-from gitmlm import fmt
+from gitmlm.core import fmt
 from gitmlm.errors import MlmError
-from gitmlm.monitor import Result
-from gitmlm.monitor_report import (
+from gitmlm.monitor.monitor import Result
+from gitmlm.monitor.report import (
     FEATURE_COLUMNS,
     QUALITY_METRICS,
     feature_rows,
     latency_rows,
     quality_rows,
 )
-from gitmlm.profile import CategoricalColumn, Column, NumericColumn
+from gitmlm.stats.profile import CategoricalColumn, Column, NumericColumn
 
 REF_COLOR = "#4c72b0"
 NOW_COLOR = "#dd8452"

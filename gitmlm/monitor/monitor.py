@@ -1,10 +1,10 @@
 """Model observation: serving data against the training profile of a model version's run.
 
 `observe` reads the serving file once, in chunks: it profiles it on the training profile's bins
-(`gitmlm.profile`), keeps only the few columns quality and latency need, and compares
-(`gitmlm.drift`, `gitmlm.quality`). `record` keeps a compact copy of the result as a note on the
-model version's commit (`refs/notes/mlm-observations`, one table per observation id, like run
-notes, so `git mlm sync` merges them by id); `history` reads them back.
+(`gitmlm.stats.profile`), keeps only the few columns quality and latency need, and compares
+(`gitmlm.stats.drift`, `gitmlm.stats.quality`). `record` keeps a compact copy of the result as
+a note on the model version's commit (`refs/notes/mlm-observations`, one table per observation
+id, like run notes, so `git mlm sync` merges them by id); `history` reads them back.
 
 Settings live in mlm.toml (all optional)::
 
@@ -12,7 +12,7 @@ Settings live in mlm.toml (all optional)::
     ignore = ["request_id"]           # serving columns never compared
     slo = { p95 = 0.2 }               # latency SLO per window, in the latency column's unit
 
-    [monitor.thresholds."*"]          # every feature (defaults: gitmlm.drift.DEFAULT_THRESHOLDS)
+    [monitor.thresholds."*"]          # every feature (defaults: stats.drift.DEFAULT_THRESHOLDS)
     psi = 0.25
     [monitor.thresholds.age]          # one feature
     wasserstein = 0.2
@@ -30,17 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitmlm import codec, config, ids, profile_store, refs, store
+from gitmlm.core import codec, config, ids, refs
+from gitmlm.core import notes as store
+from gitmlm.core.git import Repo
+from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from gitmlm.records import Run
+from gitmlm.tracking import profiles as profile_store
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gitmlm.drift import DriftReport
-    from gitmlm.lifecycle import Resolved
-    from gitmlm.profile import Profile
+    from gitmlm.models.ops import Resolved
+    from gitmlm.stats.drift import DriftReport
+    from gitmlm.stats.profile import Profile
 
 EXIT_FLAGGED = 3
 """Exit code of `git mlm monitor` when a threshold, an SLO or a quality bound is crossed."""
@@ -146,7 +148,7 @@ class Target:
 
 def resolve_target(repo: Repo, model: str | None, run_id: str | None) -> Target:
     """MODEL[@vX|#STAGE] through the registry, and/or a run by id; the run gives the profile."""
-    from gitmlm import tracking
+    from gitmlm.tracking import record as tracking
 
     if model is None and run_id is None:
         raise MlmError("name a model version (churn#production, churn@v1.2.0) or a run (--run ID)")
@@ -180,7 +182,7 @@ def resolve_target(repo: Repo, model: str | None, run_id: str | None) -> Target:
 
 
 def _registry_resolve(repo: Repo, spec: str) -> Resolved:
-    from gitmlm import lifecycle
+    from gitmlm.models import ops as lifecycle
 
     return lifecycle.resolved(repo, spec)
 
@@ -259,7 +261,7 @@ def _short(x: object) -> str:
 
 def observe(repo: Repo, target: Target, req: Request, cfg: Settings) -> Result:
     """Compare the serving data of `req` with the target run's training profile."""
-    from gitmlm.drift import DEFAULT_THRESHOLDS, compare
+    from gitmlm.stats.drift import DEFAULT_THRESHOLDS, compare
 
     dataset, reference = profile_store.load(repo, target.run, target.run_commits, req.dataset)
     if req.labels and not req.prediction:
@@ -314,8 +316,8 @@ def _read_serving(
 ) -> tuple[Profile, pd.DataFrame | None]:
     import pandas as pd
 
-    from gitmlm.frames import read_frames
-    from gitmlm.profile import build_profile
+    from gitmlm.stats.frames import read_frames
+    from gitmlm.stats.profile import build_profile
 
     path = req.data
     parts: list[pd.DataFrame] = []
@@ -367,7 +369,7 @@ def _names(names: list[str], limit: int = 8) -> str:
 def _performance(
     result: Result, df: pd.DataFrame, req: Request, window: str | None, cfg: Settings
 ) -> None:
-    from gitmlm.quality import window_latency, window_quality
+    from gitmlm.stats.quality import window_latency, window_quality
 
     if req.labels and req.prediction:
         rows = window_quality(df, req.labels, req.prediction, req.time, window)
@@ -495,7 +497,7 @@ def history(repo: Repo, spec: str | None = None, run_id: str | None = None) -> l
         raise MlmError("name a model (churn, churn@v1.2.0, churn#production) or a run (--run ID)")
     model = version = None
     if spec is not None:
-        from gitmlm import tags
+        from gitmlm.core import tags
 
         parsed = tags.parse_spec(spec)
         model, version = parsed.model, parsed.version

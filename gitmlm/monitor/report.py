@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gitmlm import fmt, ids
-from gitmlm.monitor import FEATURE_KEYS, Observation, Result, day
+from gitmlm.core import fmt, ids
+from gitmlm.monitor.monitor import FEATURE_KEYS, Observation, Result, day
 
 FEATURE_COLUMNS = ["feature", "kind", *FEATURE_KEYS, "crossed"]
 _ORDER = {"SCHEMA": 0, "DRIFT": 1, "ok": 2}
@@ -17,7 +17,7 @@ QUALITY_METRICS = ("accuracy", "f1", "auc", "mae", "rmse", "bias")
 
 def feature_rows(result: Result) -> list[dict[str, object]]:
     """`drift.report_rows`, flagged features first (training order within each status)."""
-    from gitmlm.drift import report_rows
+    from gitmlm.stats.drift import report_rows
 
     rows = report_rows(result.report)
     for row in rows:

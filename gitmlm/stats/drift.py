@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gitmlm.errors import MlmError
-from gitmlm.profile import CategoricalColumn, Column, NumericColumn, Profile
+from gitmlm.stats.profile import CategoricalColumn, Column, NumericColumn, Profile
 
 # Crossing any of these (strictly) marks a feature DRIFT. Chosen so that a 0.5σ shift, a reversed
 # category mix, a 1% new category or a 5-point jump in missing values is flagged with margin,

@@ -1,6 +1,6 @@
 """Reading tables in chunks: CSV (pyarrow, with a pandas fallback) and Parquet, as DataFrames.
 
-Files larger than memory stream through `read_frames` a chunk at a time; `gitmlm.profile`
+Files larger than memory stream through `read_frames` a chunk at a time; `gitmlm.stats.profile`
 builds profiles from the chunks.
 """
 

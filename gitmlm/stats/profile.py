@@ -4,9 +4,9 @@ A *training* profile (no ``reference``) freezes each numeric column's bin edges 
 the first chunk that has values in it, then counts every chunk on those edges, so a file larger
 than memory is profiled in one pass. A *serving* profile (``reference=``) reuses the reference's
 edges and category keys, so its counts line up with the reference bin for bin and
-``gitmlm.drift.compare`` can be exact. Files are read in chunks by ``gitmlm.frames.read_frames``
-(re-exported here); the summary arithmetic (quantiles, edges, moments, HyperLogLog) is in
-``gitmlm.sketch``.
+``gitmlm.stats.drift.compare`` can be exact. Files are read in chunks by
+``gitmlm.stats.frames.read_frames`` (re-exported here); the summary arithmetic (quantiles,
+edges, moments, HyperLogLog) is in ``gitmlm.stats.sketch``.
 
 Stored form (``Profile.to_dict``, schema 1) is plain TOML-safe data::
 
@@ -53,11 +53,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from gitmlm import sketch
 from gitmlm.errors import MlmError
-from gitmlm.frames import read_frames as read_frames
-from gitmlm.sketch import HLL_BITS as HLL_BITS
-from gitmlm.sketch import N_BINS as N_BINS
+from gitmlm.stats import sketch
+from gitmlm.stats.frames import read_frames as read_frames
+from gitmlm.stats.sketch import HLL_BITS as HLL_BITS
+from gitmlm.stats.sketch import N_BINS as N_BINS
 
 SCHEMA = 1
 # Distinct categories counted exactly while building; past this the rarest half is folded into

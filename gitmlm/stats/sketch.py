@@ -1,6 +1,7 @@
 """The numbers behind profiles: quantile summaries, frozen bin edges, moments, HyperLogLog.
 
-Pure numpy on sorted arrays; `gitmlm.profile` builds columns from these and stores the results.
+Pure numpy on sorted arrays; `gitmlm.stats.profile` builds columns from these and stores the
+results.
 """
 
 from __future__ import annotations

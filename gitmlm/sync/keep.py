@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gitmlm import refs
-from gitmlm.git import Repo
+from gitmlm.core import refs
+from gitmlm.core.git import Repo
 
 
 def _table(repo: Repo, table: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -15,9 +15,12 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from gitmlm import codec, keep, merge, refs, store, transport
+from gitmlm.core import codec, refs
+from gitmlm.core import notes as store
+from gitmlm.core import remote as transport
+from gitmlm.core.git import CasFailed, Repo
 from gitmlm.errors import MlmError
-from gitmlm.git import CasFailed, Repo
+from gitmlm.sync import keep, merge
 
 MAX_ATTEMPTS = 8
 """Sync rounds before giving up when other clones keep pushing first."""

@@ -9,11 +9,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from gitmlm import checkpoint, coderules, tracking
+from gitmlm.checkpoints import checkpoint
+from gitmlm.checkpoints import rules as coderules
+from gitmlm.core.git import Repo
+from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from gitmlm.records import Run
-from gitmlm.tracking import ActiveRun
+from gitmlm.tracking import record as tracking
+from gitmlm.tracking.record import ActiveRun
 
 
 def execute(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from gitmlm import liveness, refs, store
-from gitmlm.git import CommitInfo, Repo
+from gitmlm.core import notes as store
+from gitmlm.core import refs
+from gitmlm.core.git import CommitInfo, Repo
+from gitmlm.tracking import liveness
 
 
 @dataclass(frozen=True)

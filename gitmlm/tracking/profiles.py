@@ -22,22 +22,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitmlm import codec, refs, store
+from gitmlm.core import codec, refs
+from gitmlm.core import notes as store
+from gitmlm.core.git import Repo
+from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from gitmlm.records import Run
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gitmlm.profile import Profile
+    from gitmlm.stats.profile import Profile
 
 DATA_SUFFIXES = frozenset({".csv", ".tsv", ".parquet", ".pq", ".parq", ".gz", ".bz2"})
 
 
 @dataclass(frozen=True)
 class Options:
-    """How a profile is built (see `gitmlm.profile.build_profile`)."""
+    """How a profile is built (see `gitmlm.stats.profile.build_profile`)."""
 
     top_k: int = 20
     hash_values: bool = False
@@ -55,7 +56,7 @@ def how_to_record(run_id: str) -> str:
 
 
 def of_frame(df: pd.DataFrame, options: Options = Options()) -> Profile:
-    from gitmlm.profile import build_profile
+    from gitmlm.stats.profile import build_profile
 
     return build_profile(
         df, top_k=options.top_k, hash_values=options.hash_values, min_count=options.min_count
@@ -64,8 +65,8 @@ def of_frame(df: pd.DataFrame, options: Options = Options()) -> Profile:
 
 def of_files(paths: Sequence[Path], options: Options = Options()) -> Profile:
     """One profile of several files read as one table: edges frozen on the first chunk."""
-    from gitmlm.frames import read_frames
-    from gitmlm.profile import build_profile
+    from gitmlm.stats.frames import read_frames
+    from gitmlm.stats.profile import build_profile
 
     frames = itertools.chain.from_iterable(read_frames(p) for p in paths)
     return build_profile(
@@ -162,7 +163,7 @@ def load(
     repo: Repo, run: Run, commits: Iterable[str] = (), dataset: str | None = None
 ) -> tuple[str, Profile]:
     """(dataset name, profile) of a run; which one when it has several: `dataset`."""
-    from gitmlm.profile import Profile
+    from gitmlm.stats.profile import Profile
 
     found = stored(repo, run, commits)
     if not found:
@@ -207,8 +208,9 @@ def record_for_run(
     of its record. Without `name`, a dataset the run already recorded with this path keeps its
     name; otherwise the path (relative to the repository) is the name, as `log_dataset` does.
     """
-    from gitmlm import attachments, journal
-    from gitmlm import tracking as runs
+    from gitmlm.checkpoints import placement as attachments
+    from gitmlm.tracking import journal
+    from gitmlm.tracking import record as runs
 
     listing = runs.list_runs(repo)
     run = runs.resolve(listing, run_id)
@@ -239,7 +241,7 @@ def record_for_run(
 def _fingerprint(repo: Repo, path: str, recorded: dict[str, Any] | None) -> dict[str, Any]:
     """What the run recorded of this dataset, else its fingerprint now (best effort: the profile
     is what was asked for, so a path the data module cannot fingerprint still gets one)."""
-    from gitmlm import data
+    from gitmlm.data import datasets as data
 
     if recorded:
         return dict(recorded)

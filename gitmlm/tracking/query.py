@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gitmlm import tracking as runs
-from gitmlm import where
+from gitmlm.core import where
+from gitmlm.core.git import Repo
+from gitmlm.core.records import flat_row
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from gitmlm.records import flat_row
+from gitmlm.tracking import record as runs
 
 
 def parse_order(order_by: str | list[str] | None) -> list[tuple[str, bool]]:

@@ -12,21 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitmlm import (
-    attachments,
-    checkpoint,
-    codec,
-    data,
-    envinfo,
-    ids,
-    journal,
-    liveness,
-    refs,
-    store,
-)
+from gitmlm.checkpoints import checkpoint
+from gitmlm.checkpoints import placement as attachments
+from gitmlm.core import codec, ids, refs
+from gitmlm.core import notes as store
+from gitmlm.core.git import Repo
+from gitmlm.core.records import Run
+from gitmlm.data import datasets as data
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from gitmlm.records import Run
+from gitmlm.tracking import envinfo, journal, liveness
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,12 +110,12 @@ class ActiveRun:
         The profile is stored at once under refs/notes/mlm-profiles (a crash later keeps it) and
         `datasets.<name>` gains `profile = true`, `rows` and `columns`. `top_k`, `hash_values`
         (store category values as hashes) and `min_count` (fold rarer categories into `other`)
-        are as for `gitmlm.profile.build_profile`.
+        are as for `gitmlm.stats.profile.build_profile`.
         """
         built = None
         options = None
         if df is not None or profile:
-            from gitmlm import profile_store
+            from gitmlm.tracking import profiles as profile_store
 
             options = profile_store.Options(top_k, hash_values, min_count)
         if df is not None:
@@ -182,7 +176,7 @@ class ActiveRun:
 
 
 def _profile_files(repo: Repo, name_or_path: str, info: Mapping[str, Any]) -> list[Path]:
-    from gitmlm import profile_store
+    from gitmlm.tracking import profiles as profile_store
 
     given = Path(name_or_path)
     if given.exists():

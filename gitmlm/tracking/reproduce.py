@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitmlm import checkpoint, coderules, config, data, launch, tracking
+from gitmlm.checkpoints import checkpoint
+from gitmlm.checkpoints import rules as coderules
+from gitmlm.core import config
+from gitmlm.core.git import Repo
+from gitmlm.core.records import Run
+from gitmlm.data import datasets as data
 from gitmlm.errors import MlmError
-from gitmlm.git import Repo
-from gitmlm.records import Run
+from gitmlm.tracking import launch
+from gitmlm.tracking import record as tracking
 
 _WILD = ("*", "?", "[")
 

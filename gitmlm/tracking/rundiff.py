@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gitmlm.fmt import cell
-from gitmlm.records import Run, flat_row
+from gitmlm.core.fmt import cell
+from gitmlm.core.records import Run, flat_row
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gitmlm import query
-from gitmlm.git import Repo
+from gitmlm.core.git import Repo
+from gitmlm.tracking import query
 
 _FIRST = ["run_id", "name", "status", "commit", "started", "ended"]
 
@@ -29,7 +29,8 @@ _VERSION_FIRST = ["model", "version", "stages", "active", "commit", "tag", "regi
 
 def registry_frame(path: str | None = None) -> pd.DataFrame:
     """One row per registered model version: stages, commit, tag, run, artifact, metrics.*."""
-    from gitmlm import lifecycle, model_registry
+    from gitmlm.models import ops as lifecycle
+    from gitmlm.models import state as model_registry
 
     rows = lifecycle.version_rows(model_registry.load(Repo.open(path)))
     frame = pd.DataFrame.from_records(rows)

@@ -1,0 +1,54 @@
+"""What every command module shares: output formats, opening the repository, KEY=VALUE pairs."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from gitmlm.core import fmt
+from gitmlm.errors import MlmError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(f: F) -> F:
+    return click.option(
+        "--format",
+        "fmt_",
+        type=click.Choice(fmt.FORMATS),
+        default="table",
+        show_default=True,
+        help="Output as an aligned table, JSON, CSV, or Markdown (for pull-request comments).",
+    )(f)
+
+
+def open_repo() -> Any:
+    from gitmlm.core.git import Repo
+
+    return Repo.open()
+
+
+def parse_value(text: str) -> Any:
+    """`-p lr=0.1` gives a float, `-p deep=true` a bool, `-p arch=resnet` a string."""
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+    return value if isinstance(value, (int, float, bool, list)) else text
+
+
+def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise MlmError(f"{what} {pair!r} is not KEY=VALUE (for example -p lr=0.01)")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:  # -p opt.lr=1 gives the nested table opt = {lr = 1}
+            node = node.setdefault(part, {})
+        node[leaf] = parse_value(value)
+    return out

@@ -1,0 +1,234 @@
+"""Experiment tracking commands: run, log, runs, show, diff."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from gitmlm.cli.common import format_option, open_repo, parse_pairs
+from gitmlm.core import fmt, ids
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--name", "-n", help="A name for the run (default: the end of its id).")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A param to record (repeatable); values are read as TOML scalars.",
+)
+@click.option("-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    name: str | None, params: tuple[str, ...], tags: tuple[str, ...], command: tuple[str, ...]
+) -> int:
+    """Run COMMAND as a tracked run: `git mlm run -p lr=0.1 -- python train.py`.
+
+    The command sees GITMLM_RUN_ID, and its own gitmlm.start_run() joins this run, so what
+    it logs lands here. Exit code, duration and command are recorded; a non-zero exit or a
+    signal marks the run failed. Exits with the command's exit code.
+    """
+    from gitmlm.tracking import launch
+    from gitmlm.tracking import record as runs
+
+    repo = open_repo()
+    active = runs.begin(
+        repo, name, parse_pairs(params, "param"), parse_pairs(tags, "tag"), list(command)
+    )
+    record, code = launch.execute(repo, active, list(command))
+    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    click.echo(f"gitmlm: run {record.id[: ids.SHORT]} {record.status} ({how})", err=True)
+    return 128 - code if code < 0 else code
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("revisions", nargs=-1)
+@click.option("-n", "--max-count", "limit", type=int, help="Show at most N commits.")
+@click.option("--metric", "-m", "metrics", multiple=True, help="Metrics to show (repeatable).")
+@click.option("--oneline", is_flag=True, help="One line per commit, runs beneath.")
+def log(
+    revisions: tuple[str, ...], limit: int | None, metrics: tuple[str, ...], oneline: bool
+) -> None:
+    """The commit log with the runs of each commit beneath it, like `git log`.
+
+    REVISIONS are as for git log: `main`, `v1..HEAD`, `^old new`.
+    """
+    import time as _time
+
+    from gitmlm.tracking import logview
+
+    repo = open_repo()
+    repo.head_commit()
+    color = sys.stdout.isatty()
+    decorations = repo.decorations()
+    head = repo.head()
+    out: list[str] = []
+    for entry in logview.entries(repo, list(revisions), limit):
+        c = entry.commit
+        names = decorations.get(c.oid, [])
+        if c.oid == head.commit:
+            names = [f"HEAD -> {n}" if n == head.branch else n for n in names] or ["HEAD"]
+        deco = f" ({', '.join(names)})" if names else ""
+        subject = c.message.split("\n", 1)[0]
+        if oneline:
+            out.append(_yellow(c.oid[:7], color) + deco + " " + subject)
+            indent = "    "
+        else:
+            when = _time.strftime("%a %b %d %H:%M:%S %Y", _time.gmtime(c.time + c.offset * 60))
+            sign = "+" if c.offset >= 0 else "-"
+            tz = f"{sign}{abs(c.offset) // 60:02d}{abs(c.offset) % 60:02d}"
+            out += [
+                _yellow(f"commit {c.oid}", color) + deco,
+                f"Author: {c.author} <{c.email}>",
+                f"Date:   {when} {tz}",
+                "",
+            ]
+            out += ["    " + line for line in c.message.rstrip("\n").split("\n")]
+            indent = "    "
+            if entry.runs or entry.snapshots:
+                out.append("")
+        for r in entry.runs:
+            out.append(indent + _run_line(r, metrics, color))
+        for r in entry.snapshots:
+            out.append(indent + _run_line(r, metrics, color) + "  [uncommitted code]")
+        if not oneline:
+            out.append("")
+    click.echo("\n".join(out).rstrip("\n"))
+
+
+def _yellow(text: str, color: bool) -> str:
+    return click.style(text, fg="yellow") if color else text
+
+
+_STATUS_COLORS = {"finished": "green", "failed": "red", "crashed": "red", "running": "cyan"}
+
+
+def _run_line(r: Any, metrics: Sequence[str], color: bool) -> str:
+    names = list(metrics) or sorted(r.metrics)[:4]
+    values = r.metrics
+    shown = "  ".join(f"{m}={values[m]:.6g}" for m in names if m in values)
+    status = f"{r.status:<8}"
+    if color:
+        status = click.style(status, fg=_STATUS_COLORS.get(r.status))
+    return f"run {r.id[: ids.SHORT]}  {r.name}  {status}  {shown}".rstrip()
+
+
+_RUN_COLUMNS = ["run_id", "name", "status", "commit", "started"]
+
+
+@click.command("runs")
+@click.option(
+    "--where", "-w", "where_", help='Filter, e.g. "metrics.acc > 0.9 and params.lr < 0.1".'
+)
+@click.option("--order-by", "-o", help='Sort, e.g. "metrics.acc desc" or "-metrics.acc".')
+@click.option("-n", "--limit", type=int, help="Show at most N runs.")
+@click.option("--columns", "-c", help="Comma-separated columns to show (default: all).")
+@click.option(
+    "--recover",
+    is_flag=True,
+    help="Finalise this machine's crashed runs (status crashed, journal kept) first.",
+)
+@format_option
+def runs_cmd(
+    where_: str | None,
+    order_by: str | None,
+    limit: int | None,
+    columns: str | None,
+    recover: bool,
+    fmt_: str,
+) -> None:
+    """List runs, newest first: attributes, params.*, metrics.*, tags.*, datasets.*.
+
+    The --where language: comparisons (= != < <= > >=) on columns, `in (...)`, `like 'a%'`,
+    `is null`, combined with and, or, not and parentheses. Quote odd names in backticks:
+    metrics.`val acc`.
+    """
+    from gitmlm.tracking import query
+    from gitmlm.tracking import record as runs
+
+    repo = open_repo()
+    if recover:
+        for r in runs.recover(repo):
+            click.echo(f"recovered run {r.id[: ids.SHORT]} as crashed", err=True)
+    rows, listing = query.select_runs(repo, where_, order_by, limit, placed_only=True)
+    for commit, problem in listing.errors:
+        click.echo(f"git mlm: skipped the note on {commit[:12]}: {problem}", err=True)
+    if listing.unplaced:
+        click.echo(
+            f"git mlm: {listing.unplaced} runs are on commits this clone does not have "
+            "(a shallow clone?); `git fetch --unshallow` and `git mlm fetch` bring them",
+            err=True,
+        )
+    if fmt_ == "table":
+        short = ids.shortest_unique([r.id for r in listing.runs])
+        for row in rows:
+            row["run_id"] = short[row["run_id"]]
+            row["commit"] = row["commit"][:10]
+            row["started"] = row["started"][:19].replace("T", " ")
+            row["ended"] = row["ended"][:19].replace("T", " ")
+    cols = (
+        [c.strip() for c in columns.split(",")] if columns else fmt.columns_of(rows, _RUN_COLUMNS)
+    )
+    if fmt_ == "table" and not columns:
+        cols = [c for c in cols if c not in ("ended", "user", "host", "branch", "exit_code")]
+    click.echo(fmt.render(rows, cols, fmt_))
+
+
+@click.command()
+@click.argument("run_id")
+@click.option(
+    "--format", "fmt_", type=click.Choice(["toml", "json"]), default="toml", show_default=True
+)
+def show(run_id: str, fmt_: str) -> None:
+    """Show one run: its whole record (and which metrics have step series)."""
+    import tomli_w
+
+    from gitmlm.core import codec
+    from gitmlm.tracking import record as runs
+
+    repo = open_repo()
+    r = runs.get_run(repo, run_id)
+    doc = codec.run_to_dict(r)
+    if fmt_ == "json":
+        click.echo(fmt.to_json({"id": r.id, **doc, "steps": r.steps}))
+        return
+    click.echo(f"# run {r.id}")
+    click.echo(tomli_w.dumps(doc).rstrip())
+    for name, s in sorted(r.steps.items()):
+        click.echo(f"# series {name}: {len(s['step'])} steps, last {fmt.cell(s['value'][-1])}")
+
+
+@click.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@format_option
+def diff(run_a: str, run_b: str, fmt_: str) -> None:
+    """What differs between two runs: params, metrics, datasets, and the code between them."""
+    from gitmlm.tracking import record as runs
+    from gitmlm.tracking import rundiff
+
+    repo = open_repo()
+    listing = runs.list_runs(repo)
+    a, b = runs.resolve(listing, run_a), runs.resolve(listing, run_b)
+    rows = rundiff.compare(a, b)
+    cols = ["key", a.id[: ids.SHORT], b.id[: ids.SHORT], "change"]
+    shaped = [{cols[0]: r.key, cols[1]: r.a, cols[2]: r.b, cols[3]: r.change} for r in rows]
+    click.echo(
+        fmt.render(shaped, cols, fmt_) if shaped else "params, metrics and datasets are equal"
+    )
+    if fmt_ == "table" and a.commit != b.commit:
+        click.echo(f"\ncode {a.commit[:10]}..{b.commit[:10]}")
+        click.echo(repo.diffstat(a.commit, b.commit).rstrip() or " (same tree)")
+
+
+COMMANDS = [run, log, runs_cmd, show, diff]
