@@ -22,22 +22,94 @@ __all__ = [
     "MlmError",
     "Run",
     "__version__",
+    "archive_runs",
+    "delete_runs",
     "get_run",
+    "note_run",
     "registry",
+    "rename_run",
     "resolve",
+    "restore_runs",
     "runs",
     "start_run",
+    "tag_run",
+    "untag_run",
 ]
 
 
 def runs(
-    where: str | None = None, order_by: str | list[str] | None = None, *, path: str | None = None
+    where: str | None = None,
+    order_by: str | list[str] | None = None,
+    *,
+    archived: bool = False,
+    best: str | None = None,
+    path: str | None = None,
 ) -> pd.DataFrame:
-    """Every run as a DataFrame row: run_id, name, status, commit, started, ended, params.*,
-    metrics.*, tags.*, datasets.* — like mlflow.search_runs."""
+    """Every run as a DataFrame row: run_id, name, status, commit, started, ended, parent,
+    params.*, metrics.*, tags.*, datasets.* — like mlflow.search_runs.
+
+    `archived=True` includes archived runs; `best="auc"` orders best first by the direction
+    mlm.toml [metrics] declares and leaves out runs without that metric."""
     from gitmlm.tracking import table
 
-    return table.runs_frame(where=where, order_by=order_by, path=path)
+    return table.runs_frame(where=where, order_by=order_by, path=path, archived=archived, best=best)
+
+
+# --- managing runs after the fact (docs/tracking.md "Managing runs") ---------------------------
+
+
+def delete_runs(*run_ids: str, path: str | None = None) -> list[str]:
+    """Delete runs: a tombstone that sync carries to every clone; `restore_runs` undoes it."""
+    from gitmlm.core.git import Repo
+    from gitmlm.tracking import manage
+
+    return [r.id for r in manage.remove(Repo.open(path), run_ids)]
+
+
+def archive_runs(*run_ids: str, path: str | None = None) -> list[str]:
+    """Hide runs from listings (`runs(archived=True)` includes them)."""
+    from gitmlm.core.git import Repo
+    from gitmlm.tracking import manage
+
+    return [r.id for r in manage.archive(Repo.open(path), run_ids)]
+
+
+def restore_runs(*run_ids: str, path: str | None = None) -> list[str]:
+    """Bring deleted or archived runs back."""
+    from gitmlm.core.git import Repo
+    from gitmlm.tracking import manage
+
+    return [r.id for r in manage.restore(Repo.open(path), run_ids)]
+
+
+def rename_run(run_id: str, name: str, *, path: str | None = None) -> None:
+    """Rename a run (names are labels: a name in use is allowed)."""
+    from gitmlm.core.git import Repo
+    from gitmlm.tracking import manage
+
+    manage.rename(Repo.open(path), run_id, name)
+
+
+def tag_run(run_id: str, tags: dict[str, object], *, path: str | None = None) -> None:
+    from gitmlm.core.git import Repo
+    from gitmlm.tracking import manage
+
+    manage.tag(Repo.open(path), run_id, tags)
+
+
+def untag_run(run_id: str, *keys: str, path: str | None = None) -> None:
+    from gitmlm.core.git import Repo
+    from gitmlm.tracking import manage
+
+    manage.untag(Repo.open(path), run_id, keys)
+
+
+def note_run(run_id: str, text: str, *, path: str | None = None) -> None:
+    """Set a run's free-text note; "" clears it."""
+    from gitmlm.core.git import Repo
+    from gitmlm.tracking import manage
+
+    manage.note(Repo.open(path), run_id, text)
 
 
 def get_run(run_id: str, *, path: str | None = None) -> Run:

@@ -10,6 +10,7 @@ import click
 
 from gitmlm.cli.common import format_option, open_repo, parse_pairs
 from gitmlm.core import fmt, ids
+from gitmlm.errors import MlmError
 
 # --- run ---------------------------------------------------------------------------------------
 
@@ -126,24 +127,37 @@ def _run_line(r: Any, metrics: Sequence[str], color: bool) -> str:
 _RUN_COLUMNS = ["run_id", "name", "status", "commit", "started"]
 
 
-@click.command("runs")
+@click.group("runs", invoke_without_command=True)
 @click.option(
     "--where", "-w", "where_", help='Filter, e.g. "metrics.acc > 0.9 and params.lr < 0.1".'
 )
 @click.option("--order-by", "-o", help='Sort, e.g. "metrics.acc desc" or "-metrics.acc".')
 @click.option("-n", "--limit", type=int, help="Show at most N runs.")
 @click.option("--columns", "-c", help="Comma-separated columns to show (default: all).")
+@click.option("--all", "-a", "all_", is_flag=True, help="Show archived runs too.")
+@click.option(
+    "--best",
+    metavar="METRIC",
+    help="Best first by METRIC, in the direction mlm.toml [metrics] declares; runs without it "
+    "are left out.",
+)
+@click.option("--tree", is_flag=True, help="Nested runs under their parent.")
 @click.option(
     "--recover",
     is_flag=True,
     help="Finalise this machine's crashed runs (status crashed, journal kept) first.",
 )
 @format_option
+@click.pass_context
 def runs_cmd(
+    ctx: click.Context,
     where_: str | None,
     order_by: str | None,
     limit: int | None,
     columns: str | None,
+    all_: bool,
+    best: str | None,
+    tree: bool,
     recover: bool,
     fmt_: str,
 ) -> None:
@@ -152,7 +166,11 @@ def runs_cmd(
     The --where language: comparisons (= != < <= > >=) on columns, `in (...)`, `like 'a%'`,
     `is null`, combined with and, or, not and parentheses. Quote odd names in backticks:
     metrics.`val acc`.
+
+    Manage runs with the subcommands: rm, archive, restore, rename, tag, untag, note.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from gitmlm.tracking import query
     from gitmlm.tracking import record as runs
 
@@ -160,7 +178,16 @@ def runs_cmd(
     if recover:
         for r in runs.recover(repo):
             click.echo(f"recovered run {r.id[: ids.SHORT]} as crashed", err=True)
-    rows, listing = query.select_runs(repo, where_, order_by, limit, placed_only=True)
+    rows, listing = query.select_runs(
+        repo,
+        where_,
+        order_by,
+        limit,
+        placed_only=True,
+        archived=all_,
+        best=best,
+        tree=tree,
+    )
     for commit, problem in listing.errors:
         click.echo(f"git mlm: skipped the note on {commit[:12]}: {problem}", err=True)
     if listing.unplaced:
@@ -173,15 +200,102 @@ def runs_cmd(
         short = ids.shortest_unique([r.id for r in listing.runs])
         for row in rows:
             row["run_id"] = short[row["run_id"]]
+            if row.get("parent") in short:
+                row["parent"] = short[row["parent"]]
             row["commit"] = row["commit"][:10]
             row["started"] = row["started"][:19].replace("T", " ")
             row["ended"] = row["ended"][:19].replace("T", " ")
+            if tree:
+                row["name"] = "  " * row.pop("depth", 0) + row["name"]
     cols = (
         [c.strip() for c in columns.split(",")] if columns else fmt.columns_of(rows, _RUN_COLUMNS)
     )
     if fmt_ == "table" and not columns:
-        cols = [c for c in cols if c not in ("ended", "user", "host", "branch", "exit_code")]
+        hidden = ("ended", "user", "host", "branch", "exit_code", "depth", "note")
+        cols = [c for c in cols if c not in hidden and not (tree and c == "parent")]
     click.echo(fmt.render(rows, cols, fmt_))
+
+
+def _said(what: str, done: Sequence[Any]) -> None:
+    for r in done:
+        click.echo(f"{what} run {r.id[: ids.SHORT]} ({r.name})", err=True)
+
+
+@runs_cmd.command("rm")
+@click.argument("run_ids", nargs=-1, required=True, metavar="RUN...")
+def runs_rm(run_ids: tuple[str, ...]) -> None:
+    """Delete runs (a tombstone sync carries everywhere; `git mlm runs restore` undoes it)."""
+    from gitmlm.tracking import manage
+
+    _said("deleted", manage.remove(open_repo(), run_ids))
+
+
+@runs_cmd.command("archive")
+@click.argument("run_ids", nargs=-1, required=True, metavar="RUN...")
+def runs_archive(run_ids: tuple[str, ...]) -> None:
+    """Hide runs from listings (`git mlm runs --all` shows them)."""
+    from gitmlm.tracking import manage
+
+    _said("archived", manage.archive(open_repo(), run_ids))
+
+
+@runs_cmd.command("restore")
+@click.argument("run_ids", nargs=-1, required=True, metavar="RUN...")
+def runs_restore(run_ids: tuple[str, ...]) -> None:
+    """Bring deleted or archived runs back."""
+    from gitmlm.tracking import manage
+
+    _said("restored", manage.restore(open_repo(), run_ids))
+
+
+@runs_cmd.command("rename")
+@click.argument("run_id", metavar="RUN")
+@click.argument("name")
+def runs_rename(run_id: str, name: str) -> None:
+    """Rename a run. Names are labels (ids identify runs), so a name in use is allowed."""
+    from gitmlm.tracking import manage
+
+    run, same = manage.rename(open_repo(), run_id, name)
+    click.echo(f"renamed run {run.id[: ids.SHORT]} to {name!r}", err=True)
+    if same:
+        others = ", ".join(r.id[: ids.SHORT] for r in same[:5])
+        click.echo(f"note: {len(same)} other runs are named {name!r} too ({others})", err=True)
+
+
+@runs_cmd.command("tag")
+@click.argument("run_id", metavar="RUN")
+@click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
+def runs_tag(run_id: str, pairs: tuple[str, ...]) -> None:
+    """Set tags on a run."""
+    from gitmlm.tracking import manage
+
+    tags: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise MlmError(f"tag {pair!r} is not KEY=VALUE (for example owner=ada)")
+        tags[key] = value  # tags are text, as `git mlm run -t` and MLflow keep them
+    _said("tagged", [manage.tag(open_repo(), run_id, tags)])
+
+
+@runs_cmd.command("untag")
+@click.argument("run_id", metavar="RUN")
+@click.argument("keys", nargs=-1, required=True, metavar="KEY...")
+def runs_untag(run_id: str, keys: tuple[str, ...]) -> None:
+    """Remove tags from a run."""
+    from gitmlm.tracking import manage
+
+    _said("untagged", [manage.untag(open_repo(), run_id, keys)])
+
+
+@runs_cmd.command("note")
+@click.argument("run_id", metavar="RUN")
+@click.argument("text")
+def runs_note(run_id: str, text: str) -> None:
+    """Set a run's note (free text; "" clears it)."""
+    from gitmlm.tracking import manage
+
+    _said("noted", [manage.note(open_repo(), run_id, text)])
 
 
 @click.command()

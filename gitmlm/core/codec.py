@@ -102,6 +102,21 @@ def run_to_dict(run: Run) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None and v != {} and v != []}
 
 
+def visible_tags(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The tags of a run table, less those `untagged` marks removed.
+
+    An untag is a mark (`untagged.KEY = true`), not a missing key: sync's merge keeps every key
+    either side has, so a plain removal would come back from a teammate's older copy.
+    """
+    gone = d.get("untagged", {})
+    tags = dict(d.get("tags", {}))
+    if isinstance(gone, Mapping):
+        for key, mark in gone.items():
+            if mark is True:
+                tags.pop(key, None)
+    return tags
+
+
 def run_from_dict(run_id: str, d: Mapping[str, Any]) -> Run:
     try:
         return Run(
@@ -123,7 +138,7 @@ def run_from_dict(run_id: str, d: Mapping[str, Any]) -> Run:
             params=dict(d.get("params", {})),
             metrics={k: float(v) for k, v in d.get("metrics", {}).items()},
             series=list(d.get("series", [])),
-            tags=dict(d.get("tags", {})),
+            tags=visible_tags(d),
             datasets=dict(d.get("datasets", {})),
             artifacts=dict(d.get("artifacts", {})),
             env=dict(d.get("env", {})),

@@ -169,7 +169,8 @@ def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Bri
                 (
                     rid,
                     str(t.get("name", "")),
-                    str(t.get("status", "")),
+                    # a tombstone (`git mlm runs rm`) shows as status "deleted": log skips it
+                    "deleted" if t.get("deleted") is True else str(t.get("status", "")),
                     str(t.get("host", "")),
                     int(t.get("pid", 0)),
                     dict(t.get("metrics", {})),

@@ -51,6 +51,22 @@ class Run:
     """Per-step series ({metric: {"step": [...], "value": [...]}}), loaded only by get_run."""
 
     @property
+    def deleted(self) -> bool:
+        """Removed by `git mlm runs rm`: a tombstone that sync carries, hidden everywhere."""
+        return self.extra.get("deleted") is True
+
+    @property
+    def archived(self) -> bool:
+        """Hidden from listings unless asked for (`--all`)."""
+        return self.extra.get("archived") is True
+
+    @property
+    def parent(self) -> str | None:
+        """The run this one is nested in (a sweep's trial under the sweep)."""
+        value = self.extra.get("parent")
+        return value if isinstance(value, str) else None
+
+    @property
     def duration(self) -> float | None:
         from datetime import datetime
 
@@ -85,6 +101,10 @@ def flat_row(run: Run) -> dict[str, Any]:
         "checkpoint": run.checkpoint,
         "exit_code": run.exit_code,
     }
+    if run.parent:
+        row["parent"] = run.parent
+    if isinstance(run.extra.get("note"), str):
+        row["note"] = run.extra["note"]
     flatten("params", run.params, row)
     for name, value in run.metrics.items():
         row[f"metrics.{name}"] = value

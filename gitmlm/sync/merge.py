@@ -46,6 +46,54 @@ def _union(winner: Mapping[str, Any], loser: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+EDITED = "edited"
+"""Per-field times of edits made after the fact (`git mlm runs tag/rename/rm...`): `{name = T,
+tags = {KEY = T}}`. Two clones editing different fields of one run concurrently both win."""
+
+
+def _apply_edits(out: dict[str, Any], a: Mapping[str, Any], b: Mapping[str, Any]) -> None:
+    """For each edited field, the value of the side that edited it last (absent if it removed
+    it); a tie keeps the overall winner's. Depends only on the stamps: symmetric, idempotent."""
+    ea, eb = a.get(EDITED), b.get(EDITED)
+    if not isinstance(ea, dict) or not isinstance(eb, dict):
+        return  # only one side was edited: the plain rule already holds its edits
+
+    def pick(sa: Any, sb: Any) -> Mapping[str, Any] | None:
+        sa, sb = str(sa or ""), str(sb or "")
+        return a if sa > sb else b if sb > sa else None
+
+    stamps: dict[str, Any] = {}
+    for key in sorted(set(ea) | set(eb)):
+        va, vb = ea.get(key), eb.get(key)
+        if isinstance(va, dict) or isinstance(vb, dict):
+            da = va if isinstance(va, dict) else {}
+            db = vb if isinstance(vb, dict) else {}
+            inner: dict[str, Any] = {}
+            for sub in sorted(set(da) | set(db)):
+                inner[sub] = max(str(da.get(sub, "")), str(db.get(sub, "")))
+                src = pick(da.get(sub), db.get(sub))
+                if src is None:
+                    continue
+                table = src.get(key)
+                target = dict(out.get(key) or {})
+                if isinstance(table, Mapping) and sub in table:
+                    target[sub] = table[sub]
+                else:
+                    target.pop(sub, None)
+                out[key] = target
+            stamps[key] = inner
+        else:
+            stamps[key] = max(str(va or ""), str(vb or ""))
+            src = pick(va, vb)
+            if src is None:
+                continue
+            if key in src:
+                out[key] = src[key]
+            else:
+                out.pop(key, None)
+    out[EDITED] = stamps
+
+
 def merge_run(a: Mapping[str, Any], b: Mapping[str, Any]) -> Table:
     """Two versions of one run's table: the newer wins field by field, nothing is dropped.
 
@@ -62,7 +110,9 @@ def merge_run(a: Mapping[str, Any], b: Mapping[str, Any]) -> Table:
         a_wins = ka_c >= kb_c
     else:
         a_wins = ka > kb
-    return _union(a, b) if a_wins else _union(b, a)
+    out = _union(a, b) if a_wins else _union(b, a)
+    _apply_edits(out, a, b)
+    return out
 
 
 def merge_docs(ours: Mapping[str, Table], theirs: Mapping[str, Table]) -> Doc:

@@ -39,6 +39,8 @@ class Folded:
     datasets: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    """Other record fields set while running (`error` of a failed child of `git mlm run`)."""
 
 
 def fold(file: Path) -> Folded:
@@ -73,6 +75,8 @@ def fold(file: Path) -> Folded:
             out.artifacts[event["path"]] = event["v"]
         elif kind == "env":
             out.env.update(event["v"])
+        elif kind == "fields":
+            out.fields.update(event["v"])
     return out
 
 

@@ -58,5 +58,7 @@ def entries(repo: Repo, revisions: list[str], limit: int | None) -> Iterator[Ent
 def _briefs(rows: list[store.Brief]) -> list[Brief]:
     out = []
     for rid, name, status, host, pid, metrics in rows:
+        if status == "deleted":
+            continue
         out.append(Brief(rid, name, liveness.status(status, host, pid), metrics))
     return out

@@ -219,6 +219,7 @@ def begin(
     code: checkpoint.Code | None = None,
     extra: Mapping[str, Any] | None = None,
     datasets: Mapping[str, dict[str, Any]] | None = None,
+    parent: str | None = None,
 ) -> ActiveRun:
     """Create a run: its record goes into the notes at once (status running) and its journal.
 
@@ -255,6 +256,8 @@ def begin(
     )
     record.extra.update(code.extra)
     record.extra.update(extra or {})
+    if parent:
+        record.extra["parent"] = parent
     if head.branch is None:
         record.extra["detached"] = True
     file = journal.path(repo.mlm_dir, run_id)
@@ -291,6 +294,7 @@ def finish(
     record.tags.update(folded.tags)
     record.datasets.update(folded.datasets)
     record.artifacts.update(folded.artifacts)
+    record.extra.update(folded.fields)
     if folded.env:
         journal._merge(record.env, folded.env)
     record.status = status
@@ -314,6 +318,36 @@ def finish(
 
 
 _attached: set[str] = set()
+TRACEBACK_CAP = 20_000
+"""Characters of a failed run's traceback kept in its record (the end: where it failed)."""
+
+
+def error_info(exc: BaseException) -> dict[str, str]:
+    """What a failed run keeps of its exception: type, message, traceback (capped)."""
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    if len(text) > TRACEBACK_CAP:
+        text = "...\n" + text[-TRACEBACK_CAP:]
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    return {"type": name, "message": str(exc), "traceback": text}
+
+
+def _parent_id(repo: Repo, parent: str | ActiveRun | None) -> str | None:
+    if parent is None:
+        return None
+    if isinstance(parent, ActiveRun):
+        return parent.id
+    if isinstance(parent, str) and len(parent) == 26 and ids.is_run_id_prefix(parent):
+        return parent.lower()
+    if not isinstance(parent, str):
+        raise MlmError(f"parent must be a run or a run id, not {type(parent).__name__}")
+    return resolve(list_runs(repo), parent).id
 
 
 @contextlib.contextmanager
@@ -322,18 +356,22 @@ def start_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     *,
+    parent: str | ActiveRun | None = None,
     path: str | os.PathLike[str] | None = None,
 ) -> Iterator[ActiveRun]:
     """Track a run: `with gitmlm.start_run(name="base", params={"lr": 0.1}) as run: ...`.
 
+    `parent` nests this run under another (a run or its id): a sweep's trials under the sweep.
     Under `git mlm run` the first start_run of the process attaches to that run; others start
-    runs of their own. An exception in the block marks the run failed and propagates.
+    runs of their own. An exception in the block marks the run failed, records the exception
+    (`error`: type, message, traceback) and propagates.
     """
     repo = Repo.open(path)
-    parent = os.environ.get(RUN_ENV)
-    if parent and parent not in _attached:
-        _attached.add(parent)
-        run = attach(repo, parent)
+    parent_id = _parent_id(repo, parent)
+    outer = os.environ.get(RUN_ENV)
+    if outer and outer not in _attached and parent_id is None:
+        _attached.add(outer)
+        run = attach(repo, outer)
         if name:
             run.set_tag("mlm.name", name)
         if params:
@@ -342,13 +380,16 @@ def start_run(
             run.set_tags(tags)
         run._events.append({"k": "env", "v": envinfo.capture()})
     else:
-        run = begin(repo, name, params, tags)
+        run = begin(repo, name, params, tags, parent=parent_id or outer)
     run._start_flusher()
     try:
         yield run
-    except BaseException:
+    except BaseException as exc:
+        error = error_info(exc)
+        run._events.append({"k": "fields", "v": {"error": error}})
         run._stop_flusher()
         if run.owner:
+            run.record.extra["error"] = error
             finish(repo, run.record, "failed")
         raise
     run._stop_flusher()
@@ -368,6 +409,8 @@ class Listing:
     """(commit, problem) for notes that could not be read; the rest still list."""
     unplaced: int = 0
     """Runs none of whose commits is here (a shallow clone): they cannot be placed."""
+    deleted: list[str] = field(default_factory=list)
+    """Ids of deleted runs left out of `runs` (so resolving one can say it was deleted)."""
 
 
 def effective_status(run: Run) -> str:
@@ -376,9 +419,16 @@ def effective_status(run: Run) -> str:
 
 
 def list_runs(
-    repo: Repo, commits: list[str] | None = None, *, placed_only: bool = False
+    repo: Repo,
+    commits: list[str] | None = None,
+    *,
+    placed_only: bool = False,
+    deleted: bool = False,
 ) -> Listing:
-    """Every run in the notes; `placed_only` leaves out runs that cannot be placed (below)."""
+    """Every run in the notes; `placed_only` leaves out runs that cannot be placed (below).
+
+    Deleted runs (tombstones, `git mlm runs rm`) are left out unless `deleted`.
+    """
     snap = store.snapshot(repo, refs.RUNS)
     docs = store.read_all(repo, snap, commits)
     best: dict[str, Run] = {}
@@ -403,10 +453,13 @@ def list_runs(
     if placed_only:
         for rid in unplaced:
             del best[rid], where[rid]
+    gone = [] if deleted else [rid for rid, run in best.items() if run.deleted]
+    for rid in gone:
+        del best[rid]
     for run in best.values():
         run.status = effective_status(run)
     ordered = sorted(best.values(), key=lambda r: r.id, reverse=True)
-    return Listing(ordered, where, errors, len(unplaced))
+    return Listing(ordered, where, errors, len(unplaced), gone)
 
 
 def resolve(listing: Listing, prefix: str) -> Run:
@@ -415,6 +468,8 @@ def resolve(listing: Listing, prefix: str) -> Run:
     if not ids.is_run_id_prefix(key):
         raise MlmError(f"{prefix!r} is not a run id (ids look like {ids.new_run_id()[:12]})")
     found = [r for r in listing.runs if r.id.startswith(key)]
+    if not found and any(rid.startswith(key) for rid in listing.deleted):
+        raise MlmError(f"run {prefix!r} was deleted; `git mlm runs restore {prefix}` undoes that")
     if not found:
         raise MlmError(f"no run with id {prefix!r}; `git mlm runs` lists them")
     if len(found) > 1:

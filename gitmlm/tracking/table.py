@@ -11,9 +11,14 @@ _FIRST = ["run_id", "name", "status", "commit", "started", "ended"]
 
 
 def runs_frame(
-    where: str | None = None, order_by: str | list[str] | None = None, path: str | None = None
+    where: str | None = None,
+    order_by: str | list[str] | None = None,
+    path: str | None = None,
+    *,
+    archived: bool = False,
+    best: str | None = None,
 ) -> pd.DataFrame:
-    rows, _ = query.select_runs(Repo.open(path), where, order_by)
+    rows, _ = query.select_runs(Repo.open(path), where, order_by, archived=archived, best=best)
     frame = pd.DataFrame.from_records(rows)
     if frame.empty:
         return pd.DataFrame(columns=_FIRST)
