@@ -26,9 +26,18 @@ from gitmlm.errors import MlmError
     help="A param to record (repeatable); values are read as TOML scalars.",
 )
 @click.option("-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
+@click.option(
+    "--no-capture",
+    is_flag=True,
+    help="Do not keep the command's stdout/stderr (kept by default: the last 1 MB of each).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
-    name: str | None, params: tuple[str, ...], tags: tuple[str, ...], command: tuple[str, ...]
+    name: str | None,
+    params: tuple[str, ...],
+    tags: tuple[str, ...],
+    no_capture: bool,
+    command: tuple[str, ...],
 ) -> int:
     """Run COMMAND as a tracked run: `git mlm run -p lr=0.1 -- python train.py`.
 
@@ -43,7 +52,7 @@ def run(
     active = runs.begin(
         repo, name, parse_pairs(params, "param"), parse_pairs(tags, "tag"), list(command)
     )
-    record, code = launch.execute(repo, active, list(command))
+    record, code = launch.execute(repo, active, list(command), capture=not no_capture)
     how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
     click.echo(f"gitmlm: run {record.id[: ids.SHORT]} {record.status} ({how})", err=True)
     return 128 - code if code < 0 else code

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import threading
@@ -20,7 +19,7 @@ from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 from gitmlm.data import datasets as data
 from gitmlm.errors import MlmError
-from gitmlm.tracking import envinfo, journal, liveness
+from gitmlm.tracking import artifacts, envinfo, journal, liveness
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,12 +82,47 @@ class ActiveRun:
             self._events.append({"k": "tags", "v": checked})
 
     def log_artifact(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Record an output file by content digest, so a commit of it can be traced to this run."""
-        rel, info = artifact_info(self.repo, Path(path))
-        with self._lock:
-            self.record.artifacts[rel] = info
-            self._events.append({"k": "artifact", "path": rel, "v": info})
+        """Record an output file, or every file of a folder, by content digest, so a commit of
+        them can be traced to this run. Returns the entry of a file; {path: entry} of a folder."""
+        files = artifacts.work_tree_files(self.repo, Path(path))
+        self._add_artifacts(files)
+        if len(files) == 1 and Path(path).is_file():
+            return next(iter(files.values()))
+        return files
+
+    def log_artifacts(self, folder: str | os.PathLike[str]) -> dict[str, Any]:
+        """Every file under `folder` (as MLflow's log_artifacts)."""
+        return self.log_artifact(folder)
+
+    def log_text(self, text: str, name: str) -> dict[str, Any]:
+        """Keep `text` as the run's artifact `name` (e.g. "notes/summary.txt")."""
+        if not isinstance(text, str):
+            raise MlmError(f"log_text: expected a str, got {type(text).__name__}")
+        return self.log_bytes(text.encode(), name)
+
+    def log_dict(self, value: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """Keep a dict as JSON (or YAML for a .yaml/.yml `name`)."""
+        return self.log_bytes(artifacts.dict_bytes(value, name), name)
+
+    def log_figure(self, figure: Any, name: str) -> dict[str, Any]:
+        """Keep a matplotlib figure as PNG (or the format `name` ends with)."""
+        return self.log_bytes(artifacts.figure_bytes(figure, name), name)
+
+    def log_table(self, table: Any, name: str) -> dict[str, Any]:
+        """Keep a DataFrame (or dict of columns) as JSON (MLflow's layout) or CSV (.csv)."""
+        return self.log_bytes(artifacts.table_bytes(table, name), name)
+
+    def log_bytes(self, data: bytes, name: str) -> dict[str, Any]:
+        """Keep bytes made in memory as the run's artifact `name` (docs/tracking.md)."""
+        info = artifacts.keep(self.repo, self.id, name, data)
+        self._add_artifacts({artifacts.check_name(name): info})
         return info
+
+    def _add_artifacts(self, files: Mapping[str, dict[str, Any]]) -> None:
+        with self._lock:
+            for rel, info in files.items():
+                self.record.artifacts[rel] = info
+                self._events.append({"k": "artifact", "path": rel, "v": info})
 
     def log_dataset(
         self,
@@ -190,23 +224,6 @@ def _profile_files(repo: Repo, name_or_path: str, info: Mapping[str, Any]) -> li
         if matched:
             return matched
     raise MlmError(f"log_dataset: cannot find the files of {name_or_path!r} to profile")
-
-
-def artifact_info(repo: Repo, path: Path) -> tuple[str, dict[str, Any]]:
-    root = repo.workdir.resolve()
-    full = (path if path.is_absolute() else Path.cwd() / path).resolve()
-    if not full.is_relative_to(root):
-        raise MlmError(f"artifact {path} is outside the repository {root}")
-    if not full.is_file():
-        raise MlmError(f"artifact {path} is not a file")
-    h = hashlib.sha256()
-    with open(full, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return full.relative_to(root).as_posix(), {
-        "digest": "sha256:" + h.hexdigest(),
-        "size": full.stat().st_size,
-    }
 
 
 def begin(
