@@ -43,6 +43,18 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (1, str(value))
 
 
+def order_rows(
+    rows: list[dict[str, Any]], order_by: str | list[str] | None
+) -> list[dict[str, Any]]:
+    """Rows sorted by `order_by` (stable; missing values last in either direction)."""
+    for column, desc in reversed(parse_order(order_by)):
+        present = [r for r in rows if _sort_key(r.get(column))[0] < 2]
+        missing = [r for r in rows if _sort_key(r.get(column))[0] == 2]
+        present.sort(key=lambda r: _sort_key(r.get(column)), reverse=desc)
+        rows = present + missing
+    return rows
+
+
 def best_order(repo: Repo, metric: str) -> str:
     """`metrics.M desc` or `asc`, as mlm.toml [metrics] declares M; undeclared is an error."""
     cfg = config.load(repo.workdir)
@@ -104,11 +116,7 @@ def select(
     if where_text:
         keep = where.compile_where(where_text)
         rows = [r for r in rows if keep(r)]
-    for column, desc in reversed(parse_order(order_by)):
-        present = [r for r in rows if _sort_key(r.get(column))[0] < 2]
-        missing = [r for r in rows if _sort_key(r.get(column))[0] == 2]
-        present.sort(key=lambda r: _sort_key(r.get(column)), reverse=desc)
-        rows = present + missing
+    rows = order_rows(rows, order_by)
     if tree:
         rows = as_tree(rows)
     return rows[:limit] if limit is not None else rows

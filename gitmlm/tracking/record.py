@@ -367,22 +367,15 @@ def _parent_id(repo: Repo, parent: str | ActiveRun | None) -> str | None:
     return resolve(list_runs(repo), parent).id
 
 
-@contextlib.contextmanager
-def start_run(
+def open_run(
     name: str | None = None,
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     *,
     parent: str | ActiveRun | None = None,
     path: str | os.PathLike[str] | None = None,
-) -> Iterator[ActiveRun]:
-    """Track a run: `with gitmlm.start_run(name="base", params={"lr": 0.1}) as run: ...`.
-
-    `parent` nests this run under another (a run or its id): a sweep's trials under the sweep.
-    Under `git mlm run` the first start_run of the process attaches to that run; others start
-    runs of their own. An exception in the block marks the run failed, records the exception
-    (`error`: type, message, traceback) and propagates.
-    """
+) -> ActiveRun:
+    """Start (or, under `git mlm run`, join) a run; `close_run` ends it. `start_run` is both."""
     repo = Repo.open(path)
     parent_id = _parent_id(repo, parent)
     outer = os.environ.get(RUN_ENV)
@@ -399,19 +392,47 @@ def start_run(
     else:
         run = begin(repo, name, params, tags, parent=parent_id or outer)
     run._start_flusher()
+    return run
+
+
+def close_run(
+    run: ActiveRun, error: BaseException | None = None, status: str | None = None
+) -> None:
+    """End a run: `failed` with the exception's type, message and traceback when `error` is
+    given, else `status` (default `finished`). A joined run is ended by its owner."""
+    if error is not None:
+        info = error_info(error)
+        run._events.append({"k": "fields", "v": {"error": info}})
+        run.record.extra["error"] = info
+        status = "failed"
+    run._stop_flusher()
+    if run.owner:
+        finish(run.repo, run.record, status or "finished")
+
+
+@contextlib.contextmanager
+def start_run(
+    name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    *,
+    parent: str | ActiveRun | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Iterator[ActiveRun]:
+    """Track a run: `with gitmlm.start_run(name="base", params={"lr": 0.1}) as run: ...`.
+
+    `parent` nests this run under another (a run or its id): a sweep's trials under the sweep.
+    Under `git mlm run` the first start_run of the process attaches to that run; others start
+    runs of their own. An exception in the block marks the run failed, records the exception
+    (`error`: type, message, traceback) and propagates.
+    """
+    run = open_run(name, params, tags, parent=parent, path=path)
     try:
         yield run
     except BaseException as exc:
-        error = error_info(exc)
-        run._events.append({"k": "fields", "v": {"error": error}})
-        run._stop_flusher()
-        if run.owner:
-            run.record.extra["error"] = error
-            finish(repo, run.record, "failed")
+        close_run(run, exc)
         raise
-    run._stop_flusher()
-    if run.owner:
-        finish(repo, run.record, "finished")
+    close_run(run)
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Interfaces that speak other tools' APIs over gitmlm (MLflow's fluent tracking API)."""
