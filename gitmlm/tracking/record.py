@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import threading
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitmlm.checkpoints import checkpoint
 from gitmlm.checkpoints import placement as attachments
-from gitmlm.core import codec, ids, refs
+from gitmlm.core import codec, digest, ids, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
@@ -202,12 +201,8 @@ def artifact_info(repo: Repo, path: Path) -> tuple[str, dict[str, Any]]:
         raise MlmError(f"artifact {path} is outside the repository {root}")
     if not full.is_file():
         raise MlmError(f"artifact {path} is not a file")
-    h = hashlib.sha256()
-    with open(full, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
     return full.relative_to(root).as_posix(), {
-        "digest": "sha256:" + h.hexdigest(),
+        "digest": digest.of_file(full),
         "size": full.stat().st_size,
     }
 
