@@ -133,9 +133,9 @@ def __getattr__(name: str) -> object:
 def registry(*, path: str | None = None) -> pd.DataFrame:
     """Every registered model version as a DataFrame row: model, version, stages, active,
     commit, tag, registered, registered_by, run_id, path, digest, metrics.*."""
-    from gitmlm.tracking import table
+    from gitmlm.models import frame
 
-    return table.registry_frame(path)
+    return frame.registry_frame(path)
 
 
 def resolve(spec: str, *, path: str | None = None) -> Resolved:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from gitmlm.cli import progress
 from gitmlm.cli.common import format_option, open_repo
 from gitmlm.core import fmt
 from gitmlm.errors import MlmError
@@ -49,7 +50,9 @@ def data_add(name: str | None, path: str | None, no_stage: bool) -> None:
     from gitmlm.data import datasets as _data
 
     repo = open_repo()
-    done = _data.add(repo, name, path, cwd=Path.cwd(), stage=not no_stage, show_progress=True)
+    done = _data.add(
+        repo, name, path, cwd=Path.cwd(), stage=not no_stage, progress=progress.for_stderr
+    )
     for r in done:
         e = r.entry
         if r.previous == e["digest"]:
@@ -87,7 +90,7 @@ def data_status(names: tuple[str, ...], exit_code: bool, fmt_: str) -> int:
     from gitmlm.data import datasets as _data
 
     repo = open_repo()
-    found = _data.status(repo, list(names) or None, show_progress=True)
+    found = _data.status(repo, list(names) or None, progress=progress.for_stderr)
     rows: list[dict[str, Any]] = []
     for st in found:
         c = st.changes

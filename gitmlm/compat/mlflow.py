@@ -437,10 +437,10 @@ def _row(r: Record, repo: Repo) -> dict[str, Any]:
     }
     for k, v in data.metrics.items():
         row[f"metrics.{k}"] = v
-    for k, v in data.params.items():
-        row[f"params.{k}"] = v
-    for k, v in data.tags.items():
-        row[f"tags.{k}"] = v
+    for k, text in data.params.items():
+        row[f"params.{k}"] = text
+    for k, text in data.tags.items():
+        row[f"tags.{k}"] = text
     return row
 
 

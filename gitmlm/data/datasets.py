@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitmlm.cli import progress
 from gitmlm.core import config, refs
 from gitmlm.core.git import CasFailed, Repo
 from gitmlm.data import hashing, manifest, statcache
@@ -115,7 +114,10 @@ class Fingerprint:
 
 
 def fingerprint(
-    repo: Repo, filesets: Sequence[FileSet], cache: statcache.StatCache, show_progress: bool
+    repo: Repo,
+    filesets: Sequence[FileSet],
+    cache: statcache.StatCache,
+    progress: hashing.ProgressFactory | None = None,
 ) -> list[Fingerprint]:
     """Digests of file sets: from a dataset's memo when no file's stat moved, else per file
     from the cache where the stat vouches for it, hashing the rest."""
@@ -141,7 +143,7 @@ def fingerprint(
     jobs = [job for group in stale.values() for job in group]
     if jobs:
         stamp = cache.stamp()
-        bar = progress.for_stderr(sum(s for _, s in jobs), len(jobs)) if show_progress else None
+        bar = progress(sum(s for _, s in jobs), len(jobs)) if progress else None
         try:
             for algorithm, group in stale.items():
                 done = hashing.hash_files(root, group, algorithm, bar)
@@ -228,7 +230,7 @@ def status(
     *,
     lock_text: str | None = None,
     changes: bool = True,
-    show_progress: bool = False,
+    progress: hashing.ProgressFactory | None = None,
 ) -> list[Status]:
     """Each dataset against mlm.lock (or against `lock_text`, the staged lock for the hook)."""
     project = Project.load(repo, lock_text)
@@ -236,7 +238,7 @@ def status(
     declared = [n for n in chosen if n in project.specs]
     cache = statcache.StatCache.load(repo.mlm_dir, project.root)
     try:
-        return _status(repo, project, chosen, declared, cache, names, changes, show_progress)
+        return _status(repo, project, chosen, declared, cache, names, changes, progress)
     finally:
         cache.save()
 
@@ -249,12 +251,12 @@ def _status(
     cache: statcache.StatCache,
     names: Sequence[str] | None,
     changes: bool,
-    show_progress: bool,
+    progress: hashing.ProgressFactory | None,
 ) -> list[Status]:
     filesets = [dataspec.enumerate_files(project.root, project.specs[n]) for n in declared]
     if not names:
         dataspec.check_disjoint(filesets)
-    current = {fp.spec.name: fp for fp in fingerprint(repo, filesets, cache, show_progress)}
+    current = {fp.spec.name: fp for fp in fingerprint(repo, filesets, cache, progress)}
     if not names:
         cache.prune(
             (p for fs in filesets for p, _ in fs.files),
@@ -311,7 +313,7 @@ def add(
     *,
     cwd: Path | None = None,
     stage: bool = True,
-    show_progress: bool = False,
+    progress: hashing.ProgressFactory | None = None,
 ) -> list[Recorded]:
     """Record datasets in mlm.lock (declaring NAME as PATH first when given); all when no NAME.
 
@@ -356,7 +358,7 @@ def add(
         chosen = [fs for fs in filesets if fs.spec.name in targets]
         cache = statcache.StatCache.load(repo.mlm_dir, root)
         try:
-            fps = fingerprint(repo, chosen, cache, show_progress)
+            fps = fingerprint(repo, chosen, cache, progress)
         finally:
             cache.save()
         out = []
@@ -454,7 +456,7 @@ def diff(repo: Repo, name: str, rev_a: str | None = None, rev_b: str | None = No
             b["digest"],
             manifest.diff(repo, a["manifest"], b["manifest"]),
         )
-    (st,) = status(repo, [name], changes=False, show_progress=True)
+    (st,) = status(repo, [name], changes=False)
     if st.current is None:
         raise MlmError(
             f"dataset {name!r} is not declared in mlm.toml, so it has no files to compare"
@@ -548,7 +550,7 @@ def run_datasets(repo: Repo, clean: bool) -> dict[str, dict[str, Any]]:
     if not project.specs:
         return {}
     out = {}
-    for st in status(repo, list(project.specs), changes=False, show_progress=True):
+    for st in status(repo, list(project.specs), changes=False):
         out[st.name] = _run_info(repo, st)
     return out
 
@@ -557,7 +559,7 @@ def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]
     """(name, fingerprint) of a declared dataset or of a path outside the declarations."""
     project = Project.load(repo)
     if name_or_path in project.specs:
-        (st,) = status(repo, [name_or_path], changes=False, show_progress=True)
+        (st,) = status(repo, [name_or_path], changes=False)
         return name_or_path, _run_info(repo, st)
     root = repo.workdir
     rel = dataspec.normalise(root, name_or_path, "log_dataset", Path.cwd())
@@ -569,7 +571,7 @@ def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]
     fs = dataspec.enumerate_files(root, spec)
     cache = statcache.StatCache.load(repo.mlm_dir, root)
     try:
-        (fp,) = fingerprint(repo, [fs], cache, True)
+        (fp,) = fingerprint(repo, [fs], cache)
     finally:
         cache.save()
     return rel, fp.summary() | {"manifest": store_manifest(repo, fp), "source": "hashed"}

@@ -6,7 +6,6 @@ A commit that stages no declared output costs one `git diff --cached` and no pyg
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from gitmlm.checkpoints import rules as coderules
 from gitmlm.checkpoints.rules import Rules
+from gitmlm.core import digest as artifact_digest
 from gitmlm.errors import MlmError
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def check(repo: Repo, rules: Rules, outputs: Sequence[str]) -> list[Problem]:
         blob = blobs.get(path)
         if blob is None:
             continue
-        digest = "sha256:" + hashlib.sha256(repo.blob(blob)).hexdigest()
+        digest = artifact_digest.of_bytes(repo.blob(blob))
         problem = judge(repo, rules, listing, path, digest, staged_tree)
         if problem is not None:
             problems.append(problem)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitmlm.core import config, tags
+from gitmlm.core import digest as artifact_digest
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
@@ -118,7 +119,7 @@ def register(
             raise MlmError(f"{name} {version} already exists: {state}; pick another version")
         recorded = run.artifacts.get(path, {}).get("digest") if run else None
         if content is not None:
-            digest = model_registry._digest(content)
+            digest = artifact_digest.of_bytes(content)
             if run is not None and recorded is not None and recorded != digest:
                 raise MlmError(
                     f"run {run.id} logged a different {path} ({recorded[:19]}…) than "

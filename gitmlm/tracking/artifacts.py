@@ -10,7 +10,6 @@ stay on this machine (sync carries records, not artifact bytes) until the object
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -18,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gitmlm.core import digest
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
 
@@ -28,11 +28,7 @@ OUTPUT_CAP = 1 << 20
 
 
 def digest_file(full: Path) -> dict[str, Any]:
-    h = hashlib.sha256()
-    with open(full, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return {"digest": "sha256:" + h.hexdigest(), "size": full.stat().st_size}
+    return {"digest": digest.of_file(full), "size": full.stat().st_size}
 
 
 def work_tree_files(repo: Repo, path: Path) -> dict[str, dict[str, Any]]:
@@ -75,7 +71,7 @@ def keep(repo: Repo, run_id: str, name: str, data: bytes) -> dict[str, Any]:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, target)
-    return {"digest": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data), "kept": True}
+    return {"digest": digest.of_bytes(data), "size": len(data), "kept": True}
 
 
 def kept_path(repo: Repo, run_id: str, name: str) -> Path:
