@@ -126,3 +126,16 @@ def body(repo: Path, tag: str) -> dict[str, Any]:
 
 def models_json(repo: Path, *args: str) -> list[dict[str, object]]:
     return json.loads(mlm(repo, "models", "--format", "json", *args).stdout)
+
+
+PEERS = Path(os.environ.get("PEERS_DIR", "/tmp/gitmlm-peers"))
+
+
+def peer(tool: str) -> Path:
+    """The bin/ folder of a peer tool's venv; .ci/run installs them (../shared/peers/install.sh)."""
+    import pytest
+
+    bindir = PEERS / tool / "bin"
+    if not (bindir / "python").exists():
+        pytest.fail(f"peer {tool} is not installed: bash ../shared/peers/install.sh {tool}")
+    return bindir

@@ -1,0 +1,1 @@
+"""Importing runs recorded by other tools (MLflow stores, DVC experiments) into git."""
