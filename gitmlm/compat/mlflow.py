@@ -535,6 +535,28 @@ def _order_term(term: str) -> str:
     return " ".join([column, *words[1:]])
 
 
+def autolog(log_models: bool = True, disable: bool = False, **_options: Any) -> None:
+    """Autologging for every supported framework installed (gitmlm.autolog)."""
+    from gitmlm import autolog as frameworks
+
+    frameworks.autolog(log_models=log_models, disable=disable)
+
+
+class _Flavor:
+    """`mlflow.sklearn.autolog()`: one framework's autologging."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def autolog(self, log_models: bool = True, disable: bool = False, **_options: Any) -> None:
+        import importlib
+
+        importlib.import_module(self._module).autolog(log_models=log_models, disable=disable)
+
+
+sklearn = _Flavor("gitmlm.autolog.sklearn")
+
+
 def delete_run(run_id: str) -> None:
     from gitmlm.tracking import manage
 
@@ -548,6 +570,7 @@ __all__ = [
     "RunStatus",
     "ViewType",
     "active_run",
+    "autolog",
     "create_experiment",
     "delete_run",
     "end_run",
@@ -571,5 +594,6 @@ __all__ = [
     "set_tag",
     "set_tags",
     "set_tracking_uri",
+    "sklearn",
     "start_run",
 ]

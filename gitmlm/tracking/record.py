@@ -395,7 +395,19 @@ def open_run(
     else:
         run = begin(repo, name, params, tags, parent=parent_id or outer)
     run._start_flusher()
+    with _active_lock:
+        _active.append(run)
     return run
+
+
+_active: list[ActiveRun] = []
+_active_lock = threading.Lock()
+
+
+def current() -> ActiveRun | None:
+    """The innermost run this process has open (what autologging records into), or None."""
+    with _active_lock:
+        return _active[-1] if _active else None
 
 
 def close_run(
@@ -408,6 +420,9 @@ def close_run(
         run._events.append({"k": "fields", "v": {"error": info}})
         run.record.extra["error"] = info
         status = "failed"
+    with _active_lock:
+        if run in _active:
+            _active.remove(run)
     run._stop_flusher()
     if run.owner:
         finish(run.repo, run.record, status or "finished")
