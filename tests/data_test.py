@@ -482,3 +482,19 @@ def test_progress_bar_only_on_a_terminal() -> None:
     assert "hashing 1/2 files, 1.0 MB/2.0 MB (50%" in stream.getvalue()
     bar.close()
     assert stream.getvalue().endswith("\r\x1b[K")
+
+
+def test_several_large_files_hash_in_threads_to_their_sha256(tmp_path: Path) -> None:
+    # Over SMALL_JOB in total and more than one file: the threaded path, checked against hashlib.
+    sizes = [hashing.SMALL_JOB + 1, 9 << 20, 3 << 20, 10]
+    jobs = []
+    for i, size in enumerate(sizes):
+        data = bytes([i + 1]) * size
+        (tmp_path / f"f{i}").write_bytes(data)
+        jobs.append((f"f{i}", size))
+    seen: list[tuple[int, int]] = []
+    out = hashing.hash_files(str(tmp_path), jobs, "sha256", lambda b, n: seen.append((b, n)), 2)
+    for i, size in enumerate(sizes):
+        want = hashlib.sha256(bytes([i + 1]) * size).hexdigest()
+        assert out[f"f{i}"].hex == want and out[f"f{i}"].key[0] == size
+    assert sum(b for b, _ in seen) == sum(sizes) and sum(n for _, n in seen) == len(sizes)
