@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gitmlm._version import __version__
 from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
 
@@ -16,10 +17,10 @@ if TYPE_CHECKING:
     from gitmlm.models.ops import Resolved
     from gitmlm.tracking.record import ActiveRun, start_run
 
-__version__ = "0.1.0"
 __all__ = [
     "ActiveRun",
     "MlmError",
+    "Resolved",
     "Run",
     "__version__",
     "archive_runs",
@@ -127,6 +128,10 @@ def __getattr__(name: str) -> object:
         from gitmlm.tracking import record as tracking
 
         return getattr(tracking, name)
+    if name == "Resolved":
+        from gitmlm.models import ops
+
+        return ops.Resolved
     raise AttributeError(f"module 'gitmlm' has no attribute {name!r}")
 
 

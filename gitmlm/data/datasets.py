@@ -25,45 +25,6 @@ from gitmlm.errors import MlmError
 LOCK_FILE = lockfile.FILE
 
 
-def read_lock(root: Path) -> dict[str, dict[str, Any]]:
-    """mlm.lock's datasets: name -> {path, algorithm, digest ("sha256:<hex>"), size, files,
-    manifest (git oid)}; {} when there is no lock file. Only its TOML is checked (other parts
-    read what they need); `load_lock` checks every key."""
-    file = root / LOCK_FILE
-    try:
-        doc = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise MlmError(
-            f"{file}: invalid TOML ({exc}); restore it with `git checkout mlm.lock`"
-            " or rebuild it with `git mlm data add NAME`"
-        ) from exc
-    datasets = doc.get("datasets", {})
-    return {str(k): dict(v) for k, v in datasets.items()}
-
-
-def load_lock(root: Path) -> dict[str, dict[str, Any]]:
-    """Like read_lock, but a hand-broken entry is one clear error naming the key."""
-    file = root / LOCK_FILE
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    return parse_lock(text, str(file))
-
-
-def parse_lock(text: str, where: str = LOCK_FILE) -> dict[str, dict[str, Any]]:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise MlmError(
-            f"{where}: invalid TOML ({exc}); restore it with `git checkout mlm.lock`"
-            " or rebuild it with `git mlm data add`"
-        ) from exc
-    return lockfile.check(doc, where)
-
-
 # --- fingerprints ------------------------------------------------------------------------------
 
 
@@ -195,7 +156,7 @@ class Project:
     def load(cls, repo: Repo, lock_text: str | None = None) -> Project:
         root = repo.workdir
         specs = {s.name: s for s in dataspec.declared(root, config.load(root))}
-        lock = load_lock(root) if lock_text is None else parse_lock(lock_text)
+        lock = lockfile.load(root) if lock_text is None else lockfile.parse(lock_text)
         return cls(root, specs, lock)
 
     def names(self, wanted: Sequence[str] | None) -> list[str]:
@@ -347,7 +308,7 @@ def add(
         if not specs:
             raise MlmError("no datasets are declared; declare one with: git mlm data add NAME PATH")
         try:
-            lock = load_lock(root)
+            lock = lockfile.load(root)
         except MlmError:
             if name is not None:
                 raise
@@ -393,7 +354,7 @@ def remove(repo: Repo, name: str, *, stage: bool = True) -> None:
     root = repo.workdir
     with repo.lock("mlm-data"):
         cfg = config.load(root)
-        lock = load_lock(root)
+        lock = lockfile.load(root)
         declared = name in cfg.get("datasets", {})
         if not declared and name not in lock:
             raise MlmError(f"no dataset named {name!r}; `git mlm data ls` lists them")
@@ -414,13 +375,6 @@ def remove(repo: Repo, name: str, *, stage: bool = True) -> None:
 # --- history and diffs -------------------------------------------------------------------------
 
 
-def lock_at(repo: Repo, rev: str) -> dict[str, dict[str, Any]]:
-    blob = repo.blob_at(repo.resolve(rev), LOCK_FILE)
-    if blob is None:
-        return {}
-    return parse_lock(repo.blob(blob).decode("utf-8", "replace"), f"{LOCK_FILE} at {rev}")
-
-
 @dataclass
 class DataDiff:
     name: str
@@ -438,7 +392,7 @@ def diff(repo: Repo, name: str, rev_a: str | None = None, rev_b: str | None = No
 
     def recorded(rev: str | None) -> tuple[str, dict[str, Any]]:
         label = LOCK_FILE if rev is None else f"{LOCK_FILE} at {rev}"
-        lock = load_lock(repo.workdir) if rev is None else lock_at(repo, rev)
+        lock = lockfile.load(repo.workdir) if rev is None else lockfile.at(repo, rev)
         if name not in lock:
             raise MlmError(f"dataset {name!r} is not recorded in {label}")
         return label, lock[name]
@@ -486,7 +440,7 @@ def listing(repo: Repo) -> list[Listed]:
     names = project.names(None)
     head_lock = {}
     if repo.head().commit is not None:
-        head_lock = lock_at(repo, "HEAD")
+        head_lock = lockfile.at(repo, "HEAD")
     changed: dict[str, str] = {}
     pending = {n for n in names if n in project.lock and n in head_lock}
     for n in names:
@@ -496,7 +450,7 @@ def listing(repo: Repo) -> list[Listed]:
         newer: dict[str, str] = {}
         for commit in repo.commits_touching(LOCK_FILE):
             try:
-                lock = lock_at(repo, commit)
+                lock = lockfile.at(repo, commit)
             except MlmError:
                 lock = {}
             for n in list(pending):

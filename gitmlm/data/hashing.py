@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gitmlm.data.lock import ALGORITHMS
 from gitmlm.errors import MlmError
 
-ALGORITHMS = ("sha256", "sha512", "blake2b", "sha3_256")
 """What a dataset may declare as `algorithm`; sha256 is the default."""
 DEFAULT = "sha256"
 TRIES = 3
