@@ -31,12 +31,19 @@ from gitmlm.errors import MlmError
     is_flag=True,
     help="Do not keep the command's stdout/stderr (kept by default: the last 1 MB of each).",
 )
+@click.option(
+    "--no-system-metrics",
+    is_flag=True,
+    help="Do not sample CPU/memory/GPU use (sampled every 10 s by default; "
+    "GITMLM_SYSTEM_METRICS_INTERVAL sets the seconds).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     name: str | None,
     params: tuple[str, ...],
     tags: tuple[str, ...],
     no_capture: bool,
+    no_system_metrics: bool,
     command: tuple[str, ...],
 ) -> int:
     """Run COMMAND as a tracked run: `git mlm run -p lr=0.1 -- python train.py`.
@@ -45,14 +52,22 @@ def run(
     it logs lands here. Exit code, duration and command are recorded; a non-zero exit or a
     signal marks the run failed. Exits with the command's exit code.
     """
-    from gitmlm.tracking import launch
+    from gitmlm.tracking import launch, sysmetrics
     from gitmlm.tracking import record as runs
 
     repo = open_repo()
+    if not no_system_metrics:
+        sysmetrics.interval()  # a bad setting is an error before any run is written
     active = runs.begin(
         repo, name, parse_pairs(params, "param"), parse_pairs(tags, "tag"), list(command)
     )
-    record, code = launch.execute(repo, active, list(command), capture=not no_capture)
+    record, code = launch.execute(
+        repo,
+        active,
+        list(command),
+        capture=not no_capture,
+        system_metrics=not no_system_metrics,
+    )
     how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
     click.echo(f"gitmlm: run {record.id[: ids.SHORT]} {record.status} ({how})", err=True)
     return 128 - code if code < 0 else code

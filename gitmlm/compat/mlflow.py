@@ -217,7 +217,14 @@ def start_run(
         )
         all_tags = {str(k): _text(v) for k, v in (tags or {}).items()}
         all_tags[EXPERIMENT_TAG] = experiment
-        run = tracking.open_run(run_name, None, all_tags, parent=parent, path=_path)
+        run = tracking.open_run(
+            run_name,
+            None,
+            all_tags,
+            parent=parent,
+            path=_path,
+            log_system_metrics=bool(log_system_metrics),
+        )
         if description:
             run.record.extra["note"] = description
             run._events.append({"k": "fields", "v": {"note": description}})

@@ -35,6 +35,7 @@ def execute(
     cwd: Path | None = None,
     *,
     capture: bool = True,
+    system_metrics: bool = True,
 ) -> tuple[Run, int]:
     """Run `command` as the process of `active` and finish the run with its exit code.
 
@@ -42,7 +43,8 @@ def execute(
     ([checkpoint] outputs) that the command created or changed are recorded as artifacts, so a
     commit of them can be traced to this run. With `capture`, the child's stdout and stderr
     still reach ours and their last OUTPUT_CAP bytes are kept as the artifacts `stdout.log`
-    and `stderr.log`.
+    and `stderr.log`. With `system_metrics`, CPU, memory and GPU use are sampled as step
+    series while the command runs (tracking/sysmetrics.py).
     """
     rules = coderules.load(repo.workdir)
     before = checkpoint.output_files(repo.workdir, rules)
@@ -60,6 +62,8 @@ def execute(
     def forward(signum: int, _frame: Any) -> None:
         child.send_signal(signum)
 
+    if system_metrics:
+        active.sample_system_metrics()
     tails: dict[str, artifacts.Tail] = {}
     pumps = []
     for name, stream, sink in (("stdout.log", child.stdout, 1), ("stderr.log", child.stderr, 2)):
@@ -79,6 +83,7 @@ def execute(
     for name, tail in tails.items():
         if tail.total:
             active.log_bytes(tail.value(), name)
+    active._stop_flusher()  # stops the sampler and journals everything before the fold
     for path in checkpoint.changed_outputs(repo.workdir, rules, before):
         with contextlib.suppress(MlmError):  # removed again, or became a folder: not a result
             active.log_artifact(repo.workdir / path)

@@ -19,7 +19,7 @@ from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 from gitmlm.data import datasets as data
 from gitmlm.errors import MlmError
-from gitmlm.tracking import artifacts, envinfo, journal, liveness
+from gitmlm.tracking import artifacts, envinfo, journal, liveness, sysmetrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +46,13 @@ class ActiveRun:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sampler: sysmetrics.Sampler | None = None
+
+    def sample_system_metrics(self, every: float | None = None) -> None:
+        """Log CPU, memory and GPU use as step series until the run ends (tracking.md)."""
+        if self._sampler is None:
+            every = sysmetrics.interval() if every is None else every
+            self._sampler = sysmetrics.Sampler(self.log_metrics, every).start()
 
     @property
     def id(self) -> str:
@@ -206,6 +213,8 @@ class ActiveRun:
         self._thread.start()
 
     def _stop_flusher(self) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -377,10 +386,12 @@ def open_run(
     *,
     parent: str | ActiveRun | None = None,
     path: str | os.PathLike[str] | None = None,
+    log_system_metrics: bool = False,
 ) -> ActiveRun:
     """Start (or, under `git mlm run`, join) a run; `close_run` ends it. `start_run` is both."""
     repo = Repo.open(path)
     parent_id = _parent_id(repo, parent)
+    every = sysmetrics.interval() if log_system_metrics else None  # bad input: before writing
     outer = os.environ.get(RUN_ENV)
     if outer and outer not in _attached and parent_id is None:
         _attached.add(outer)
@@ -395,6 +406,8 @@ def open_run(
     else:
         run = begin(repo, name, params, tags, parent=parent_id or outer)
     run._start_flusher()
+    if every is not None and run.owner:  # a joined run: `git mlm run` samples already
+        run.sample_system_metrics(every)
     with _active_lock:
         _active.append(run)
     return run
@@ -436,15 +449,19 @@ def start_run(
     *,
     parent: str | ActiveRun | None = None,
     path: str | os.PathLike[str] | None = None,
+    log_system_metrics: bool = False,
 ) -> Iterator[ActiveRun]:
     """Track a run: `with gitmlm.start_run(name="base", params={"lr": 0.1}) as run: ...`.
 
     `parent` nests this run under another (a run or its id): a sweep's trials under the sweep.
     Under `git mlm run` the first start_run of the process attaches to that run; others start
     runs of their own. An exception in the block marks the run failed, records the exception
-    (`error`: type, message, traceback) and propagates.
+    (`error`: type, message, traceback) and propagates. `log_system_metrics` samples CPU,
+    memory and GPU use as step series (`system/...`) while the run lives.
     """
-    run = open_run(name, params, tags, parent=parent, path=path)
+    run = open_run(
+        name, params, tags, parent=parent, path=path, log_system_metrics=log_system_metrics
+    )
     try:
         yield run
     except BaseException as exc:
