@@ -1,15 +1,20 @@
 """Autologging: what a framework's training call knows (its params, scores, the fitted model),
 recorded into the current run without changing the training code.
 
-`gitmlm.autolog()` turns on every supported framework that is installed; each framework's
-module (`gitmlm.autolog.sklearn`) has its own `autolog()`. Supported: scikit-learn.
+`gitmlm.autolog.autolog()` turns on every supported framework that is installed; each
+framework's module (`gitmlm.autolog.sklearn`) has its own `autolog()`. Supported:
+scikit-learn, XGBoost, LightGBM.
 """
 
 from __future__ import annotations
 
 import importlib.util
 
-FRAMEWORKS = {"sklearn": "gitmlm.autolog.sklearn"}
+FRAMEWORKS = {
+    "sklearn": "gitmlm.autolog.sklearn",
+    "xgboost": "gitmlm.autolog.xgboost",
+    "lightgbm": "gitmlm.autolog.lightgbm",
+}
 
 
 def autolog(*, log_models: bool = True, disable: bool = False) -> list[str]:

@@ -10,6 +10,9 @@ from typing import Any
 from gitmlm.tracking import record as tracking
 
 _lock = threading.Lock()
+state = threading.local()
+"""`state.inside` is true during a recorded training call, in every framework: a search over
+XGBoost estimators, or a Pipeline's steps, are part of the outer call's record."""
 _own: list[tracking.ActiveRun] = []
 """A run autologging started itself (no run was open): kept open after `fit` so that scores
 computed next land in it too; ended when the next one starts or the process exits."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import math
 import pickle
-import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,6 @@ from gitmlm.autolog import common
 from gitmlm.tracking import record as tracking
 
 MODEL = "model/model.pkl"
-_state = threading.local()
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
 _fitted: weakref.WeakKeyDictionary[Any, tracking.ActiveRun] = weakref.WeakKeyDictionary()
 _options = {"log_models": True}
@@ -53,9 +51,9 @@ def _patch(cls: type, name: str, make: Callable[[Callable[..., Any]], Callable[.
 
 def _fit_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(_state, "inside", False):
+        if getattr(common.state, "inside", False):
             return original(self, *args, **kwargs)  # a step of an outer fit: it records
-        _state.inside = True
+        common.state.inside = True
         try:
             run = common.run_for("sklearn")
             result = original(self, *args, **kwargs)
@@ -65,7 +63,7 @@ def _fit_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
             _fitted[self] = run
             return result
         finally:
-            _state.inside = False
+            common.state.inside = False
 
     return fit
 
@@ -73,15 +71,15 @@ def _fit_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
 def _score_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     def score(self: Any, *args: Any, **kwargs: Any) -> Any:
         value = original(self, *args, **kwargs)
-        if getattr(_state, "inside", False):
+        if getattr(common.state, "inside", False):
             return value
         run = _fitted.get(self)
         if run is not None and run in tracking._active:
-            _state.inside = True
+            common.state.inside = True
             try:
                 run.log_metric("validation_score", float(value))
             finally:
-                _state.inside = False
+                common.state.inside = False
         return value
 
     return score
