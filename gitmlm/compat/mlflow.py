@@ -562,6 +562,8 @@ class _Flavor:
 
 
 sklearn = _Flavor("gitmlm.autolog.sklearn")
+xgboost = _Flavor("gitmlm.autolog.xgboost")
+lightgbm = _Flavor("gitmlm.autolog.lightgbm")
 
 
 def delete_run(run_id: str) -> None:
@@ -586,6 +588,7 @@ __all__ = [
     "get_run",
     "get_tracking_uri",
     "last_active_run",
+    "lightgbm",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -603,4 +606,5 @@ __all__ = [
     "set_tracking_uri",
     "sklearn",
     "start_run",
+    "xgboost",
 ]
