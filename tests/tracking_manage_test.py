@@ -206,6 +206,12 @@ def test_merge_rule_keeps_the_tombstone_field_by_field() -> None:
     assert merge.merge_run(deleted, later)["deleted"] is True
     assert merge.merge_run(later, deleted) == merge.merge_run(deleted, later)
     assert merge.merge_run(restored, merge.merge_run(deleted, later))["deleted"] is False
+    # an edit stamp beats a newer version that never edited the field, in either order
+    renamed = {**base, "name": "new", "edited": {"name": "2026-01-01T00:00:02Z"}}
+    rewritten = {**base, "name": "old", "updated": "2026-01-01T00:00:09Z"}
+    for x, y in ((renamed, rewritten), (rewritten, renamed)):
+        out = merge.merge_run(x, y)
+        assert out["name"] == "new" and merge.merge_run(out, x) == out == merge.merge_run(y, out)
     assert (
         codec.run_from_dict(
             "x", {**base, "commit": "c", "tags": {"a": "1"}, "untagged": {"a": True}}

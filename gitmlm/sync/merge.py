@@ -55,8 +55,12 @@ def _apply_edits(out: dict[str, Any], a: Mapping[str, Any], b: Mapping[str, Any]
     """For each edited field, the value of the side that edited it last (absent if it removed
     it); a tie keeps the overall winner's. Depends only on the stamps: symmetric, idempotent."""
     ea, eb = a.get(EDITED), b.get(EDITED)
-    if not isinstance(ea, dict) or not isinstance(eb, dict):
-        return  # only one side was edited: the plain rule already holds its edits
+    if not isinstance(ea, dict) and not isinstance(eb, dict):
+        return
+    # A side without stamps never edited those fields: the edited side's values stand even
+    # when the other side is the newer version (e.g. written again by a later tool).
+    ea = ea if isinstance(ea, dict) else {}
+    eb = eb if isinstance(eb, dict) else {}
 
     def pick(sa: Any, sb: Any) -> Mapping[str, Any] | None:
         sa, sb = str(sa or ""), str(sb or "")
