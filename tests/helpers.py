@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,11 @@ def install_hooks(repo: Path) -> None:
         shim = bindir / script
         shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@"\n')
         shim.chmod(0o755)
-    git(repo, "config", "core.hooksPath", str(ROOT / "hooks"))
+    # A copy per repository: git-lfs and others write hooks into whatever hooksPath names, and
+    # must never write into this checkout.
+    shims = repo.parent / f"{repo.name}-hooks"
+    shutil.copytree(ROOT / "hooks", shims, dirs_exist_ok=True)
+    git(repo, "config", "core.hooksPath", str(shims))
 
 
 def runs(repo: Path) -> list[dict[str, Any]]:
