@@ -175,7 +175,7 @@ def runs_cmd(
             row["run_id"] = short[row["run_id"]]
             row["commit"] = row["commit"][:10]
             row["started"] = row["started"][:19].replace("T", " ")
-            row["ended"] = row["ended"][:19].replace("T", " ")
+            row["ended"] = (row["ended"] or "")[:19].replace("T", " ")
     cols = (
         [c.strip() for c in columns.split(",")] if columns else fmt.columns_of(rows, _RUN_COLUMNS)
     )
