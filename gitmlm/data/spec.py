@@ -24,6 +24,8 @@ NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 """Dataset names: they become the column `datasets.NAME` of the runs table, so no dots."""
 GLOB_CHARS = frozenset("*?[")
 RESERVED = ("mlm.lock", "mlm.toml")
+NAME_MAX = 255
+"""The longest file name (in bytes) of the file systems git runs on."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,15 @@ def normalise(root: Path, text: str, where: str, cwd: Path | None = None) -> str
     rel = os.path.relpath(norm, rootn)
     if rel == ".":
         raise MlmError(f"{where}: the whole repository cannot be a dataset; name a folder")
+    parts = Path(rel).parts
+    if ".git" in parts:
+        raise MlmError(f"{where}: {text} is inside .git, git's own store; it cannot be a dataset")
+    for part in parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise MlmError(
+                f"{where}: the path component {part[:40]}... is {len(os.fsencode(part))} bytes "
+                f"long; file names are at most {NAME_MAX} bytes"
+            )
     return Path(rel).as_posix()
 
 
