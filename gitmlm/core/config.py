@@ -214,13 +214,18 @@ def _table(cfg: Mapping[str, Any], key: str, where: str, section: str = "") -> d
     return value
 
 
-def _strings(table: Mapping[str, Any], key: str, where: str, section: str) -> tuple[str, ...]:
+def _strings(
+    table: Mapping[str, Any], key: str, where: str, section: str, what: str = 'strings, like ["a"]'
+) -> tuple[str, ...]:
     value = table.get(key, [])
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise MlmError(f'{where}: [{section}] {key} must be a list of strings, like ["a"]')
+        raise MlmError(f"{where}: [{section}] {key} must be a list of {what}")
     return tuple(value)
+
+
+_GLOBS = 'globs, like ["*.py"]'
 
 
 def _string(table: Mapping[str, Any], key: str, where: str, section: str) -> str | None:
@@ -247,7 +252,7 @@ def _dataset(name: str, decl: Any, where: str) -> Dataset:
     return Dataset(
         name,
         decl["path"],
-        _strings(decl, "exclude", where, section),
+        _strings(decl, "exclude", where, section, _GLOBS),
         _string(decl, "algorithm", where, section),
     )
 
@@ -276,7 +281,7 @@ def _checkpoint(table: Mapping[str, Any], where: str) -> Checkpoint:
     _known(table, CHECKPOINT_KEYS, where, "[checkpoint]")
 
     def globs(key: str) -> tuple[str, ...] | None:
-        return _strings(table, key, where, "checkpoint") if key in table else None
+        return _strings(table, key, where, "checkpoint", _GLOBS) if key in table else None
 
     size = table.get("max_size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, str | int)):
@@ -292,7 +297,8 @@ def _checkpoint(table: Mapping[str, Any], where: str) -> Checkpoint:
 
 def _registry(table: Mapping[str, Any], where: str) -> Registry:
     _known(table, REGISTRY_KEYS, where, "[registry]")
-    stages = _strings(table, "stages", where, "registry") if "stages" in table else None
+    names = 'names, like ["dev", "production"]'
+    stages = _strings(table, "stages", where, "registry", names) if "stages" in table else None
     gates = {}
     for stage, settings_ in _table(table, "gates", where, "registry").items():
         section = f"registry.gates.{stage}"
