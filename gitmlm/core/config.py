@@ -3,8 +3,9 @@
 Every reader of mlm.toml goes through `load` (or `parse`): the file is checked once, against
 the keys each section may hold, so a typo (`[checkpoint] output = ...`) is an error naming the
 known keys instead of a setting silently off. The typed views (`settings`) give each part its
-section; what a value means beyond its type lives with its owner (datasets in data/, models,
-stages and gates in models/, checkpoint rules in checkpoints/, [monitor] in monitor/).
+section; what a value means beyond its type lives with its owner (datasets in data/spec.py,
+models, stages and gates in models/, checkpoint rules in checkpoints/rules.py, [monitor] in
+monitor/).
 """
 
 from __future__ import annotations
