@@ -151,7 +151,8 @@ def runs_cmd(
 
     The --where language: comparisons (= != < <= > >=) on columns, `in (...)`, `like 'a%'`,
     `is null`, combined with and, or, not and parentheses. Quote odd names in backticks:
-    metrics.`val acc`.
+    metrics.`val acc`. A column no run has is an error; MLflow's filter strings work as they
+    are (attributes.status = 'FINISHED', params.batch_size = '2', run_name, start_time).
     """
     from gitmlm.tracking import query
     from gitmlm.tracking import record as runs
