@@ -9,7 +9,7 @@ import pytest
 
 from gitmlm.core import config
 from gitmlm.errors import MlmError
-from tests.helpers import mlm
+from tests.helpers import git, mlm
 
 
 def refused(repo: Path, message: str, *args: str) -> str:
@@ -68,6 +68,7 @@ def test_a_typo_in_checkpoint_outputs_is_refused_by_the_commands(repo: Path) -> 
     # `output` instead of `outputs` used to switch the outputs guard off without a word.
     (repo / "mlm.toml").write_text('schema = 1\n[checkpoint]\noutput = ["models/*.pkl"]\n')
     refused(repo, "did you mean outputs?", "run", "--", "true")
+    assert git(repo, "for-each-ref", "refs/mlm", "refs/notes") == ""  # nothing written
 
 
 def test_metrics_not_a_table_is_refused_at_load_not_at_a_gate(repo: Path) -> None:
