@@ -131,3 +131,16 @@ def body(repo: Path, tag: str) -> dict[str, Any]:
 
 def models_json(repo: Path, *args: str) -> list[dict[str, object]]:
     return json.loads(mlm(repo, "models", "--format", "json", *args).stdout)
+
+
+PEERS = Path(os.environ.get("PEERS_DIR", "/tmp/gitmlm-peers"))
+
+
+def peer_python(tool: str) -> Path:
+    """The python of a peer tool's venv; .ci/run installs them, so a missing one is a failure."""
+    import pytest
+
+    python = PEERS / tool / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"{tool} is not installed: run `bash .ci/run` or the peers' install.sh {tool}")
+    return python
