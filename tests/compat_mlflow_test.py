@@ -18,7 +18,7 @@ import pytest
 import gitmlm
 from gitmlm.core.git import Repo
 from gitmlm.tracking import artifacts
-from tests.helpers import ROOT, git, mlm, peer
+from tests.helpers import ROOT, git, mlm, peer_python
 
 SCRIPT = ROOT / "tests" / "mlflow_examples" / "quickstart.py"
 
@@ -44,7 +44,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (proj / ".gitignore").write_text("mlruns/\nstore/\n*.db\n")
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "train"]):
         subprocess.run(["git", *args], cwd=proj, env=env, check=True)
-    python = str(peer("mlflow") / "python")
+    python = str(peer_python("mlflow"))
     procs = {}
     for kind, uri in (
         ("sqlite", f"sqlite:///{root / 'mlflow.db'}"),

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import gitmlm
-from tests.helpers import git, mlm, peer
+from tests.helpers import git, mlm, peer_python
 
 TRAIN = """\
 import json, os, yaml
@@ -40,7 +40,7 @@ stages:
 
 
 def test_import_dvc_experiments(repo: Path) -> None:
-    dvc = str(peer("dvc") / "dvc")
+    dvc = str(peer_python("dvc").parent / "dvc")
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
 
     def run(*args: str) -> None:

@@ -189,7 +189,8 @@ def runs_cmd(
 
     The --where language: comparisons (= != < <= > >=) on columns, `in (...)`, `like 'a%'`,
     `is null`, combined with and, or, not and parentheses. Quote odd names in backticks:
-    metrics.`val acc`.
+    metrics.`val acc`. A column no run has is an error; MLflow's filter strings work as they
+    are (attributes.status = 'FINISHED', params.batch_size = '2', run_name, start_time).
 
     Manage runs with the subcommands: rm, archive, restore, rename, tag, untag, note.
     """
@@ -228,7 +229,7 @@ def runs_cmd(
                 row["parent"] = short[row["parent"]]
             row["commit"] = row["commit"][:10]
             row["started"] = row["started"][:19].replace("T", " ")
-            row["ended"] = row["ended"][:19].replace("T", " ")
+            row["ended"] = (row["ended"] or "")[:19].replace("T", " ")
             if tree:
                 row["name"] = "  " * row.pop("depth", 0) + row["name"]
     cols = (

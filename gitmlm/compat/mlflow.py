@@ -461,6 +461,12 @@ _ATTRIBUTES = {
 }
 
 
+def _row_template() -> dict[str, Any]:
+    """The attribute columns every row has (for checking names when there are no runs)."""
+    keys = ("run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time")
+    return {**dict.fromkeys(keys), "tags.mlflow.runName": None}
+
+
 def _filterable(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for name, column in _ATTRIBUTES.items():
@@ -507,8 +513,12 @@ def search_runs(
     if wanted is not None:
         rows = [row for row in rows if row["experiment_id"] in wanted]
     if filter_string and filter_string.strip():
-        keep = where.compile_where(filter_string)
-        rows = [row for row in rows if keep(_filterable(row))]
+        # The rows are MLflow's, so names are kept as MLflow spells them (known), and a data
+        # column no run has matches nothing, as in MLflow.
+        wide = [_filterable(row) for row in rows]
+        known = set(_filterable(_row_template())).union(*wide)
+        keep = where.compile_where(filter_string, known, where.DATA_PREFIXES)
+        rows = [row for row, full in zip(rows, wide, strict=True) if keep(full)]
     order = [_order_term(t) for t in order_by or []] or ["start_time desc"]
     rows = query.order_rows(rows, order)[:max_results]
     if output_format == "list":
