@@ -190,6 +190,14 @@ def test_tombstones_sync_across_three_clones(tmp_path: Path) -> None:
     assert states[0] == states[1] == states[2]
     assert states[0][r1][1] is False and states[0][r1][3] == {"old": "1", "late": "1"}
     assert states[0][r3][3] == {"stage": "y"}
+    # an untag, then a later tag made on a clone that never saw it: the later tag wins
+    manage.tag(Repo.open(a), r2, {"k": "1"})
+    _sync(a, c)
+    manage.untag(Repo.open(a), r2, ["k"])
+    manage.tag(Repo.open(c), r2, {"k": "2"})
+    _sync(a, c, a, b)
+    states = [_state(p) for p in (a, b, c)]
+    assert states[0] == states[1] == states[2] and states[0][r2][3] == {"k": "2"}
     # the remote holds the same records
     bare = Repo.open(tmp_path / "remote.git")
     remote = {r.id: (r.deleted, r.tags) for r in tracking.list_runs(bare, deleted=True).runs}

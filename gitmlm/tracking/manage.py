@@ -149,15 +149,10 @@ def tag(repo: Repo, run_id: str, tags: Mapping[str, Any]) -> Run:
     def change(_run: Run) -> Edit:
         def fn(table: dict[str, Any]) -> list[tuple[str, str | None]]:
             table["tags"] = {**table.get("tags", {}), **checked}
-            touched: list[tuple[str, str | None]] = [("tags", k) for k in checked]
-            gone = table.get("untagged")
-            if isinstance(gone, dict):
-                gone = table["untagged"] = dict(gone)
-                for key in checked:
-                    if key in gone:
-                        gone[key] = False  # explicit: the merge must not bring the mark back
-                        touched.append(("untagged", key))
-            return touched
+            # An explicit, stamped `false`, whether or not this clone saw an untag: a tag set
+            # later than an untag made elsewhere wins over that untag when they merge.
+            table["untagged"] = {**table.get("untagged", {}), **dict.fromkeys(checked, False)}
+            return [(t, k) for k in checked for t in ("tags", "untagged")]
 
         return fn
 
