@@ -95,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlmError as exc:
         click.echo(f"git mlm: {exc}", err=True)
         return exc.code
+    except KeyboardInterrupt:
+        # Ctrl-C is an answer, not a bug: no traceback, the shell's usual exit code.
+        click.echo("git mlm: interrupted", err=True)
+        return 130
     except BrokenPipeError:
         # `git mlm log | head`: the reader left; say nothing, as git does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

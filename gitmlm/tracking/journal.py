@@ -2,6 +2,8 @@
 
 One JSON object per line, appended; a run's own process and a child attached through
 GITMLM_RUN_ID both append to it, and only the run's owner folds it into the record.
+Every logging call writes its line before it returns, so a SIGKILL loses nothing that was
+logged (the page cache keeps it); a power loss may lose the last seconds, as nothing is fsynced.
 """
 
 from __future__ import annotations
@@ -29,9 +31,23 @@ def append(file: Path, events: list[dict[str, Any]]) -> None:
         os.close(fd)
 
 
+def summary_wins(old_step: int | None, new_step: int | None) -> bool:
+    """Whether a point replaces the metric's summary: the value at the highest step wins, and
+    of values at one step the last logged (MLflow's rule). No step counts as step 0, as in
+    MLflow."""
+    return (new_step or 0) >= (old_step or 0)
+
+
 @dataclass
 class Folded:
     record: dict[str, Any] = field(default_factory=dict)
+    named: bool = False
+    """The command line named the run (`git mlm run --name`): the script's name does not."""
+    name: str | None = None
+    """The name the script gave, when the command line gave none."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Record fields set while the run ran (`overridden`)."""
+    metric_steps: dict[str, int | None] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     series: dict[str, dict[str, list[float]]] = field(default_factory=dict)
@@ -56,13 +72,20 @@ def fold(file: Path) -> Folded:
         kind = event.get("k")
         if kind == "start":
             out.record = event["record"]
+            out.named = bool(event.get("named"))
+        elif kind == "name":
+            out.name = event["v"]
+        elif kind == "extra":
+            out.extra.update(event["v"])
         elif kind == "params":
             _merge(out.params, event["v"])
         elif kind == "tags":
             out.tags.update(event["v"])
         elif kind == "metrics":
             for name, value, step in event["v"]:
-                out.metrics[name] = value
+                if name not in out.metrics or summary_wins(out.metric_steps[name], step):
+                    out.metrics[name] = value
+                    out.metric_steps[name] = step
                 if step is not None:
                     s = out.series.setdefault(name, {"step": [], "value": []})
                     s["step"].append(step)
