@@ -51,6 +51,8 @@ def check_value(kind: str, name: str, value: Any) -> Any:
     """A param or tag value TOML can hold, or a clear error naming the key."""
     if not isinstance(name, str) or not name:
         raise MlmError(f"{kind} names must be non-empty strings, got {name!r}")
+    if value is None:
+        return "None"  # as MLflow stores it: TOML has no null, and a run must not die for it
     if hasattr(value, "item") and not isinstance(value, _SCALARS):  # numpy scalars
         value = value.item()
     if isinstance(value, _SCALARS):

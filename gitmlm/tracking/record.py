@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import os
 import sys
 import threading
+import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -511,22 +514,57 @@ def list_runs(
     return Listing(ordered, where, errors, len(unplaced))
 
 
+def fetch_hint(repo: Repo, listing: Listing) -> str | None:
+    """Why runs may be missing here though a remote has them, or None.
+
+    After `git clone` no notes ref exists (git fetches none by default); after a plain
+    `git fetch` with gitmlm's refspecs the remote's notes sit unmerged under refs/notes/remotes/.
+    """
+    remotes = repo.remotes()
+    if not remotes:
+        return None
+    local = repo.ref(refs.RUNS)
+    if local is None and not listing.runs:
+        return (
+            "no runs are recorded in this clone; a remote may have some: "
+            "`git mlm fetch` brings them"
+        )
+    for remote in remotes:
+        theirs = repo.ref(refs.remote_notes_prefix(remote) + refs.RUNS.rsplit("/", 1)[1])
+        if theirs and theirs != local and (local is None or not repo.is_ancestor(theirs, local)):
+            return f"{remote} has runs not merged here; `git mlm fetch {remote}` merges them"
+    return None
+
+
 def resolve(listing: Listing, prefix: str) -> Run:
-    """A run by id or unambiguous id prefix, like an abbreviated git hash."""
-    key = prefix.strip().lower()
-    if not ids.is_run_id_prefix(key):
-        raise MlmError(f"{prefix!r} is not a run id (ids look like {ids.new_run_id()[:12]})")
-    found = [r for r in listing.runs if r.id.startswith(key)]
+    """A run by id, unambiguous id prefix (like an abbreviated git hash) or unique name."""
+    key = prefix.strip()
+    by_id = (
+        [r for r in listing.runs if r.id.startswith(key.lower())]
+        if ids.is_run_id_prefix(key.lower())
+        else []
+    )
+    by_name = [r for r in listing.runs if r.name == key and r not in by_id]
+    found = by_id + by_name
+    if len(found) == 1:
+        return found[0]
     if not found:
-        raise MlmError(f"no run with id {prefix!r}; `git mlm runs` lists them")
-    if len(found) > 1:
-        names = ", ".join(r.id for r in found[:5])
-        raise MlmError(f"run id {prefix!r} is ambiguous: {names}; give more characters")
-    return found[0]
+        close = difflib.get_close_matches(key, sorted({r.name for r in listing.runs}), 3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise MlmError(f"no run with id or name {prefix!r}{hint} (`git mlm runs` lists them)")
+    shown = ", ".join(f"{r.id[: ids.SHORT]} ({r.name})" for r in found[:8])
+    more = f" and {len(found) - 8} more" if len(found) > 8 else ""
+    raise MlmError(
+        f"{prefix!r} is ambiguous: it names {len(found)} runs: {shown}{more}; give a longer id"
+    )
 
 
-def get_run(repo: Repo, run_id: str) -> Run:
-    """One run, with its per-step metric series loaded."""
+def get_run(repo: Repo, run_id: str, problems: list[str] | None = None) -> Run:
+    """One run, with its per-step metric series loaded.
+
+    A series note that cannot be read is a problem appended to `problems`, or a warning when
+    no list is given: the run is still returned, but never silently without its series.
+    """
     listing = list_runs(repo)
     run = resolve(listing, run_id)
     snap = store.snapshot(repo, refs.SERIES)
@@ -534,21 +572,39 @@ def get_run(repo: Repo, run_id: str) -> Run:
         docs = store.read_all(repo, snap, [commit])
         table = docs.get(commit, {}).get(run.id)
         if table:
-            run.steps = {
-                k: {"step": list(v["step"]), "value": list(v["value"])} for k, v in table.items()
-            }
+            try:
+                run.steps = {
+                    k: {"step": list(v["step"]), "value": list(v["value"])}
+                    for k, v in table.items()
+                }
+            except (KeyError, TypeError) as exc:
+                snap.errors.append((commit, f"run {run.id} has a bad series table ({exc})"))
+                continue
             break
+    if run.series and not run.steps:
+        found = [f"{c[:12]}: {why}" for c, why in snap.errors] or ["no series note was found"]
+        message = (
+            f"the step series of run {run.id[: ids.SHORT]} ({', '.join(run.series)}) cannot be "
+            f"read from {refs.SERIES}: {'; '.join(found)}"
+        )
+        if problems is None:
+            warnings.warn(message, stacklevel=2)
+        else:
+            problems.append(message)
     return run
 
 
 def recover(repo: Repo) -> list[Run]:
-    """Finalise this host's crashed runs as `crashed`, keeping what their journal holds."""
+    """Finalise crashed runs (a stopped heartbeat, on any host) as `crashed`, keeping what the
+    journal here holds, then delete their journals and those no record names (a start killed
+    between the two writes)."""
     done = []
-    for run in list_runs(repo).runs:
+    listing = list_runs(repo)
+    for run in listing.runs:
         if run.status != "crashed" or run.ended:
             continue
         file = journal.path(repo.mlm_dir, run.id)
-        ended = None
+        ended = run.updated  # its last heartbeat
         if file.exists():
             from datetime import UTC, datetime
 
@@ -556,4 +612,11 @@ def recover(repo: Repo) -> list[Run]:
                 datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat().replace("+00:00", "Z")
             )
         done.append(finish(repo, run, "crashed", None, ended))
+    known = {r.id for r in listing.runs}
+    folder = journal.path(repo.mlm_dir, "x").parent
+    limit = liveness.timeout()
+    for file in folder.glob("*.jsonl") if folder.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if file.stem not in known and time.time() - file.stat().st_mtime > limit:
+                file.unlink()
     return done
