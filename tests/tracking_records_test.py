@@ -232,8 +232,13 @@ def test_a_fresh_heartbeat_keeps_a_run_running_and_the_timeout_is_set_by_env(
 
 def test_a_live_run_beats(repo: Path) -> None:
     env = {**os.environ, liveness.TIMEOUT_ENV: "0.4"}  # a beat every 0.1 s
-    (repo / "t.py").write_text("import time, gitmlm\nwith gitmlm.start_run():\n    time.sleep(1)\n")
+    (repo / "t.py").write_text(
+        "import time, gitmlm\nwith gitmlm.start_run():\n"
+        "    open('started', 'w').close()\n    time.sleep(1.5)\n"
+    )
     child = subprocess.Popen([sys.executable, "t.py"], env=env)
+    while not (repo / "started").exists():
+        time.sleep(0.02)
     time.sleep(0.8)
     r = Repo.open(repo)
     [run] = tracking.list_runs(r).runs

@@ -38,6 +38,26 @@ def summary_wins(old_step: int | None, new_step: int | None) -> bool:
     return (new_step or 0) >= (old_step or 0)
 
 
+class Appender:
+    """A journal kept open by its run: each append is one write(2) of whole lines in append
+    mode, with no open or close per logging call (the bulk of its cost)."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self._fd: int | None = None
+
+    def append(self, events: list[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events).encode()
+        if self._fd is None:
+            self._fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, data)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 @dataclass
 class Folded:
     record: dict[str, Any] = field(default_factory=dict)

@@ -63,9 +63,10 @@ def execute(
         for path in checkpoint.changed_outputs(repo.workdir, rules, before):
             with contextlib.suppress(MlmError):  # removed again, or became a folder: not a result
                 active.log_artifact(repo.workdir / path)
+        active.close()
         status = "finished" if code == 0 else "failed"
         return tracking.finish(repo, active.record, status, code), code
     finally:
-        active.stop_heartbeat()
+        active.close()
         for s, handler in old.items():
             signal.signal(s, handler)

@@ -50,7 +50,7 @@ class ActiveRun:
         self.owner = owner
         self.named = False
         """The run was given a name at its start (`git mlm run --name`)."""
-        self._journal = journal.path(repo.mlm_dir, record.id)
+        self._journal = journal.Appender(journal.path(repo.mlm_dir, record.id))
         self._steps: dict[str, int | None] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -67,7 +67,7 @@ class ActiveRun:
 
     def _write(self, event: dict[str, Any]) -> None:
         # Written before the call returns: a SIGKILL right after loses nothing logged.
-        journal.append(self._journal, [event])
+        self._journal.append([event])
 
     def log_param(self, key: str, value: Any) -> None:
         self.log_params({key: value})
@@ -205,6 +205,11 @@ class ActiveRun:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    def close(self) -> None:
+        """The run's logging is over: stop the heartbeat and close the journal."""
+        self.stop_heartbeat()
+        self._journal.close()
 
 
 def _profile_files(repo: Repo, name_or_path: str, info: Mapping[str, Any]) -> list[Path]:
@@ -444,11 +449,11 @@ def start_run(
     try:
         yield run
     except BaseException:
-        run.stop_heartbeat()
+        run.close()
         if run.owner:
             finish(repo, run.record, "failed")
         raise
-    run.stop_heartbeat()
+    run.close()
     if run.owner:
         finish(repo, run.record, "finished")
 
