@@ -217,6 +217,16 @@ def test_a_silent_run_elsewhere_is_crashed_and_recovers(repo: Path, fields: dict
     assert "recovered" not in mlm(repo, "runs", "--recover").stderr
 
 
+def test_a_zombie_is_not_alive() -> None:
+    child = subprocess.Popen(["true"])  # never waited for: a zombie once it exits
+    deadline = time.monotonic() + 10
+    while liveness.alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not liveness.alive(child.pid)
+    assert liveness.status("running", liveness.HOST, child.pid, codec.now()) == "crashed"
+    child.wait()
+
+
 def test_a_fresh_heartbeat_keeps_a_run_running_and_the_timeout_is_set_by_env(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -555,8 +555,8 @@ def resolve(listing: Listing, prefix: str) -> Run:
         return found[0]
     if not found:
         close = difflib.get_close_matches(key, sorted({r.name for r in listing.runs}), 3)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise MlmError(f"no run with id or name {prefix!r}{hint} (`git mlm runs` lists them)")
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise MlmError(f"no run with id or name {prefix!r}{hint}; `git mlm runs` lists them")
     shown = ", ".join(f"{r.id[: ids.SHORT]} ({r.name})" for r in found[:8])
     more = f" and {len(found) - 8} more" if len(found) > 8 else ""
     raise MlmError(
