@@ -3,7 +3,7 @@
 timeout has crashed, on every host and clone alike. On the run's own host and PID namespace a
 process that is gone (or a zombie) is known crashed at once.
 
-Kept apart from tracking.py so `git mlm log` can ask without loading the tracking machinery.
+Kept apart from tracking/record.py so `git mlm log` can ask without loading the tracking machinery.
 """
 
 from __future__ import annotations
