@@ -45,9 +45,14 @@ def execute(
         if child is not None and child.poll() is None:
             child.send_signal(signum)
 
+    def wait_for_child(_signum: int, _frame: Any) -> None:
+        """The child got this one too; we outlive it to record what it logged."""
+
+    # A handler, not SIG_IGN: an ignored signal stays ignored in the child across exec, and
+    # the script would never see its Ctrl-C.
     old = {
-        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        signal.SIGHUP: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+        signal.SIGINT: signal.signal(signal.SIGINT, wait_for_child),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, wait_for_child),
         signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
     }
     active.start_heartbeat()
