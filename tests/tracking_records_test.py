@@ -17,7 +17,7 @@ import gitmlm
 from gitmlm.core import codec, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
-from gitmlm.data import datasets as data
+from gitmlm.data import lock as lockfile
 from gitmlm.errors import MlmError
 from gitmlm.tracking import liveness, rundiff
 from gitmlm.tracking import record as tracking
@@ -136,7 +136,7 @@ def test_log_dataset_of_a_frame_keeps_the_declared_file_digest(repo: Path) -> No
     mlm(repo, "data", "add", "train", "data/train.csv")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "data")
-    lock_digest = data.read_lock(repo)["train"]["digest"]
+    lock_digest = lockfile.load(repo)["train"]["digest"]
     import pandas as pd
 
     with gitmlm.start_run(name="frame") as run:
