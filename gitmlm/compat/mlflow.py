@@ -227,7 +227,8 @@ def start_run(
         )
         if description:
             run.record.extra["note"] = description
-            run._events.append({"k": "fields", "v": {"note": description}})
+            with run._lock:
+                run._write({"k": "extra", "v": {"note": description}})
         active = ActiveRun(run, experiment)
         _stack.append(active)
         return active
