@@ -57,7 +57,9 @@ def test_register_refuses_bad_input_and_changes_nothing(repo: Path) -> None:
         ("register", "churn", "--version", "1.0"): "not semver",
         ("register", "churn", "--version", "v1.0.0"): "already registered at",
         ("register", "a//b"): "git refuses",
-        ("register", "Churn"): "lowercase",
+        ("register", "x//y"): "git refuses",  # not declared either: no [models.x//y] advice
+        ("register", "churn_"): "letters, digits",
+        ("register", "Team/Churn"): '[models."Team/Churn"]',  # a key TOML can parse
         ("register", "churn", "--version", "v2.0.0", "--bump", "major"): "not both",
         ("register", "churn", "HEAD~1"): "not in commit",
         ("register", "churn", "nosuchref"): "unknown revision",

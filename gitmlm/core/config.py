@@ -66,7 +66,10 @@ def load(root: Path) -> dict[str, Any]:
 
 def metric_direction(cfg: dict[str, Any], name: str) -> str | None:
     """ "max" or "min" as declared in [metrics], else None."""
-    value = cfg.get("metrics", {}).get(name)
+    table = cfg.get("metrics", {})
+    if not isinstance(table, dict):
+        raise MlmError(f'{FILE}: [metrics] must be a table of name = "max" or "min"')
+    value = table.get(name)
     if value is None:
         return None
     if value not in ("max", "min"):

@@ -356,18 +356,26 @@ class Repo:
                     out.append(info)
         return out
 
-    def create_tag(self, name: str, commit: str, message: str, *, sign: bool = False) -> str:
+    def create_tag(
+        self, name: str, commit: str, message: str, *, sign: bool = False, not_before: int = 0
+    ) -> str:
         """An annotated (or signed) tag; TagExists when the name is taken. Returns its object id.
 
         Made by `git tag` so git's own signing (gpg or ssh, as the user configured) applies;
-        creating a ref is atomic in git, so two writers can never both get one name.
+        creating a ref is atomic in git, so two writers can never both get one name. The tagger
+        date is now, or `not_before` (unix seconds) when now is earlier.
         """
+        env = None
+        sig = self.signature()
+        if sig.time < not_before:
+            env = {**os.environ, "GIT_COMMITTER_DATE": f"{not_before} {_zone(sig.offset)}"}
         proc = subprocess.run(
             ["git", "tag", "-s" if sign else "-a", "--cleanup=verbatim", "-F", "-", name, commit],
             cwd=self.root or self.common_dir,
             input=message,
             capture_output=True,
             text=True,
+            env=env,
         )
         if proc.returncode != 0:
             if "already exists" in proc.stderr:
@@ -693,3 +701,8 @@ class Repo:
             err = proc.stderr.decode(errors="replace").strip()
             raise MlmError(f"git {' '.join(args)} failed: {err}")
         return proc.stdout
+
+
+def _zone(offset: int) -> str:
+    """A UTC offset in minutes as git writes it: +0100, -0530."""
+    return f"{'-' if offset < 0 else '+'}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"

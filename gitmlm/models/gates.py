@@ -82,10 +82,15 @@ def evaluate(
     row = candidate.row
     checks: list[Check] = []
     for text in _names(settings.get("require", []), "require", stage):
-        predicate = where.compile_where(text)
+        try:
+            predicate = where.compile_where(text)
+            used = where.columns(where.parse(text))
+        except MlmError as exc:
+            # The condition comes from the file, not a --where option: say where to fix it.
+            what = str(exc).replace("bad --where expression", "bad condition")
+            raise MlmError(f"{config.FILE}: [registry.gates.{stage}] require {text!r}: {what}")
         shown = ", ".join(
-            f"{c} = {fmt.cell(row[c]) if c in row else 'missing'}"
-            for c in sorted(where.columns(where.parse(text)))
+            f"{c} = {fmt.cell(row[c]) if c in row else 'missing'}" for c in sorted(used)
         )
         checks.append(Check(text, bool(row) and predicate(row), shown or candidate.source))
     for metric in _names(settings.get("better_than_current", []), "better_than_current", stage):

@@ -86,12 +86,13 @@ def register(
     """Tag the model artifact at REF as a new version, with its run, digest and metrics."""
     cfg = config.load(repo.workdir)
     tags.check_model_name(name)
+    # Before the declaration: advice to declare a name git refuses would be wrong advice.
+    model_registry.check_tag_name(repo, tags.format_tag(tags.REGISTER, name, version="v0.0.1"))
     path = _norm(str(model_registry.declared(cfg, name)["path"]))
     if version is not None and bump is not None:
         raise MlmError("give either --version or --bump, not both")
     if version is not None:
         tags.check_version(version)
-    model_registry.check_tag_name(repo, tags.format_tag(tags.REGISTER, name, version="v0.0.1"))
     commit = repo.resolve(ref or "HEAD")
     content = repo.file_at(commit, path)
     listing = _listing(repo)
