@@ -3,15 +3,9 @@ collision-free JSON, and protected stages on every read path."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import warnings
 from pathlib import Path
 
-import pytest
-
-import gitmlm
-from tests.helpers import MLM_TOML, git, mlm, models_json, setup_project, train
+from tests.helpers import MLM_TOML, git, mlm, setup_project, train
 
 
 def test_bad_gate_settings_are_one_clear_line_naming_mlm_toml(repo: Path) -> None:

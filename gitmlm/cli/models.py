@@ -172,19 +172,23 @@ def models(all_: bool, verify: bool, fmt_: str) -> None:
 
     repo = open_repo()
     cfg = config.load(repo.workdir) if repo.root else {}
-    reg = model_registry.load(repo)
-    bad: list[Any] = []
+    # Every listing leaves out badly signed tags of protected stages (and says so);
+    # --verify also fails on them.
+    reg, bad = signing.load(repo, cfg)
     if verify:
-        events = [e for m in reg.models.values() for e in m.events]
-        bad = [v for v in signing.verify(repo, cfg, events) if not v.ok]
-        if bad:
-            rejected = {v.tag for v in bad}
-            reg = model_registry.load(repo, drop=lambda e: e.tag in rejected)
+        reg.problems = [p for p in reg.problems if p not in reg.rejected]
+    else:
+        bad = []
     _warn(reg.problems)
     stage_names = model_registry.stages(cfg)
     rows = lifecycle.model_rows(reg, stage_names, include_deprecated=all_)
-    columns = fmt.columns_of(rows, ["model", "latest", *stage_names])
-    click.echo(fmt.render(rows, columns, fmt_) if rows or fmt_ != "table" else "no models yet")
+    if fmt_ == "json":
+        click.echo(fmt.to_json(rows))
+    elif rows or fmt_ != "table":
+        flat, columns = lifecycle.flat_model_rows(rows, stage_names)
+        click.echo(fmt.render(flat, columns, fmt_))
+    else:
+        click.echo("no models yet")
     for v in bad:
         click.echo(f"git mlm: rejected {v.tag}: {v.detail}", err=True)
     if bad:
@@ -203,9 +207,9 @@ def model() -> None:
 def history(name: str, reverse: bool, fmt_: str) -> None:
     """Every event of NAME, newest first: when, who, what, why, and the tag."""
     from gitmlm.models import ops as lifecycle
-    from gitmlm.models import state as model_registry
+    from gitmlm.models import signing
 
-    reg = model_registry.load(open_repo())
+    reg = signing.load(open_repo())[0]
     _warn(reg.problems)
     rows = lifecycle.history_rows(reg.model(name))
     if not reverse:
@@ -226,10 +230,10 @@ def history(name: str, reverse: bool, fmt_: str) -> None:
 def show_model(spec: str, fmt_: str) -> None:
     """One version: commit, tag, artifact digest, run, stages, metrics and datasets."""
     from gitmlm.models import ops as lifecycle
-    from gitmlm.models import state as model_registry
+    from gitmlm.models import signing
 
     repo = open_repo()
-    reg = model_registry.load(repo)
+    reg = signing.load(repo)[0]
     _warn(reg.problems)
     info = lifecycle.show(repo, reg, spec)
     if fmt_ == "json":

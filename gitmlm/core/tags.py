@@ -7,10 +7,10 @@ Every tag name is made from one table of templates and read by one parser:
     churn@deprecated    deprecate the model     churn@created       declare it (no version)
 
 Names follow GTO 1.10's alphabet exactly (letters of either case, digits, `-`, `_`, `/`), so
-every tag GTO reads is read here too. GTO appends the `#N` counter (one per model, over all its tags) to stage tags, and to the
-others only when forced. A tag's message is a subject line, a blank line and a TOML body
-(`schema = 1`, event, sequence, run, artifact, metrics, who, why); GTO's own tags carry a
-plain sentence instead, which reads as a tag without a body.
+every tag GTO reads is read here too. GTO appends the `#N` counter (one per model, over all its
+tags) to stage tags, and to the others only when forced. A tag's message is a subject line, a
+blank line and a TOML body (`schema = 1`, event, sequence, run, artifact, metrics, who, why);
+GTO's own tags carry a plain sentence instead, which reads as a tag without a body.
 """
 
 from __future__ import annotations

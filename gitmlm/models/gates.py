@@ -88,7 +88,9 @@ def evaluate(
         except MlmError as exc:
             # The condition comes from the file, not a --where option: say where to fix it.
             what = str(exc).replace("bad --where expression", "bad condition")
-            raise MlmError(f"{config.FILE}: [registry.gates.{stage}] require {text!r}: {what}")
+            raise MlmError(
+                f"{config.FILE}: [registry.gates.{stage}] require {text!r}: {what}"
+            ) from None
         shown = ", ".join(
             f"{c} = {fmt.cell(row[c]) if c in row else 'missing'}" for c in sorted(used)
         )

@@ -100,7 +100,7 @@ def register(
     if run_id is not None:
         run = runs.resolve(listing, run_id)
     with repo.lock(LOCK):
-        reg = model_registry.load(repo)
+        reg = signing.load(repo)[0]
         model = reg.models.get(name)
         if model is not None:
             if model.deprecated:
@@ -322,7 +322,7 @@ def promote(
     cfg = config.load(repo.workdir)
     listing = _listing(repo)
     with repo.lock(LOCK):
-        reg = model_registry.load(repo)
+        reg = signing.load(repo)[0]
         p = plan(repo, cfg, reg, name, stage, version, listing)
         return p, apply_plan(repo, reg, p, force=force, reason=reason, message=message)
 
@@ -342,7 +342,7 @@ def demote(repo: Repo, name: str, stage: str, message: str = "") -> Demoted:
     cfg = config.load(repo.workdir)
     model_registry.check_stage(cfg, stage)
     with repo.lock(LOCK):
-        reg = model_registry.load(repo)
+        reg = signing.load(repo)[0]
         model = reg.model(name)
         current = model.holder(stage)
         if current is None:
@@ -379,7 +379,7 @@ def deprecate(repo: Repo, spec_text: str, message: str = "") -> str:
     if spec.stage is not None:
         raise MlmError("deprecate takes NAME or NAME@vX.Y.Z, not a stage (use git mlm demote)")
     with repo.lock(LOCK):
-        reg = model_registry.load(repo)
+        reg = signing.load(repo)[0]
         model = reg.model(spec.model)
         who = model_registry.identity(repo)
         if spec.version is None and spec_text.strip().endswith("@latest"):
@@ -473,9 +473,10 @@ class Resolved:
 
 
 def resolved(repo: Repo, spec_text: str) -> Resolved:
-    reg = model_registry.load(repo)
-    model, v, stage = resolve(reg, spec_text)
     cfg = config.load(repo.root) if repo.root else {}
+    reg = signing.load(repo, cfg)[0]
+    signing.warn(reg)
+    model, v, stage = resolve(reg, spec_text)
     declared = model_registry.declared_models(cfg).get(model.name, {})
     artifact = v.artifact
     return Resolved(
@@ -526,21 +527,44 @@ def when(e: model_registry.Event) -> str:
 def model_rows(
     reg: Registry, stage_names: list[str], *, include_deprecated: bool = False
 ) -> list[dict[str, Any]]:
-    """One row per model: the latest version, and the version in each stage."""
+    """One row per model: the latest version, and under `stages` the version in each stage
+    (None when empty). Stages are nested, as in `gto show --json`, so a stage named `model` or
+    `latest` cannot overwrite another key."""
     rows = []
     for model in reg.models.values():
         if model.deprecated and not include_deprecated:
             continue
         latest = model.latest()
-        row: dict[str, Any] = {"model": model.name, "latest": latest.version if latest else ""}
+        row: dict[str, Any] = {"model": model.name, "latest": latest.version if latest else None}
         used = [s for s in model.assigned if s not in stage_names]
-        for stage in [*stage_names, *used]:
-            held = model.holder(stage)
-            row[stage] = held.version if held else ""
+        held = {stage: model.holder(stage) for stage in [*stage_names, *used]}
+        row["stages"] = {stage: v.version if v else None for stage, v in held.items()}
         if include_deprecated:
             row["deprecated"] = model.deprecated
         rows.append(row)
     return rows
+
+
+def flat_model_rows(
+    rows: list[dict[str, Any]], stage_names: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`model_rows` for a table, CSV or Markdown: one column per stage, and the columns.
+
+    A stage whose name is another column's (`model`, `latest`) is shown as `#NAME`.
+    """
+    fixed = ["model", "latest", "deprecated"]
+    stages = dict.fromkeys(stage_names)
+    for row in rows:
+        stages.update(dict.fromkeys(row["stages"]))
+    label = {s: f"#{s}" if s in fixed else s for s in stages}
+    flat = []
+    for row in rows:
+        out = {k: "" if v is None else v for k, v in row.items() if k != "stages"}
+        out.update({label[s]: v or "" for s, v in row["stages"].items()})
+        flat.append(out)
+    with_deprecated = any("deprecated" in row for row in rows)
+    columns = ["model", "latest", *label.values(), *(["deprecated"] if with_deprecated else [])]
+    return flat, columns
 
 
 def history_rows(model: Model) -> list[dict[str, Any]]:

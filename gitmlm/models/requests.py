@@ -60,7 +60,7 @@ def write_request(
     tags.check_version(version)
     if force and not (reason or "").strip():
         raise MlmError("--force needs --reason TEXT: the override is recorded in the tag")
-    plan = life.plan(repo, cfg, model_registry.load(repo), name, stage, version)
+    plan = life.plan(repo, cfg, signing.load(repo)[0], name, stage, version)
     rel = request_path(name, stage)
     file = repo.workdir / rel
     if file.exists():
@@ -170,7 +170,7 @@ class Report:
 def check(repo: Repo) -> Report:
     """Judge every request in the work tree against the gates and the registry as it is."""
     cfg = config.load(repo.workdir)
-    reg = model_registry.load(repo)
+    reg, verdicts = signing.load(repo, cfg)
     listing = life._listing(repo)
     reviews = []
     for req in read_requests(repo):
@@ -184,15 +184,8 @@ def check(repo: Repo) -> Report:
             except MlmError as exc:
                 review.error = str(exc)
         reviews.append(review)
-    verdicts = [v for v in _verdicts(repo, cfg, reg) if not v.ok]
-    return Report(reviews, cfg, verdicts, reg.problems)
-
-
-def _verdicts(
-    repo: Repo, cfg: dict[str, Any], reg: model_registry.Registry
-) -> list[signing.Verdict]:
-    events = [e for m in reg.models.values() for e in m.events]
-    return signing.verify(repo, cfg, events)
+    problems = [p for p in reg.problems if p not in reg.rejected]  # the report lists those
+    return Report(reviews, cfg, verdicts, problems)
 
 
 def _title(req: Request) -> str:
@@ -325,7 +318,7 @@ def apply(repo: Repo, *, remote: str | None = "origin", branch: str | None = Non
     outcomes: list[Outcome] = []
     with repo.lock(life.LOCK):
         for req in requests:
-            reg = model_registry.load(repo)
+            reg = signing.load(repo)[0]
             done = _applied_by(reg, req)
             if done is not None:
                 outcomes.append(Outcome(req, done, "already applied"))

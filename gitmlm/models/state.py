@@ -56,6 +56,8 @@ class Event:
     subject: str
     text: str
     body: dict[str, Any]
+    oid: str = ""
+    """The tag object's id."""
 
     @property
     def sequence(self) -> int | None:
@@ -151,6 +153,9 @@ class Model:
 class Registry:
     models: dict[str, Model]
     problems: list[str]
+    rejected: list[str] = field(default_factory=list)
+    """Tags of protected stages left out because their signature does not verify (also in
+    `problems`): every reader warns about these."""
 
     def model(self, name: str) -> Model:
         found = self.models.get(name)
@@ -300,6 +305,7 @@ def read_events(repo: Repo) -> tuple[list[Event], list[str]]:
                 subject=msg.subject,
                 text=msg.text,
                 body=msg.body,
+                oid=oid,
             )
         )
     return events, problems
