@@ -8,8 +8,12 @@ from typing import TYPE_CHECKING
 import click
 
 from gitmlm.cli.common import open_repo
+from gitmlm.errors import MlmError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from gitmlm.core.git import Repo
     from gitmlm.sync.sync import FetchReport, PushReport
 
 _REMOTE = click.argument("remote", required=False)
@@ -63,6 +67,18 @@ def _warn(problems: list[str]) -> None:
         click.echo(f"git mlm: warning: {p}", err=True)
 
 
+def _reconcile(repo: Repo, remote: str, remote_tags: Mapping[str, str]) -> list[str]:
+    """The registry's part of a fetch: local events replayed after the remote's."""
+    from gitmlm.models import converge
+
+    return converge.converge(repo, remote, remote_tags).notes
+
+
+def _registry_lines(notes: list[str]) -> None:
+    for note in notes:
+        click.echo(f"registry: {note}")
+
+
 @click.command("fetch")
 @_REMOTE
 def fetch_cmd(remote: str | None) -> None:
@@ -75,12 +91,15 @@ def fetch_cmd(remote: str | None) -> None:
 
     repo = open_repo()
     name = remote or transport.default_remote(repo)
-    report = sync.fetch(repo, name)
+    report = sync.fetch(repo, name, _reconcile)
     _warn(report.problems)
+    _registry_lines(report.registry)
     lines = _fetch_lines(report)
     click.echo(f"fetched from {name}" + (":" if lines else ": up to date"))
     for line in lines:
         click.echo(f"  {line}")
+    if report.diverged:
+        raise MlmError("; ".join(report.diverged))
 
 
 @click.command("push")
@@ -123,8 +142,9 @@ def sync_cmd(remote: str | None) -> None:
 
     repo = open_repo()
     name = remote or transport.default_remote(repo)
-    report = sync.sync(repo, name)
+    report = sync.sync(repo, name, reconcile=_reconcile)
     _warn(report.fetch.problems + report.push.problems)
+    _registry_lines(report.fetch.registry)
     for line in _fetch_lines(report.fetch):
         click.echo(f"fetched: {line}")
     _push_lines(name, report.push)

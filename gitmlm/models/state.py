@@ -259,11 +259,14 @@ def _read_tags(repo: Repo, refs: list[tuple[str, str]]) -> dict[str, _Tag]:
     return out
 
 
-def read_events(repo: Repo) -> tuple[list[Event], list[str]]:
-    """Every registry event in the repository's tags, and what was ignored and why."""
+def read_events(
+    repo: Repo, refs: Iterable[tuple[str, str]] | None = None
+) -> tuple[list[Event], list[str]]:
+    """Every registry event in the repository's tags (or in these (tag name, object id)
+    pairs), and what was ignored and why."""
     problems: list[str] = []
     wanted: list[tuple[str, str, tags.TagName]] = []
-    for name, oid in repo.tag_refs():
+    for name, oid in repo.tag_refs() if refs is None else refs:
         if "@" not in name and "#" not in name:
             continue  # a release tag or the like: not ours to read
         parsed = tags.parse(name)
