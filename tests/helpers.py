@@ -124,5 +124,61 @@ def body(repo: Path, tag: str) -> dict[str, Any]:
     return tags.decode_message(raw.split("\n\n", 1)[1]).body
 
 
-def models_json(repo: Path, *args: str) -> list[dict[str, object]]:
+def models_json(repo: Path, *args: str) -> list[dict[str, Any]]:
     return json.loads(mlm(repo, "models", "--format", "json", *args).stdout)
+
+
+# --- GTO, the peer whose tags the registry shares ---------------------------------------------
+
+GTO_VENV = Path(os.environ.get("PEERS_DIR", "/tmp/gitmlm-peers")) / "gto"
+_GTO_SHOW = """
+import json, sys
+from gto.api import show
+print(json.dumps({path: show(path) for path in sys.argv[1:]}))
+"""
+
+
+def gto_python() -> Path:
+    """GTO's interpreter, in its own venv (installed there when missing: never our dependency)."""
+    python = GTO_VENV / "bin" / "python"
+    if not (GTO_VENV / "bin" / "gto").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(GTO_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "gto"], check=True)
+    return python
+
+
+def gto_state(*repos: Path) -> list[dict[str, Any]]:
+    """What real GTO's `gto show --json` reads in each repository, normalised to compare with
+    `ours`: model -> latest registered version and the non-empty stages. One GTO process for
+    all the repositories (importing GTO costs seconds)."""
+    proc = subprocess.run(
+        [str(gto_python()), "-c", _GTO_SHOW, *map(str, repos)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GTO_NO_ANALYTICS": "1", "ITERATIVE_DO_NOT_TRACK": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    out = []
+    for path in repos:
+        out.append(
+            {
+                name: {
+                    "latest": d["version"],
+                    "stages": {s: v for s, v in d["stage"].items() if v},
+                }
+                for name, d in shown[str(path)].items()
+            }
+        )
+    return out
+
+
+def ours(repo: Path) -> dict[str, Any]:
+    """`git mlm models --format json`, normalised as `gto_state` normalises GTO's answer."""
+    return {
+        row["model"]: {
+            "latest": row["latest"],
+            "stages": {s: v for s, v in row["stages"].items() if v},
+        }
+        for row in models_json(repo)
+    }
