@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import MLM_TOML, git, mlm, setup_project, train
+from tests.helpers import (
+    MLM_TOML,
+    commit_all,
+    git,
+    git_proc,
+    install_hooks,
+    mlm,
+    setup_project,
+    train,
+)
 
 
 def test_bad_gate_settings_are_one_clear_line_naming_mlm_toml(repo: Path) -> None:
@@ -24,3 +33,38 @@ def test_bad_gate_settings_are_one_clear_line_naming_mlm_toml(repo: Path) -> Non
     assert first.startswith("git mlm: mlm.toml: [registry.gates.production] require"), first
     assert "--where" not in proc.stderr
     assert not git(repo, "tag", "--list", "churn#*")
+
+
+TRAIN = """\
+import os
+import gitmlm
+with gitmlm.start_run() as run:
+    os.makedirs("models", exist_ok=True)
+    with open("models/churn.pkl", "w") as fh:
+        fh.write("weights\\n")
+    run.log_metric("auc", 0.95)
+    run.log_artifact("models/churn.pkl")
+"""
+
+
+def test_a_squash_merged_promotion_request_passes_the_checkpoint_hook(repo: Path) -> None:
+    """gitmlm's own files under .mlm/ are never code: the request does not make the model's
+    run "from other code"."""
+    install_hooks(repo)
+    (repo / "mlm.toml").write_text(
+        'schema = 1\n[checkpoint]\noutputs = ["models/*.pkl"]\n\n'
+        '[models.churn]\npath = "models/churn.pkl"\n'
+    )
+    (repo / "train.py").write_text(TRAIN)
+    commit_all(repo, "project")
+    git(repo, "switch", "-q", "-c", "promote-churn")
+    mlm(repo, "run", "--", "python", "train.py")
+    commit_all(repo, "model")
+    mlm(repo, "register", "churn")
+    mlm(repo, "promote", "--request", "churn", "production", "v0.0.1")
+    commit_all(repo, "Promote churn v0.0.1 to production")
+    git(repo, "switch", "-q", "main")
+    git(repo, "merge", "-q", "--squash", "promote-churn")
+    proc = git_proc(repo, "commit", "-q", "-m", "Promote churn (squashed)")
+    assert proc.returncode == 0, proc.stderr
+    assert "models/churn.pkl" in git(repo, "show", "--name-only", "HEAD")
