@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.helpers import (
     MLM_TOML,
+    ROOT,
     commit_all,
     git,
     git_proc,
@@ -68,3 +69,33 @@ def test_a_squash_merged_promotion_request_passes_the_checkpoint_hook(repo: Path
     proc = git_proc(repo, "commit", "-q", "-m", "Promote churn (squashed)")
     assert proc.returncode == 0, proc.stderr
     assert "models/churn.pkl" in git(repo, "show", "--name-only", "HEAD")
+
+
+def test_plain_git_push_of_a_request_is_caught_by_ci_check_naming_git_mlm_push(
+    repo: Path, tmp_path: Path
+) -> None:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", f"file://{bare}")
+    setup_project(repo, MLM_TOML.split("[registry.gates")[0])
+    train(repo, 0.95)
+    mlm(repo, "register", "churn")
+    git(repo, "switch", "-q", "-c", "promote-churn")
+    mlm(repo, "promote", "--request", "churn", "production", "v0.0.1")
+    commit_all(repo, "Promote churn v0.0.1 to production")
+    git(repo, "push", "-q", "origin", "promote-churn")  # plain push: no registry tags
+    ci = tmp_path / "ci"
+    git(tmp_path, "clone", "-q", "-b", "promote-churn", f"file://{bare}", str(ci))
+    check = mlm(ci, "ci", "check", check=False)
+    assert check.returncode == 1
+    assert "`git mlm push`" in check.stdout + check.stderr, check.stdout + check.stderr
+    mlm(repo, "push")  # as the docs now say
+    git(ci, "fetch", "-q", "--tags")
+    assert mlm(ci, "ci", "check").returncode == 0
+
+
+def test_the_pull_request_docs_publish_registry_tags() -> None:
+    docs = (ROOT / "docs" / "registry.md").read_text()
+    flow = docs.split("## Promotion through pull requests", 1)[1].split("```", 2)[1]
+    assert "git mlm push" in flow or "git mlm sync" in flow
+    assert not flow.rstrip().endswith("&& git push")

@@ -180,12 +180,26 @@ def check(repo: Repo) -> Report:
             try:
                 tags.check_model_name(req.model)
                 tags.check_version(req.version)
+                _check_published(reg, req)
                 review.plan = life.plan(repo, cfg, reg, req.model, req.stage, req.version, listing)
             except MlmError as exc:
                 review.error = str(exc)
         reviews.append(review)
     problems = [p for p in reg.problems if p not in reg.rejected]  # the report lists those
     return Report(reviews, cfg, verdicts, problems)
+
+
+def _check_published(reg: model_registry.Registry, req: Request) -> None:
+    """A request for a version this clone has no tag of: most often registered on a laptop
+    and pushed with plain `git push`, which carries no tags. Say how to publish it."""
+    model = reg.models.get(req.model)
+    found = model.versions.get(req.version) if model else None
+    if found is None or found.registered is None:
+        raise MlmError(
+            f"{req.model} {req.version} is not registered here: if it was registered on "
+            "another clone, publish its registry tags there with `git mlm push` (plain "
+            "`git push` carries no tags), then run the check again"
+        )
 
 
 def _title(req: Request) -> str:
