@@ -3,6 +3,7 @@ collision-free JSON, and protected stages on every read path."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.helpers import (
@@ -99,3 +100,16 @@ def test_the_pull_request_docs_publish_registry_tags() -> None:
     flow = docs.split("## Promotion through pull requests", 1)[1].split("```", 2)[1]
     assert "git mlm push" in flow or "git mlm sync" in flow
     assert not flow.rstrip().endswith("&& git push")
+
+
+def test_a_model_declared_by_gto_created_tag_is_listed_without_versions(repo: Path) -> None:
+    setup_project(repo, MLM_TOML.split("[registry.gates")[0])
+    git(repo, "tag", "-a", "Fraud_v2@created", "-m", "Creating artifact Fraud_v2")
+    rows = json.loads(mlm(repo, "models", "--format", "json").stdout)
+    assert rows == [
+        {
+            "model": "Fraud_v2",
+            "latest": None,
+            "stages": {"dev": None, "staging": None, "production": None},
+        }
+    ]
