@@ -196,9 +196,9 @@ def _check_published(reg: model_registry.Registry, req: Request) -> None:
     found = model.versions.get(req.version) if model else None
     if found is None or found.registered is None:
         raise MlmError(
-            f"{req.model} {req.version} is not registered here: if it was registered on "
-            "another clone, publish its registry tags there with `git mlm push` (plain "
-            "`git push` carries no tags), then run the check again"
+            f"{req.model} has no version {req.version} here: if it was registered on another "
+            "clone, publish its registry tags there with `git mlm push` (plain `git push` "
+            "carries no tags), then run the check again"
         )
 
 
