@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,11 @@ def install_hooks(repo: Path) -> None:
         shim = bindir / script
         shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@"\n')
         shim.chmod(0o755)
-    git(repo, "config", "core.hooksPath", str(ROOT / "hooks"))
+    # A copy per repository: git-lfs and others write hooks into whatever hooksPath names, and
+    # must never write into this checkout.
+    shims = repo.parent / f"{repo.name}-hooks"
+    shutil.copytree(ROOT / "hooks", shims, dirs_exist_ok=True)
+    git(repo, "config", "core.hooksPath", str(shims))
 
 
 def runs(repo: Path) -> list[dict[str, Any]]:
@@ -128,9 +133,21 @@ def models_json(repo: Path, *args: str) -> list[dict[str, Any]]:
     return json.loads(mlm(repo, "models", "--format", "json", *args).stdout)
 
 
+PEERS = Path(os.environ.get("PEERS_DIR", "/tmp/gitmlm-peers"))
+
+
+def peer_python(tool: str) -> Path:
+    """The python of a peer tool's venv; .ci/run installs them, so a missing one is a failure."""
+    import pytest
+
+    python = PEERS / tool / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"{tool} is not installed: run `bash .ci/run` or the peers' install.sh {tool}")
+    return python
+
+
 # --- GTO, the peer whose tags the registry shares ---------------------------------------------
 
-GTO_VENV = Path(os.environ.get("PEERS_DIR", "/tmp/gitmlm-peers")) / "gto"
 _GTO_SHOW = """
 import json, sys
 from gto.api import show
@@ -138,21 +155,12 @@ print(json.dumps({path: show(path) for path in sys.argv[1:]}))
 """
 
 
-def gto_python() -> Path:
-    """GTO's interpreter, in its own venv (installed there when missing: never our dependency)."""
-    python = GTO_VENV / "bin" / "python"
-    if not (GTO_VENV / "bin" / "gto").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(GTO_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "gto"], check=True)
-    return python
-
-
 def gto_state(*repos: Path) -> list[dict[str, Any]]:
     """What real GTO's `gto show --json` reads in each repository, normalised to compare with
     `ours`: model -> latest registered version and the non-empty stages. One GTO process for
     all the repositories (importing GTO costs seconds)."""
     proc = subprocess.run(
-        [str(gto_python()), "-c", _GTO_SHOW, *map(str, repos)],
+        [str(peer_python("gto")), "-c", _GTO_SHOW, *map(str, repos)],
         capture_output=True,
         text=True,
         env={**os.environ, "GTO_NO_ANALYTICS": "1", "ITERATIVE_DO_NOT_TRACK": "1"},
