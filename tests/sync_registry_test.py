@@ -111,7 +111,11 @@ def check_one_registry(
         holder = churn.holder(stage)
         if holder is None:
             continue
-        last = [e for e in churn.events if e.stage == stage and e.action == "assign"][-1]
+        last = [
+            e
+            for e in churn.events
+            if e.stage == stage and e.action == "assign" and e.version == holder.version
+        ][-1]
         r = ops.resolved(repo, f"churn#{stage}")
         assert r.commit == holder.commit
         assert git(fresh, "rev-parse", f"{last.tag}^{{commit}}").strip() == r.commit
