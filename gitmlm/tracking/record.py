@@ -427,16 +427,22 @@ def get_run(repo: Repo, run_id: str) -> Run:
     """One run, with its per-step metric series loaded."""
     listing = list_runs(repo)
     run = resolve(listing, run_id)
+    run.steps = load_steps(repo, listing, run)
+    return run
+
+
+def load_steps(repo: Repo, listing: Listing, run: Run) -> dict[str, dict[str, list[float]]]:
+    """A run's per-step series ({metric: {"step": [...], "value": [...]}}), from the series
+    notes of whichever commit carries them; reads no other run's series."""
     snap = store.snapshot(repo, refs.SERIES)
     for commit in listing.commits.get(run.id, [run.commit]):
         docs = store.read_all(repo, snap, [commit])
         table = docs.get(commit, {}).get(run.id)
         if table:
-            run.steps = {
+            return {
                 k: {"step": list(v["step"]), "value": list(v["value"])} for k, v in table.items()
             }
-            break
-    return run
+    return {}
 
 
 def recover(repo: Repo) -> list[Run]:
