@@ -121,16 +121,17 @@
     });
     metrics.sort();
     var logy = document.getElementById("logy"), slider = document.getElementById("smooth");
+    // Every chart's box first, so each is drawn at its final width in the grid.
+    var divs = metrics.map(function (metric) {
+      var div = el("div", null, "chart curve");
+      div.setAttribute("data-metric", metric);
+      box.appendChild(div);
+      return div;
+    });
     function render() {
       var weight = slider ? Number(slider.value) : 0;
       metrics.forEach(function (metric, mi) {
-        var div = document.getElementById("curve-" + mi);
-        if (!div) {
-          div = el("div", null, "chart curve");
-          div.id = "curve-" + mi;
-          div.setAttribute("data-metric", metric);
-          box.appendChild(div);
-        }
+        var div = divs[mi];
         var traces = [];
         runs.forEach(function (r, ri) {
           var s = (r.steps || {})[metric];
@@ -210,25 +211,47 @@
   }
 
   function drawParcoords(runs) {
+    // Parallel coordinates as plain SVG lines (plotly's parcoords needs WebGL, which headless
+    // and remote browsers often lack): one axis per param and the metric, each scaled to its
+    // own range, categorical params spread evenly; one line per run.
     var metrics = keysOf(runs, "metrics"), params = keysOf(runs, "params");
     var pick = document.getElementById("pc-metric");
     if (!metrics.length) return;
     options(pick, metrics.map(function (m) { return { value: m, label: m }; }));
+    function axis(field, key) {
+      var values = runs.map(function (r) { var v = (r[field] || {})[key]; return v === undefined ? null : v; });
+      if (numeric(runs, field, key)) {
+        var present = values.filter(function (v) { return v !== null; });
+        var lo = Math.min.apply(null, present), hi = Math.max.apply(null, present);
+        return { label: field + "." + key, lo: fmt(lo), hi: fmt(hi), pos: values.map(function (v) {
+          return v === null ? null : (hi === lo ? 0.5 : (v - lo) / (hi - lo)); }), raw: values };
+      }
+      var cats = [];
+      values.forEach(function (v) { var s = fmt(v); if (cats.indexOf(s) < 0) cats.push(s); });
+      cats.sort();
+      return { label: field + "." + key, lo: cats[0], hi: cats[cats.length - 1], raw: values,
+        pos: values.map(function (v) { return cats.length < 2 ? 0.5 : cats.indexOf(fmt(v)) / (cats.length - 1); }) };
+    }
     function render() {
-      var metric = pick.value;
-      var dims = params.map(function (p) {
-        var values = runs.map(function (r) { return (r.params || {})[p]; });
-        if (numeric(runs, "params", p)) return { label: label(p), values: values };
-        var cats = [];
-        values.forEach(function (v) { var s = fmt(v); if (cats.indexOf(s) < 0) cats.push(s); });
-        return { label: label(p), values: values.map(function (v) { return cats.indexOf(fmt(v)); }),
-          tickvals: cats.map(function (_, i) { return i; }), ticktext: cats.map(label) };
+      var axes = params.map(function (p) { return axis("params", p); }).concat([axis("metrics", pick.value)]);
+      var xs = axes.map(function (_, i) { return i; });
+      var traces = runs.map(function (r, ri) {
+        return { x: xs, y: axes.map(function (a) { return a.pos[ri]; }), type: "scatter", mode: "lines+markers",
+          name: label(r.name), line: { color: COLORS[ri % COLORS.length], width: 2 },
+          text: axes.map(function (a) { return label(a.label + " = " + fmt(a.raw[ri])); }), hoverinfo: "text+name" };
       });
-      var mvals = runs.map(function (r) { return (r.metrics || {})[metric]; });
-      dims.push({ label: label(metric), values: mvals });
-      Plotly.react("parcoords", [{ type: "parcoords", dimensions: dims,
-        line: { color: mvals, colorscale: "Viridis", showscale: true } }],
-        { height: 360, margin: { l: 60, r: 60, t: 50, b: 30 } }, { displaylogo: false, responsive: true });
+      var notes = [];
+      axes.forEach(function (a, i) {
+        notes.push({ x: i, y: 1.04, text: label(a.hi), showarrow: false, font: { size: 11 } });
+        notes.push({ x: i, y: -0.06, text: label(a.lo), showarrow: false, font: { size: 11 } });
+      });
+      var shapes = xs.map(function (i) {
+        return { type: "line", x0: i, x1: i, y0: 0, y1: 1, line: { color: "#98a2b3", width: 1 } };
+      });
+      Plotly.react("parcoords", traces, { height: 360, margin: { l: 40, r: 40, t: 30, b: 60 },
+        annotations: notes, shapes: shapes, showlegend: true,
+        xaxis: { tickvals: xs, ticktext: axes.map(function (a) { return label(a.label); }), zeroline: false, showgrid: false },
+        yaxis: { visible: false, range: [-0.12, 1.1] } }, { displaylogo: false, responsive: true });
     }
     pick.addEventListener("change", render);
     render();
