@@ -6,7 +6,6 @@ With GITMLM_UI_SCREENSHOTS=DIR the tests also write the README's pictures into D
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import socket
@@ -20,26 +19,7 @@ from typing import Any
 
 import pytest
 
-import gitmlm
-from tests.helpers import git, mlm
-
-XSS = "<img src=x onerror=alert(1)>"
-TOML = """\
-schema = 1
-
-[models.churn]
-path = "models/churn.pkl"
-description = "churn classifier"
-
-[metrics]
-auc = "max"
-
-[registry]
-stages = ["dev", "staging", "production"]
-
-[registry.gates.production]
-require = ["metrics.auc >= 0.9"]
-"""
+from tests.helpers import XSS, mlm, ui_project
 
 
 def chromium() -> str:
@@ -60,31 +40,6 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def make_project(repo: Path) -> dict[str, str]:
-    """Three runs with step series (one named like an XSS attack), a registered, promoted
-    model; returns run name -> id."""
-    (repo / "mlm.toml").write_text(TOML)
-    git(repo, "add", "mlm.toml")
-    git(repo, "commit", "-q", "-m", "declare churn")
-    (repo / "models").mkdir()
-    ids = {}
-    for i, (name, lr) in enumerate([("baseline", 0.1), ("fast", 0.3), (XSS, 0.03)]):
-        params = {"lr": lr, "opt": "adam" if i else "sgd"}
-        with gitmlm.start_run(name=name, params=params) as run:
-            for step in range(60):
-                run.log_metric("loss", math.exp(-lr * step) + 0.02 * i, step=step)
-                run.log_metric("val_loss", math.exp(-lr * step) + 0.003 * step, step=step)
-            run.log_metric("auc", 0.8 + 0.06 * i)
-            (repo / "models" / "churn.pkl").write_text(f"weights {i}")
-            run.log_artifact(repo / "models" / "churn.pkl")
-        ids[name] = run.id
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "train churn")
-    mlm(repo, "register", "churn")
-    mlm(repo, "promote", "churn", "staging")
-    return ids
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,7 +48,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(repo: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    ids = make_project(repo)
+    ids = ui_project(repo)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gitmlm", "ui", "--port", str(port)],
@@ -209,7 +164,7 @@ def test_ui_in_a_browser(browser: Any, server: tuple[str, dict[str, str]], tmp_p
 
 
 def test_report_from_file_urls(browser: Any, repo: Path, tmp_path: Path) -> None:
-    ids = make_project(repo)
+    ids = ui_project(repo)
     out = tmp_path / "site"
     mlm(repo, "report", "-o", str(out))
     page = browser.new_page(viewport={"width": 1280, "height": 760})
