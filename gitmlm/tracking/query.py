@@ -48,7 +48,16 @@ def select(
     order_by: str | list[str] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    rows = [flat_row(r) for r in listing.runs]
+    return select_rows([flat_row(r) for r in listing.runs], where_text, order_by, limit)
+
+
+def select_rows(
+    rows: list[dict[str, Any]],
+    where_text: str | None = None,
+    order_by: str | list[str] | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """`select` over rows already flattened (the ui keeps them between requests)."""
     if where_text:
         keep = where.compile_where(where_text)
         rows = [r for r in rows if keep(r)]

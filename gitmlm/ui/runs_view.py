@@ -19,6 +19,10 @@ PER_PAGE = 100
 MAX_COMPARE = 20
 GROUPS = ("", "commit", "branch")
 _DEFAULT_ATTRS = ["name", "status", "commit", "started"]
+_KEEP_SELECTIONS = 8
+MAX_POINTS = 2000
+"""Points sent per drawn series: a chart is ~1000 pixels wide, so a longer series is sent as the
+first and the extreme points of 1000 buckets (a spike always shows; nothing is averaged away)."""
 _DEFAULT_EACH = 6
 """Default columns: the attributes above and up to this many metrics and params (the most used)."""
 
@@ -32,6 +36,19 @@ class Listed:
     rows: list[dict[str, Any]]
     columns: list[str]
     """Every column any run has, attributes first, then by use (most used first)."""
+    by_id: dict[str, Run] = field(default_factory=dict)
+    selected: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    """The last few (where, order) selections, so paging through one never filters again."""
+
+    def select(self, where_text: str, order: str) -> list[dict[str, Any]]:
+        key = (where_text, order)
+        found = self.selected.get(key)
+        if found is None:
+            found = query.select_rows(self.rows, where_text or None, order or None)
+            if len(self.selected) >= _KEEP_SELECTIONS:
+                self.selected.pop(next(iter(self.selected)))
+            self.selected[key] = found
+        return found
 
 
 class Listings:
@@ -49,7 +66,8 @@ class Listings:
                 return self._cached
             listing = runs.list_runs(repo, placed_only=True)
             rows = [flat_row(r) for r in listing.runs]
-            self._cached = Listed(tip, listing, rows, _columns(rows))
+            by_id = {r.id: r for r in listing.runs}
+            self._cached = Listed(tip, listing, rows, _columns(rows), by_id)
             return self._cached
 
 
@@ -95,6 +113,20 @@ class RunsPage:
     groups: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
+    def cells(self, row: dict[str, Any]) -> list[tuple[str, bool]]:
+        """The row's shown columns as (text, is a number), ready for the template."""
+        out = []
+        for c in self.columns:
+            value = row.get(c)
+            if c == "commit":
+                out.append(((value or "")[:10], False))
+            elif c in ("started", "ended"):
+                out.append(((value or "")[:19].replace("T", " "), False))
+            else:
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                out.append((fmt.cell(value), number))
+        return out
+
 
 def runs_page(
     listed: Listed,
@@ -126,7 +158,7 @@ def runs_page(
             for c in sorted(where.columns(where.parse(where_text))):
                 if c not in known:
                     raise unknown_column(c, known, "where")
-        rows = query.select(listed.listing, where_text.strip() or None, order or None)
+        rows = listed.select(where_text.strip(), order.strip())
     except MlmError as exc:
         error = str(exc)
         chosen = []
@@ -166,7 +198,7 @@ def cell(value: Any) -> str:
 
 
 def run_of(repo: Repo, listed: Listed, run_id: str, *, steps: bool = True) -> Run:
-    run = runs.resolve(listed.listing, run_id)
+    run = listed.by_id.get(run_id) or runs.resolve(listed.listing, run_id)
     if steps and run.series and not run.steps:
         run.steps = runs.load_steps(repo, listed.listing, run)
     return run
@@ -203,10 +235,40 @@ def chart_runs(chosen: list[Run]) -> list[dict[str, Any]]:
                 "name": run.name,
                 "params": {k[7:]: _json_safe(v) for k, v in row.items() if k.startswith("params.")},
                 "metrics": {k: _json_safe(v) for k, v in run.metrics.items()},
-                "steps": run.steps,
+                "steps": {k: thin(v["step"], v["value"]) for k, v in run.steps.items()},
             }
         )
     return out
+
+
+def thin(steps: list[float], values: list[float]) -> dict[str, list[Any]]:
+    """A series cut to at most MAX_POINTS: per bucket its lowest and highest point, in step
+    order; non-finite values read as gaps (JSON has no NaN)."""
+    n = len(steps)
+    if n > MAX_POINTS:
+        buckets = MAX_POINTS // 2
+        keep: list[int] = []
+        isfinite = math.isfinite
+        for b in range(buckets):
+            lo, hi = n * b // buckets, n * (b + 1) // buckets
+            low = high = -1
+            for i in range(lo, hi):
+                v = values[i]
+                if not isfinite(v):
+                    continue
+                if low < 0 or v < values[low]:
+                    low = i
+                if high < 0 or v > values[high]:
+                    high = i
+            if low < 0:
+                keep.append(lo)
+            elif low == high:
+                keep.append(low)
+            else:
+                keep.extend((low, high) if low < high else (high, low))
+        steps = [steps[i] for i in keep]
+        values = [values[i] for i in keep]
+    return {"step": steps, "value": [v if math.isfinite(v) else None for v in values]}
 
 
 def _json_safe(value: Any) -> Any:

@@ -17,7 +17,7 @@ _ONE = {"run": "run", "model": "model", "dataset": "data", "watch": "monitor"}
 class Site(Protocol):
     static: bool
 
-    def href(self, page: str, name: str = "", **query: str | list[str]) -> str: ...
+    def href(self, page: str, name: str = "", /, **query: str | list[str]) -> str: ...
 
     def asset(self, name: str) -> str: ...
 
@@ -30,7 +30,7 @@ def _query(query: dict[str, str | list[str]]) -> str:
 class ServerSite:
     static = False
 
-    def href(self, page: str, name: str = "", **query: str | list[str]) -> str:
+    def href(self, page: str, name: str = "", /, **query: str | list[str]) -> str:
         if page not in PAGES:
             raise KeyError(page)
         if page in _ONE:
@@ -59,7 +59,7 @@ class StaticSite:
     def __init__(self, depth: int = 0) -> None:
         self.up = "../" * depth
 
-    def href(self, page: str, name: str = "", **query: str | list[str]) -> str:
+    def href(self, page: str, name: str = "", /, **query: str | list[str]) -> str:
         if page not in PAGES:
             raise KeyError(page)
         if page in _ONE:
