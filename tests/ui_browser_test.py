@@ -21,6 +21,9 @@ import pytest
 
 from tests.helpers import XSS, mlm, ui_project
 
+DOCS = os.environ.get("GITMLM_UI_SCREENSHOTS")
+"""Read at import: the hermetic fixture clears GITMLM_* variables before each test."""
+
 
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -89,9 +92,12 @@ def watch_dialogs(page: Any) -> list[str]:
 
 def shot(page: Any, tmp_path: Path, name: str) -> None:
     page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
-    docs = os.environ.get("GITMLM_UI_SCREENSHOTS")
-    if docs:
-        page.screenshot(path=str(Path(docs) / f"ui-{name}.png"))
+    if DOCS:
+        if name == "compare":  # the README shows the metrics, the curves and what follows
+            page.evaluate(
+                "window.scrollTo(0, document.getElementById('metrics-table').offsetTop - 60)"
+            )
+        page.screenshot(path=str(Path(DOCS) / f"ui-{name}.png"))
 
 
 def check_compare(page: Any) -> None:

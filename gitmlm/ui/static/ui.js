@@ -147,9 +147,9 @@
           traces.push({ x: d[0], y: d[1], type: "scatter", mode: "lines", name: name,
             line: { color: color, width: 2 } });
         });
-        var layout = { title: { text: label(metric) }, height: 320, margin: { l: 50, r: 10, t: 40, b: 40 },
-          xaxis: { title: { text: "step" } }, yaxis: { type: logy && logy.checked ? "log" : "linear" },
-          legend: { orientation: "h" } };
+        var layout = { title: { text: label(metric) + " by step" }, height: 320,
+          margin: { l: 50, r: 10, t: 40, b: 30 }, yaxis: { type: logy && logy.checked ? "log" : "linear" },
+          legend: { orientation: "h", y: -0.12 } };
         Plotly.react(div, traces, layout, { displaylogo: false, responsive: true });
       });
       box.setAttribute("data-drawn", String(metrics.length));
