@@ -5,10 +5,11 @@ reference measured in the same run.
 
 Builds a repository with RUNS runs (10 params, 5 metrics each; tracking_bench's builder) and
 gives 5 of them 3 metrics x STEPS steps, starts `git mlm ui` on a free port, then times:
+  0. `git mlm ui` starting until it answers (it reads the listing first), vs `git mlm runs`;
   1. the server answering a Runs page, warm (median of 20), vs a static file from the same
      server (the framework's floor);
-  2. the Runs page in Chromium until its first rows show, cold (first request: the listing is
-     read) and warm, vs an empty page from the same server;
+  2. the Runs page in Chromium until its first rows show, cold (the browser's first visit)
+     and warm, vs a static file from the same server;
   3. Compare of the 5 runs until every curve is drawn, vs Compare of 2 runs with no series
      (plotly's own load and start).
 Needs Debian's chromium (`apt-get install chromium`) and `pip install 'gitmlm[ui]' playwright`.
@@ -105,8 +106,18 @@ def main() -> int:
             f"built {args.runs} runs on {args.commits} commits, 5 with 3 x {args.steps} steps "
             f"in {time.perf_counter() - t:.1f} s"
         )
-        port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        listing_cmd = [sys.executable, "-m", "gitmlm", "runs", "--format", "json"]
+
+        def list_all() -> float:
+            start = time.perf_counter()
+            subprocess.run(listing_cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, check=True)
+            return time.perf_counter() - start
+
+        list_all()  # parsed notes are cached by blob id, as after any listing
+        listed = statistics.median(list_all() for _ in range(3))
+        port = free_port()
+        started = time.perf_counter()
         server = subprocess.Popen(
             [sys.executable, "-m", "gitmlm", "ui", "--port", str(port)],
             cwd=root,
@@ -120,6 +131,7 @@ def main() -> int:
             while True:
                 try:
                     fetch(base + "/static/ui.css")
+                    ready = time.perf_counter() - started
                     break
                 except OSError:
                     if time.monotonic() > deadline:
@@ -163,6 +175,13 @@ def main() -> int:
             server.terminate()
             server.wait(10)
     print()
+    row(
+        "server: start until ready (reads listing)",
+        ready,
+        "git mlm runs --format json",
+        listed,
+        None,
+    )
     row("server: Runs page (100 rows), warm", warm, "server: a static file", floor, 0.2)
     row("chromium: Runs first rows, cold", cold, "chromium: a static file", blank, 1.0)
     row("chromium: Runs first rows, warm", warm_browser, "chromium: a static file", blank, 1.0)

@@ -53,6 +53,9 @@ def create_app(path: str | os.PathLike[str] | None = None, token: str | None = N
     vendor = plotly_dir()
     app = base_app()
     listings = runs_view.Listings()
+    # Read the listing now, before the URL is shown: the first page then answers as fast as
+    # any warm one (10,000 runs take a second or more to list).
+    listings.get(Repo.open(root))
     site = ServerSite()
 
     def repo() -> Repo:
