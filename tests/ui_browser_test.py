@@ -28,7 +28,7 @@ DOCS = os.environ.get("GITMLM_UI_SCREENSHOTS")
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.fail("Debian's chromium is needed: apt-get install -y chromium (.ci/run does)")
+        pytest.fail("Debian's chromium is needed: apt-get install -y chromium (tests/run.sh does)")
     return found
 
 

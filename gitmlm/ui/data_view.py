@@ -7,6 +7,7 @@ from typing import Any
 
 from gitmlm.core.git import Repo
 from gitmlm.data import datasets
+from gitmlm.data import lock as lockfile
 from gitmlm.errors import MlmError
 
 HISTORY = 100
@@ -21,10 +22,10 @@ def versions(repo: Repo, name: str) -> list[dict[str, Any]]:
     """Each commit that changed `name`'s record in mlm.lock, newest first."""
     out: list[dict[str, Any]] = []
     last: dict[str, Any] | None = None
-    commits = repo.commits_touching(datasets.LOCK_FILE)[:HISTORY]
+    commits = repo.commits_touching(lockfile.FILE)[:HISTORY]
     for commit in reversed(commits):
         try:
-            rec = datasets.lock_at(repo, commit).get(name)
+            rec = lockfile.at(repo, commit).get(name)
         except MlmError:
             continue
         if rec is not None and (last is None or rec["digest"] != last["digest"]):
