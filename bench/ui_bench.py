@@ -192,7 +192,10 @@ def main() -> int:
         bare,
         1.0,
     )
-    print(f"(compare drew {lines} curves; each line keeps <= 4000 points, min/max per bucket)")
+    print(
+        f"(compare drew {lines} curves; the server sends <= 1000 points a series: "
+        "min/max of 500 buckets)"
+    )
     return 0
 
 

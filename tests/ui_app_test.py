@@ -156,3 +156,16 @@ def test_static_file_names_never_leave_the_report() -> None:
     assert StaticSite(1).href("model", "../x").startswith("../model/")
     with pytest.raises(MlmError):
         runs_view.compare(None, None, ["one"])  # type: ignore[arg-type]
+
+
+def test_long_series_are_thinned_without_losing_a_spike() -> None:
+    steps = list(range(10_000))
+    values = [1.0] * 10_000
+    values[7777] = 50.0
+    values[10] = float("nan")
+    out = runs_view.thin([float(s) for s in steps], values)
+    assert len(out["step"]) <= runs_view.MAX_POINTS
+    assert 50.0 in out["value"] and out["step"] == sorted(out["step"])
+    assert out["value"][out["step"].index(7777.0)] == 50.0
+    short = runs_view.thin([0.0, 1.0], [float("inf"), 2.0])
+    assert short == {"step": [0.0, 1.0], "value": [None, 2.0]}

@@ -20,9 +20,10 @@ MAX_COMPARE = 20
 GROUPS = ("", "commit", "branch")
 _DEFAULT_ATTRS = ["name", "status", "commit", "started"]
 _KEEP_SELECTIONS = 8
-MAX_POINTS = 2000
-"""Points sent per drawn series: a chart is ~1000 pixels wide, so a longer series is sent as the
-first and the extreme points of 1000 buckets (a spike always shows; nothing is averaged away)."""
+MAX_POINTS = 1000
+"""Points sent per drawn series: a chart is about 600 pixels wide, so a longer series is sent as
+the lowest and highest point of each of 500 buckets (a spike always shows; nothing is averaged
+away)."""
 _DEFAULT_EACH = 6
 """Default columns: the attributes above and up to this many metrics and params (the most used)."""
 
