@@ -330,15 +330,8 @@
   function monitorPage(d) {
     var box = document.getElementById("monitor-charts");
     if (!box || !window.Plotly) return;
-    var n = 0;
-    function chart(title, traces, shapes) {
-      var div = el("div", null, "chart");
-      box.appendChild(div);
-      Plotly.newPlot(div, traces, { title: { text: label(title) }, height: 300, shapes: shapes || [],
-        margin: { l: 50, r: 10, t: 40, b: 40 }, legend: { orientation: "h" } },
-        { displaylogo: false, responsive: true });
-      n++;
-    }
+    var specs = [];
+    function chart(title, traces, shapes) { specs.push([title, traces, shapes]); }
     Object.keys(d.features).sort().forEach(function (f) {
       var s = d.features[f], traces = [];
       ["psi", "js", "null_rate_now", "out_of_range", "unseen_share"].forEach(function (k) {
@@ -359,7 +352,14 @@
         return { x: series[k].x, y: series[k].y, name: label(k), type: "scatter", mode: "lines+markers" };
       }), shapes);
     });
-    box.setAttribute("data-drawn", String(n));
+    // Every chart's box first, so each is drawn at its final width in the grid.
+    var divs = specs.map(function () { var div = el("div", null, "chart"); box.appendChild(div); return div; });
+    specs.forEach(function (spec, i) {
+      Plotly.newPlot(divs[i], spec[1], { title: { text: label(spec[0]) }, height: 300,
+        shapes: spec[2] || [], margin: { l: 50, r: 10, t: 40, b: 40 }, legend: { orientation: "h" } },
+        { displaylogo: false, responsive: true });
+    });
+    box.setAttribute("data-drawn", String(specs.length));
   }
 
   // --- start -----------------------------------------------------------------------------
