@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import threading
 from dataclasses import dataclass, field
@@ -93,12 +92,6 @@ def default_columns(all_columns: list[str]) -> list[str]:
     return out
 
 
-def unknown_column(column: str, known: list[str], what: str) -> MlmError:
-    close = difflib.get_close_matches(column, known, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return MlmError(f"{what}: no run has a column {column!r}{hint}")
-
-
 @dataclass
 class RunsPage:
     rows: list[dict[str, Any]]
@@ -150,15 +143,8 @@ def runs_page(
             raise MlmError(f"group by {group!r}: choose commit or branch")
         chosen = [c for c in (columns or []) if c]
         for c in chosen:
-            if c not in known:
-                raise unknown_column(c, known, "columns")
-        for c, _ in query.parse_order(order or None):
-            if c not in known:
-                raise unknown_column(c, known, "order by")
-        if where_text.strip():
-            for c in sorted(where.columns(where.parse(where_text))):
-                if c not in known:
-                    raise unknown_column(c, known, "where")
+            where.check_column(c, known, (), "columns")
+        # Unknown names in the filter or the order are the query's own errors (tracking.query).
         rows = listed.select(where_text.strip(), order.strip())
     except MlmError as exc:
         error = str(exc)
