@@ -125,8 +125,8 @@ def create_app(path: str | os.PathLike[str] | None = None, token: str | None = N
     @app.get("/compare")
     def compare() -> str:
         r = repo()
-        chosen = runs_view.compare(r, listings.get(r), request.args.getlist("ids"))
-        return page("compare.html", runs=chosen)
+        chosen, problems = runs_view.compare(r, listings.get(r), request.args.getlist("ids"))
+        return page("compare.html", runs=chosen, problems=problems)
 
     @app.get("/log")
     def log() -> str:

@@ -69,7 +69,7 @@ def write_report(
                 f"window.gitmlmRuns = window.gitmlmRuns || {{}};\n"
                 f"window.gitmlmRuns[{json.dumps(row['run_id'])}] = {data};\n"
             )
-        page("compare.html", "compare.html", runs=None)
+        page("compare.html", "compare.html", runs=None, problems=[])
         page("log.html", "log.html", **log_view.log_page(repo))
         models = models_view.models_page(repo)
         page("models.html", "models.html", **models)

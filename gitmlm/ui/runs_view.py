@@ -184,16 +184,19 @@ def cell(value: Any) -> str:
 # --- one run, and several --------------------------------------------------------------------
 
 
-def run_of(repo: Repo, listed: Listed, run_id: str, *, steps: bool = True) -> Run:
+def run_of(repo: Repo, listed: Listed, run_id: str, problems: list[str]) -> Run:
+    """A run with its series; a series that cannot be read is a line in `problems`, shown on
+    the page (the run is never drawn as if it had no curves)."""
     run = listed.by_id.get(run_id) or runs.resolve(listed.listing, run_id)
-    if steps and run.series and not run.steps:
-        run.steps = runs.load_steps(repo, listed.listing, run)
+    if run.series and not run.steps:
+        run.steps = runs.load_steps(repo, listed.listing, run, problems)
     return run
 
 
 def run_detail(repo: Repo, listed: Listed, run_id: str) -> dict[str, Any]:
     """Everything the Run page shows: the record, its series, and the code it ran."""
-    run = run_of(repo, listed, run_id)
+    problems: list[str] = []
+    run = run_of(repo, listed, run_id, problems)
     code: dict[str, Any] = {"commit": run.commit, "checkpoint": run.checkpoint}
     if run.base and run.base != run.commit and repo.has_object(run.base):
         # A checkpoint run: its code is a snapshot commit; show what it changed on its base.
@@ -208,6 +211,7 @@ def run_detail(repo: Repo, listed: Listed, run_id: str) -> dict[str, Any]:
         "flat_params": {k[7:]: v for k, v in flat_row(run).items() if k.startswith("params.")},
         "code": code,
         "chart": chart_runs([run]),
+        "problems": problems,
     }
 
 
@@ -267,8 +271,13 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def compare(repo: Repo, listed: Listed, run_ids: list[str]) -> list[dict[str, Any]]:
+def compare(
+    repo: Repo, listed: Listed, run_ids: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The chosen runs as the charts read them, and any series that could not be read."""
     ids = [i for i in dict.fromkeys(x.strip() for x in run_ids) if i]
     if not 2 <= len(ids) <= MAX_COMPARE:
         raise MlmError(f"compare 2 to {MAX_COMPARE} runs (got {len(ids)}): tick them on Runs")
-    return chart_runs([run_of(repo, listed, i) for i in ids])
+    problems: list[str] = []
+    chosen = [run_of(repo, listed, i, problems) for i in ids]
+    return chart_runs(chosen), problems
