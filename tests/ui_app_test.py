@@ -172,3 +172,12 @@ def test_long_series_are_thinned_without_losing_a_spike() -> None:
     assert out["value"][out["step"].index(7777.0)] == 50.0
     short = runs_view.thin([0.0, 1.0], [float("inf"), 2.0])
     assert short == {"step": [0.0, 1.0], "value": [None, 2.0]}
+
+
+def test_a_run_whose_series_cannot_be_read_says_so(repo: Path, project: dict[str, str]) -> None:
+    git(repo, "update-ref", "-d", "refs/notes/mlm-series")
+    client = web.create_app(repo).test_client()
+    _, body = get(client, f"/run/{project['fast']}")
+    assert "cannot be read from refs/notes/mlm-series" in body
+    _, body = get(client, f"/compare?ids={project['fast']}&ids={project['baseline']}")
+    assert body.count("cannot be read from refs/notes/mlm-series") == 2
