@@ -67,7 +67,26 @@ def select(
     order_by: str | list[str] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    rows = [flat_row(r) for r in listing.runs]
+    return _select([flat_row(r) for r in listing.runs], where_text, order_by, limit)
+
+
+def select_rows(
+    rows: list[dict[str, Any]],
+    where_text: str | None = None,
+    order_by: str | list[str] | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """`select` over rows already flattened (the ui keeps them between requests); the rows
+    given are left as they are."""
+    return _select([dict(r) for r in rows], where_text, order_by, limit)
+
+
+def _select(
+    rows: list[dict[str, Any]],
+    where_text: str | None,
+    order_by: str | list[str] | None,
+    limit: int | None,
+) -> list[dict[str, Any]]:
     known = set(ATTRIBUTES).union(where.DERIVED, *rows)
     # With no runs at all there are no data columns to check names against, and no answer to
     # get wrong: any params./metrics./... name is accepted.
