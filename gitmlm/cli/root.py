@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import click
 
 from gitmlm import __version__
-from gitmlm.cli import checkpoints, data, models, monitor, sync, tracking
+from gitmlm.cli import checkpoints, data, models, monitor, storage, sync, tracking
 from gitmlm.cli.common import open_repo
 from gitmlm.errors import MlmError
 
@@ -73,8 +73,10 @@ for _command in (
     *models.COMMANDS,
     *sync.COMMANDS,
     *monitor.COMMANDS,
+    *storage.COMMANDS,
 ):
     cli.add_command(_command)
+models.model.add_command(storage.model_get)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

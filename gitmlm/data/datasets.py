@@ -312,6 +312,7 @@ def add(
     cwd: Path | None = None,
     stage: bool = True,
     show_progress: bool = False,
+    store: bool = True,
 ) -> list[Recorded]:
     """Record datasets in mlm.lock (declaring NAME as PATH first when given); all when no NAME.
 
@@ -359,6 +360,10 @@ def add(
             fps = fingerprint(repo, chosen, cache, show_progress)
         finally:
             cache.save()
+        if store:  # the bytes, so this version can be checked out after the files change
+            from gitmlm.data import restore
+
+            restore.store_recorded(repo, fps)
         out = []
         new_lock = dict(lock)
         for fp in fps:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import threading
@@ -83,7 +82,8 @@ class ActiveRun:
             self._events.append({"k": "tags", "v": checked})
 
     def log_artifact(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Record an output file by content digest, so a commit of it can be traced to this run."""
+        """Record an output file or folder by content digest and keep its bytes in the object
+        cache (`git mlm artifacts get` brings them back; a commit of it traces to this run)."""
         rel, info = artifact_info(self.repo, Path(path))
         with self._lock:
             self.record.artifacts[rel] = info
@@ -193,20 +193,22 @@ def _profile_files(repo: Repo, name_or_path: str, info: Mapping[str, Any]) -> li
 
 
 def artifact_info(repo: Repo, path: Path) -> tuple[str, dict[str, Any]]:
+    """Store a file's or a folder's bytes in the object cache now (a later overwrite loses
+    nothing) and return its repo-relative path and record: digest, size (and files for a
+    folder, whose digest is that of its listing: docs/storage.md)."""
+    from gitmlm import storage
+
     root = repo.workdir.resolve()
     full = (path if path.is_absolute() else Path.cwd() / path).resolve()
     if not full.is_relative_to(root):
         raise MlmError(f"artifact {path} is outside the repository {root}")
-    if not full.is_file():
-        raise MlmError(f"artifact {path} is not a file")
-    h = hashlib.sha256()
-    with open(full, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return full.relative_to(root).as_posix(), {
-        "digest": "sha256:" + h.hexdigest(),
-        "size": full.stat().st_size,
-    }
+    if not full.is_file() and not full.is_dir():
+        raise MlmError(f"artifact {path} is not a file or a folder")
+    digest, size, files = storage.store_path(repo, full)
+    info: dict[str, Any] = {"digest": digest, "size": size}
+    if full.is_dir():
+        info |= {"files": files, "kind": "dir"}
+    return full.relative_to(root).as_posix(), info
 
 
 def begin(
