@@ -157,6 +157,22 @@ def model_get(spec: str, dest: str | None, remote: str | None) -> None:
     click.echo(f"{got.dest}  ({got.model} {got.version}, {got.digest[:19]}…, from {got.source})")
 
 
+def push_objects(repo: Any, remote: str | None = None) -> None:
+    """Push every cached object something names (`git mlm push --data`)."""
+    from gitmlm.models import fetch
+
+    b = bar(0, 0, "pushing")
+    try:
+        name, r = fetch.push_all(repo, remote, b)
+    finally:
+        if b:
+            b.close()
+    click.echo(
+        f"storage {name}: pushed {len(r.moved)} object(s), {_size(r.bytes)}; "
+        f"{r.already} already there"
+    )
+
+
 # --- gc ----------------------------------------------------------------------------------------
 
 

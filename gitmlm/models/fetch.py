@@ -14,7 +14,7 @@ from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
 from gitmlm.models import ops
 from gitmlm.models import state as model_registry
-from gitmlm.storage import objects, settings
+from gitmlm.storage import objects, settings, transfer
 
 LFS_HEADER = b"version https://git-lfs.github.com/spec/v1"
 
@@ -108,3 +108,15 @@ def live_objects(repo: Repo) -> set[str]:
             if isinstance(digest, str) and digest:
                 out.add(digest)
     return out
+
+
+def push_all(
+    repo: Repo, remote: str | None = None, progress: transfer.Progress | None = None
+) -> tuple[str, transfer.Report]:
+    """Upload every cached object something here names (what `git mlm push --data` carries):
+    one listing of the remote, then what it lacks."""
+    target = settings.pick(repo, remote)
+    store = settings.cache(repo)
+    wanted = sorted(d for d in live_objects(repo) if store.has(d))
+    conn = transfer.connect(repo, target)
+    return target.name, transfer.push(conn, store, wanted, progress)
