@@ -152,8 +152,8 @@ def push(
 ) -> Moved:
     """Upload every file of the recorded versions that the remote lacks: one listing, then
     the missing objects in parallel (an unchanged dataset costs the listing)."""
-    chosen = versions(repo, names, rev)
     target = settings.pick(repo, remote)
+    chosen = versions(repo, names, rev)
     conn = transfer.connect(repo, target)
     there = transfer.present(conn)
     store = settings.cache(repo)
@@ -175,9 +175,9 @@ def pull(
     progress: transfer.Progress | None = None,
 ) -> Moved:
     """Download into the cache every file of the recorded versions that it lacks, checked."""
+    target = settings.pick(repo, remote)
     chosen = versions(repo, names, rev)
     wanted = list(dict.fromkeys(d for v in chosen for d in v.digests()))
-    target = settings.pick(repo, remote)
     store = settings.cache(repo)
     if all(store.has(d) for d in wanted):
         return Moved(target.name, chosen, transfer.Report(already=len(wanted)))

@@ -179,7 +179,15 @@ def add(repo: Repo, name: str, url: str, *, default: bool, endpoint_url: str | N
 def remove(repo: Repo, name: str) -> None:
     from gitmlm.core import tomledit
 
-    pick(repo, name)  # the unknown-name error, with suggestions
+    # Read the names only: removing is how a broken table (one with a secret) gets fixed.
+    declared = _table(config.load(repo.workdir)).get("remotes", {})
+    names = list(declared) if isinstance(declared, dict) else []
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise MlmError(
+            f"no storage remote named {name!r} ({hint}known: {', '.join(sorted(names)) or 'none'})"
+        )
     file = config.path(repo.workdir)
     text = tomledit.remove_table(file.read_text(encoding="utf-8"), f"storage.remotes.{name}")
     table = _table(config.load(repo.workdir))

@@ -94,6 +94,10 @@ def connect(repo: Repo, remote: Remote) -> Connection:
         fs, path = fsspec.core.url_to_fs(url, **kwargs)
     except (ImportError, ValueError) as exc:
         raise MlmError(f"storage remote {remote.name}: {url}: {exc}") from exc
+    if protocol in ("s3", "s3a"):
+        # s3fs retries 5 times with backoff on top of botocore's own attempts: an unreachable
+        # endpoint would take seconds to report. Three tries still ride out a glitch.
+        fs.retries = 3
     return Connection(remote, fs, str(path).rstrip("/"), False)
 
 
