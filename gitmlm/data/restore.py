@@ -321,21 +321,26 @@ def checkout(
         (root / v.path).unlink()
     links = settings.links(repo)
     written: dict[str, hashing.Hashed] = {}
+    made: set[str] = set()
+    top = str(root)
     for rel in to_write:
         full = v.full(rel)
-        target = root / full
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise MlmError(
-                f"dataset {v.name}: cannot create {target.parent.relative_to(root)}: a file is in "
-                "the way; move it"
-            ) from exc
-        digest = f"{v.algorithm}:{v.entries[rel][1]}"
-        how = objects.place(store.path(digest), target, links)
+        target = f"{top}/{full}"
+        parent = os.path.dirname(target)
+        if parent not in made:
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise MlmError(
+                    f"dataset {v.name}: cannot create {os.path.relpath(parent, top)}: a file "
+                    "is in the way; move it"
+                ) from exc
+            made.add(parent)
+        hex_ = v.entries[rel][1]
+        how = objects.place(store.fast_path(f"{v.algorithm}:{hex_}"), target, links)
         out.how[how] = out.how.get(how, 0) + 1
         out.written.append(full)
-        written[full] = hashing.Hashed(hashing.stat_key(os.stat(target)), v.entries[rel][1])
+        written[full] = hashing.Hashed(hashing.stat_key(os.stat(target)), hex_)
     for rel in to_remove:
         if not rel:
             continue

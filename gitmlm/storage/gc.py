@@ -56,7 +56,10 @@ def sweep_remote(repo: Repo, live: set[str], remote: str | None, *, dry_run: boo
     out = Swept(remote=target.name)
     out.deleted = sorted(d for d in there if d not in live)
     out.kept = len(there) - len(out.deleted)
-    out.bytes = sum(there[d] for d in out.deleted)
+    if conn.local:  # a folder's listing carries no sizes
+        out.bytes = sum(os.stat(conn.path(d)).st_size for d in out.deleted)
+    else:
+        out.bytes = sum(there[d] for d in out.deleted)
     if not dry_run:
         transfer.delete(conn, out.deleted)
     return out

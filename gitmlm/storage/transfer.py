@@ -144,7 +144,8 @@ def guard(conn: Connection, what: str) -> Iterator[None]:
 
 
 def present(conn: Connection) -> dict[str, int]:
-    """Every object the remote holds, digest -> size: one listing (paged by the store)."""
+    """Every object the remote holds, digest -> size (-1 for a folder remote, which would need
+    a stat per object to tell): one listing (paged by the store)."""
     out: dict[str, int] = {}
     if conn.local:
         base = Path(conn.base)
@@ -160,7 +161,8 @@ def present(conn: Connection) -> dict[str, int]:
                 for entry in os.scandir(sub.path):
                     if entry.name.endswith(".mlm-tmp"):
                         continue
-                    out[f"{algorithm}:{sub.name}{entry.name}"] = entry.stat().st_size
+                    # No stat per object: a listing of 100,000 objects stays a directory read.
+                    out[f"{algorithm}:{sub.name}{entry.name}"] = -1
         return out
     with guard(conn, "listing"):
         found = conn.fs.find(conn.base, detail=True)
@@ -280,10 +282,12 @@ def pull(
 
             def one(digest: str) -> None:
                 shutil.copyfile(conn.path(digest), tmps[digest])
+                size = os.stat(tmps[digest]).st_size
+                there[digest] = size
                 if adopt(digest):
                     report.moved.append(digest)
                 if progress:
-                    progress(there[digest], 1)
+                    progress(size, 1)
 
             with guard(conn, "pull"), ThreadPoolExecutor(WORKERS) as pool:
                 list(pool.map(one, todo))
@@ -324,6 +328,8 @@ def check_remote(
 
     def one(digest: str) -> None:
         algorithm, hex_ = objects.parse(digest)
+        if conn.local:
+            there[digest] = os.stat(conn.path(digest)).st_size
         h = hashlib.new(algorithm)
         if conn.local:
             got = objects.hash_path(Path(conn.path(digest)), algorithm)
