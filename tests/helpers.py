@@ -139,9 +139,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+def start_moto(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """moto's S3 server as a subprocess on 127.0.0.1 and a free port: (process, endpoint URL).
-    The caller stops it (proc.terminate()). Also used by bench/storage_bench.py."""
+    The caller stops it (proc.terminate()). Also used by bench/storage_bench.py. `env` adds
+    variables (INITIAL_NO_AUTH_ACTION_COUNT=0 makes it check credentials)."""
     import time
     import urllib.request
 
@@ -150,6 +151,7 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

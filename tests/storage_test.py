@@ -254,3 +254,53 @@ def test_store_rejects_what_does_not_match_its_name(tmp_path: Path) -> None:
     assert not tmp.exists() and not store.has("sha256:" + "0" * 64)
     with pytest.raises(MlmError, match="is not a digest"):
         objects.key("md5:abc")
+
+
+def test_wrong_credentials_are_one_line(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers import S3_ENV, start_moto
+
+    proc, url = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})  # this one checks keys
+    try:
+        for var, value in S3_ENV.items():
+            monkeypatch.setenv(var, value)
+        _dataset(repo, {"a.csv": b"one"})
+        mlm(repo, "storage", "add", "s3", "s3://bucket/x", "--endpoint-url", url, "-d")
+        line = _fail(repo, "data", "push")
+        assert "refused access" in line and "check the credentials" in line
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_gc_drops_only_what_nothing_names(repo: Path) -> None:
+    _dataset(repo, {"a.csv": b"data v1"})
+    (repo / "m.bin").write_bytes(b"model")
+    with gitmlm.start_run() as run:
+        run.log_artifact("m.bin")
+    r = Repo.open(repo)
+    store = settings.cache(r)
+    orphan = store.add_bytes(b"nobody names me")
+    young = store.add_bytes(b"just stored, record not written yet")
+    for digest in (orphan, *store.digests() - {young}):
+        os.utime(store.path(digest), (1, 1))
+    dry = mlm(repo, "gc", "--dry-run").stdout
+    assert "would delete 1 object(s)" in dry and store.has(orphan)
+    mlm(repo, "gc")
+    assert not store.has(orphan) and store.has(young)
+    assert store.has(f"sha256:{objects.hashlib.sha256(b'model').hexdigest()}")
+    assert store.has(f"sha256:{objects.hashlib.sha256(b'data v1').hexdigest()}")
+    assert run.record.artifacts["m.bin"]["size"] == 5
+
+
+def test_two_pushes_of_the_same_objects_at_once_are_safe(repo: Path, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _dataset(repo, {f"f{i}.csv": bytes([i]) * 100 for i in range(40)})
+    _remote(repo, tmp_path)
+    r = Repo.open(repo)
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda _: restore.push(r), range(2)))
+    assert all(not d.unavailable for d in done)
+    conn = transfer.connect(r, settings.pick(r, None))
+    assert len(transfer.present(conn)) == 40
+    assert all(f.ok == 40 and not f.bad for f in restore.verify(r, on_remote=True))
