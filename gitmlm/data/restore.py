@@ -265,9 +265,9 @@ def _current(repo: Repo, v: Version, force: bool) -> dict[str, tuple[int, str]]:
     try:
         fs = dataspec.enumerate_files(root, spec)
     except MlmError:
-        if any(top.iterdir()) if top.is_dir() else True:
-            raise
-        return {}
+        if top.is_dir() and not any(p.is_file() for p in top.rglob("*")):
+            return {}  # an empty folder: nothing to compare, nothing to lose
+        raise
     if fs.base != v.base:
         return {}
     cache = statcache.StatCache.load(repo.mlm_dir, root)

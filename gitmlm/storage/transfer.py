@@ -213,14 +213,11 @@ def push(
         with guard(conn, "push"), ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(one, todo))
     else:
-        atomic = conn.fs.protocol[0] if isinstance(conn.fs.protocol, tuple) else conn.fs.protocol
+        protocol = conn.fs.protocol[0] if isinstance(conn.fs.protocol, tuple) else conn.fs.protocol
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             with guard(conn, "push"):
-                if atomic in ATOMIC_PUT or not conn.is_async:
-                    _put_batch(conn, store, batch, atomic in ATOMIC_PUT)
-                else:
-                    _put_batch(conn, store, batch, False)
+                _put_batch(conn, store, batch, protocol in ATOMIC_PUT)
             if progress:
                 progress(sum(sizes[d] for d in batch), len(batch))
     report.moved = todo

@@ -67,8 +67,9 @@ def get(
     remote: str | None = None,
     progress: Progress | None = None,
 ) -> list[str]:
-    """Write a run's artifact (or all of them) to `dest`: a single file to `dest` itself (or
-    into it when it is a folder); all artifacts below `dest` at their recorded paths."""
+    """Write a run's artifact (or all of them) to `dest`: one artifact to `dest` itself, or
+    into it under its own name when `dest` is a folder; all artifacts below `dest` at their
+    recorded paths."""
     run, found = of_run(repo, run_id)
     if not found:
         raise MlmError(f"run {run.id[:12]} logged no artifacts")
@@ -79,7 +80,7 @@ def get(
             raise MlmError(f"artifact {a.path} of run {run.id[:12]} has no digest")
         if path is None:
             target = dest / a.path
-        elif dest.is_dir() and not a.folder:
+        elif dest.is_dir():  # as `cp -r`: into an existing folder, under its own name
             target = dest / Path(a.path).name
         else:
             target = dest
