@@ -45,15 +45,19 @@ def env(endpoint: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("AWS_", "GIT_")) and k != "PYTHONDONTWRITEBYTECODE"
     }
-    return out | S3_ENV | {
-        "AWS_ENDPOINT_URL": endpoint,
-        "PYTHONPATH": str(ROOT),
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "Bench",
-        "GIT_AUTHOR_EMAIL": "bench@example.com",
-        "GIT_COMMITTER_NAME": "Bench",
-        "GIT_COMMITTER_EMAIL": "bench@example.com",
-    }
+    return (
+        out
+        | S3_ENV
+        | {
+            "AWS_ENDPOINT_URL": endpoint,
+            "PYTHONPATH": str(ROOT),
+            "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "Bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.com",
+            "GIT_COMMITTER_NAME": "Bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.com",
+        }
+    )
 
 
 ENV: dict[str, str] = {}
@@ -98,11 +102,11 @@ def line(what: str, ours: float, ref: float, ref_name: str, target: str) -> None
 def bench_transfers(tmp: Path, data: Path, endpoint: str, use_dvc: bool) -> None:
     ours = tmp / "ours"
     git_repo(ours, data)
-    run(GIT_MLM + ["data", "add", "train", "data"], ours)
+    run([*GIT_MLM, "data", "add", "train", "data"], ours)
     run(["git", "commit", "-q", "-m", "data"], ours)
     make_bucket(endpoint, "bench-ours")
-    run(GIT_MLM + ["storage", "add", "folder", str(tmp / "remote-ours")], ours)
-    run(GIT_MLM + ["storage", "add", "s3", "s3://bench-ours/store"], ours)
+    run([*GIT_MLM, "storage", "add", "folder", str(tmp / "remote-ours")], ours)
+    run([*GIT_MLM, "storage", "add", "s3", "s3://bench-ours/store"], ours)
     cache = ours / ".git" / "mlm" / "objects"
 
     theirs = tmp / "dvc"
@@ -116,11 +120,11 @@ def bench_transfers(tmp: Path, data: Path, endpoint: str, use_dvc: bool) -> None
         run([str(DVC), "remote", "modify", "s3", "endpointurl", endpoint], theirs)
 
     for remote in ("folder", "s3"):
-        push = run(GIT_MLM + ["data", "push", "-r", remote], ours)
-        unchanged = run(GIT_MLM + ["data", "push", "-r", remote], ours)
+        push = run([*GIT_MLM, "data", "push", "-r", remote], ours)
+        unchanged = run([*GIT_MLM, "data", "push", "-r", remote], ours)
         wipe_cache(cache)
         shutil.rmtree(ours / "data")
-        pull = run(GIT_MLM + ["data", "checkout", "train", "-r", remote], ours)
+        pull = run([*GIT_MLM, "data", "checkout", "train", "-r", remote], ours)
         if use_dvc:
             dpush = run([str(DVC), "push", "-q", "-r", remote], theirs)
             dunchanged = run([str(DVC), "push", "-q", "-r", remote], theirs)
@@ -129,7 +133,13 @@ def bench_transfers(tmp: Path, data: Path, endpoint: str, use_dvc: bool) -> None
             dpull = run([str(DVC), "pull", "-q", "-r", remote], theirs)
             line(f"push to {remote}", push, dpush, "dvc push", "target >= 2x")
             line(f"push to {remote}, unchanged", unchanged, dunchanged, "dvc push", "")
-            line(f"pull from {remote} into an empty cache+path", pull, dpull, "dvc pull", "target >= 2x")
+            line(
+                f"pull from {remote} into an empty cache+path",
+                pull,
+                dpull,
+                "dvc pull",
+                "target >= 2x",
+            )
         else:
             print(f"push to {remote}: {push:.2f} s, unchanged {unchanged:.2f} s, pull {pull:.2f} s")
 
@@ -139,12 +149,12 @@ def bench_many(tmp: Path, files: int) -> None:
     make_tree(many, files, files * 1000 / MB)  # ~1 kB each
     repo = tmp / "many"
     git_repo(repo, many)
-    run(GIT_MLM + ["data", "add", "train", "data"], repo)
+    run([*GIT_MLM, "data", "add", "train", "data"], repo)
     run(["git", "commit", "-q", "-m", "data"], repo)
-    run(GIT_MLM + ["storage", "add", "folder", str(tmp / "remote-many"), "-d"], repo)
-    run(GIT_MLM + ["data", "push"], repo)
-    unchanged = min(run(GIT_MLM + ["data", "push"], repo) for _ in range(3))
-    noop = min(run(GIT_MLM + ["--version"], repo) for _ in range(3))
+    run([*GIT_MLM, "storage", "add", "folder", str(tmp / "remote-many"), "-d"], repo)
+    run([*GIT_MLM, "data", "push"], repo)
+    unchanged = min(run([*GIT_MLM, "data", "push"], repo) for _ in range(3))
+    noop = min(run([*GIT_MLM, "--version"], repo) for _ in range(3))
     print(
         f"{'push, unchanged ' + format(files, ',') + ' files':<44} gitmlm {unchanged:7.2f} s"
         f"   (`git mlm --version` {noop:.2f} s; target <= 0.5 s)"
@@ -156,10 +166,12 @@ def bench_many(tmp: Path, files: int) -> None:
     for how in ("hardlink,copy", "reflink,copy"):
         shutil.rmtree(repo / "data")
         run(["git", "config", "mlm.link", how], repo)
-        took = run(GIT_MLM + ["data", "checkout", "train"], repo)
+        took = run([*GIT_MLM, "data", "checkout", "train"], repo)
         label = f"checkout {files:,} files ({how.split(',')[0]})"
-        print(f"{label:<44} gitmlm {took:7.2f} s   cp -al {ref:7.2f} s   "
-              f"({took / ref:4.1f}x cp -al; target <= 2x)")
+        print(
+            f"{label:<44} gitmlm {took:7.2f} s   cp -al {ref:7.2f} s   "
+            f"({took / ref:4.1f}x cp -al; target <= 2x)"
+        )
 
 
 def main() -> None:
@@ -175,8 +187,10 @@ def main() -> None:
     proc, endpoint = start_moto()
     ENV.update(env(endpoint))
     try:
-        print(f"dataset: {args.files:,} files, {args.mb:,.0f} MB; many: {args.many:,} files; "
-              f"cores: {os.cpu_count()}; S3: moto on {endpoint}")
+        print(
+            f"dataset: {args.files:,} files, {args.mb:,.0f} MB; many: {args.many:,} files; "
+            f"cores: {os.cpu_count()}; S3: moto on {endpoint}"
+        )
         data = tmp / "src"
         make_tree(data, args.files, args.mb)
         bench_transfers(tmp, data, endpoint, use_dvc)

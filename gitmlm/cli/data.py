@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from gitmlm.cli import progress
 from gitmlm.cli.common import format_option, open_repo
 from gitmlm.core import fmt
-from gitmlm.errors import MlmError
 
 
 def _size(n: int | None) -> str:
@@ -56,7 +55,7 @@ def data_add(name: str | None, path: str | None, no_stage: bool, no_store: bool)
         path,
         cwd=Path.cwd(),
         stage=not no_stage,
-        show_progress=True,
+        progress=progress.for_stderr,
         store=not no_store,
     )
     for r in done:
@@ -96,7 +95,7 @@ def data_status(names: tuple[str, ...], exit_code: bool, fmt_: str) -> int:
     from gitmlm.data import datasets as _data
 
     repo = open_repo()
-    found = _data.status(repo, list(names) or None, show_progress=True)
+    found = _data.status(repo, list(names) or None, progress=progress.for_stderr)
     rows: list[dict[str, Any]] = []
     for st in found:
         c = st.changes
@@ -185,47 +184,10 @@ def data_ls(fmt_: str) -> None:
     click.echo(fmt.render(rows, ["dataset", "path", "digest", "size", "files", "changed"], fmt_))
 
 
-@click.command("install-hooks")
-@click.option("--uninstall", is_flag=True, help="Remove the shims, restoring earlier hooks.")
-def install_hooks(uninstall: bool) -> None:
-    """Install gitmlm's git hooks into .git/hooks (for teams without the pre-commit framework).
-
-    The hooks are shims that run `git mlm hook STAGE`. A hook already in place is kept as
-    STAGE.pre-gitmlm and run after gitmlm's checks.
-    """
-    from gitmlm.hooks import install as hookinstall
-
-    repo = open_repo()
-    actions = hookinstall.uninstall(repo) if uninstall else hookinstall.install(repo)
-    for a in actions:
-        click.echo(a.what)
-    if not actions:
-        click.echo("no gitmlm hooks installed")
-
-
-@click.command(
-    "hook", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
-)
-@click.argument("stage")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def hook(stage: str, args: tuple[str, ...]) -> int:
-    """Run gitmlm's checks for git hook STAGE (what the installed shims call)."""
-    from gitmlm.hooks import install as hookinstall
-
-    try:
-        repo = open_repo()
-    except MlmError:  # the checks report a missing repository themselves
-        repo = None
-    sys.stdout.flush()
-    return hookinstall.run(repo, stage, args)
-
-
 # --- bytes: push, pull, checkout, verify (the object store, docs/storage.md) -------------------
 
 
 def _transfer_bar(label: str) -> Any:
-    from gitmlm.cli import progress
-
     return progress.for_stderr(0, 0, label)
 
 
@@ -337,4 +299,4 @@ def data_verify(
     return 1 if any(f.missing or f.bad for f in found) else 0
 
 
-COMMANDS = [data, install_hooks, hook]
+COMMANDS = [data]

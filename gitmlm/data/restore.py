@@ -18,6 +18,7 @@ from gitmlm import storage
 from gitmlm.core import config
 from gitmlm.core.git import Repo
 from gitmlm.data import datasets, hashing, manifest, statcache
+from gitmlm.data import lock as lockfile
 from gitmlm.data import spec as dataspec
 from gitmlm.errors import MlmError
 from gitmlm.storage import objects, settings, transfer
@@ -69,7 +70,7 @@ def _version(repo: Repo, name: str, entry: dict[str, Any], rev: str | None) -> V
 
 def versions(repo: Repo, names: Sequence[str] | None, rev: str | None) -> list[Version]:
     """The versions mlm.lock records (at REV when given) of the named datasets (or all)."""
-    lock = datasets.load_lock(repo.workdir) if rev is None else datasets.lock_at(repo, rev)
+    lock = lockfile.load(repo.workdir) if rev is None else lockfile.at(repo, rev)
     label = "mlm.lock" if rev is None else f"mlm.lock at {rev}"
     chosen = list(dict.fromkeys(names)) if names else sorted(lock)
     out = []
@@ -84,30 +85,6 @@ def versions(repo: Repo, names: Sequence[str] | None, rev: str | None) -> list[V
 
 
 # --- storing into the cache --------------------------------------------------------------------
-
-
-def store_files(repo: Repo, root: Path, files: dict[str, tuple[int, str]], algorithm: str) -> int:
-    """Copy work-tree files into the cache under their recorded digests (repo-relative path ->
-    (size, hex)); returns how many were new. A file that changed since is an error."""
-    store = settings.cache(repo)
-    new = 0
-    for path, (_, hex_) in files.items():
-        digest = f"{algorithm}:{hex_}"
-        if not store.has(digest):
-            store.add_file(root / path, digest)
-            new += 1
-    return new
-
-
-def store_recorded(repo: Repo, fps: Sequence[datasets.Fingerprint]) -> int:
-    """Keep the bytes of what `data add` just recorded (so a later overwrite loses nothing)."""
-    new = 0
-    for fp in fps:
-        algorithm = fp.spec.algorithm
-        entries = fp.entries()
-        files = {path: entries[fp.fileset.rel(path)] for path, _ in fp.fileset.files}
-        new += store_files(repo, repo.workdir, files, algorithm)
-    return new
 
 
 def _from_worktree(repo: Repo, v: Version, digests: set[str]) -> set[str]:
@@ -272,7 +249,7 @@ def _current(repo: Repo, v: Version, force: bool) -> dict[str, tuple[int, str]]:
         return {}
     cache = statcache.StatCache.load(repo.mlm_dir, root)
     try:
-        (fp,) = datasets.fingerprint(repo, [fs], cache, True)
+        (fp,) = datasets.fingerprint(repo, [fs], cache, None)
         return fp.entries()
     finally:
         cache.save()
@@ -380,7 +357,7 @@ def live(repo: Repo) -> set[str]:
         info = repo.commit(commit)
         algorithm = "sha256"
         for word in info.message.split():
-            if ":" in word and word.split(":", 1)[0] in hashing.ALGORITHMS:
+            if ":" in word and word.split(":", 1)[0] in lockfile.ALGORITHMS:
                 algorithm = word.split(":", 1)[0]
         tree = repo.tree_of(commit)
         out.update(f"{algorithm}:{hex_}" for _, hex_ in manifest.read(repo, tree).values())

@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitmlm import storage
+from gitmlm.core import digest as content_digest
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
 from gitmlm.models import ops
 from gitmlm.models import state as model_registry
 from gitmlm.storage import objects, settings, transfer
-
-LFS_HEADER = b"version https://git-lfs.github.com/spec/v1"
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ def _lfs_content(repo: Repo, pointer: bytes) -> bytes:
         )
     except FileNotFoundError:
         raise MlmError("the model is a Git LFS pointer and git-lfs is not installed") from None
-    if proc.returncode != 0 or proc.stdout.startswith(LFS_HEADER):
+    if proc.returncode != 0 or content_digest.lfs_oid(proc.stdout) is not None:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
         raise MlmError(f"git lfs could not fetch the model: {err[-1] if err else 'no content'}")
     return proc.stdout
@@ -68,7 +67,7 @@ def artifact(repo: Repo, spec: str, *, remote: str | None = None) -> Got:
     data = repo.file_at(r.commit, r.path) if r.path and repo.has_object(r.commit) else None
     if data is not None:
         source = "git"
-        if data.startswith(LFS_HEADER):
+        if content_digest.lfs_oid(data) is not None:
             data, source = _lfs_content(repo, data), "git-lfs"
         got = store.add_bytes(data, algorithm)
         if got != r.digest:
