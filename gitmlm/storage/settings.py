@@ -58,10 +58,21 @@ def cache(repo: Repo) -> objects.Store:
     return objects.Store(repo.mlm_dir / "objects")
 
 
+KEYS = ("default", "link", "push_with_records", "remotes")
+
+
 def _table(cfg: dict[str, Any]) -> dict[str, Any]:
     table = cfg.get("storage", {})
     if not isinstance(table, dict):
         raise MlmError(f"{config.FILE}: [storage] must be a table")
+    unknown = [str(k) for k in table if k not in KEYS]
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], KEYS, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise MlmError(
+            f"{config.FILE}: unknown key {unknown[0]!r} in [storage]{hint}; "
+            f"known: {', '.join(KEYS)}"
+        )
     return table
 
 
