@@ -5,6 +5,7 @@ Importing this package stays light (no pandas): the DataFrame helpers import it 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmlm._version import __version__
@@ -23,6 +24,7 @@ __all__ = [
     "Resolved",
     "Run",
     "__version__",
+    "artifact_path",
     "get_run",
     "registry",
     "resolve",
@@ -78,3 +80,13 @@ def resolve(spec: str, *, path: str | None = None) -> Resolved:
     from gitmlm.models import ops as lifecycle
 
     return lifecycle.resolved(Repo.open(path), spec)
+
+
+def artifact_path(spec: str, *, path: str | None = None, remote: str | None = None) -> Path:
+    """A verified local path to the artifact of model version `spec` ("churn#production",
+    "churn@v1.2.0", "churn"), fetched on demand from git, Git LFS or the storage remote.
+    The file is the cache's read-only copy: load it, do not edit it."""
+    from gitmlm.core.git import Repo
+    from gitmlm.models import fetch
+
+    return fetch.artifact(Repo.open(path), spec, remote=remote).path

@@ -237,3 +237,60 @@ def ui_project(repo: Path) -> dict[str, str]:
     mlm(repo, "register", "churn")
     mlm(repo, "promote", "churn", "staging")
     return ids
+
+
+# --- a real S3 API on loopback (moto's standalone server) ---------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """moto's S3 server as a subprocess on 127.0.0.1 and a free port: (process, endpoint URL).
+    The caller stops it (proc.terminate()). Also used by bench/storage_bench.py. `env` adds
+    variables (INITIAL_NO_AUTH_ACTION_COUNT=0 makes it check credentials)."""
+    import time
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto's S3 server did not start") from None
+            time.sleep(0.1)
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def make_bucket(endpoint: str, name: str) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        key=S3_ENV["AWS_ACCESS_KEY_ID"],
+        secret=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+    )
+    fs.mkdir(name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,23 @@ if TYPE_CHECKING:
     from gitmlm.sync.sync import FetchReport, PushReport
 
 _REMOTE = click.argument("remote", required=False)
+_DATA = click.option(
+    "--data",
+    "data",
+    is_flag=True,
+    help="Also push the bytes (datasets, artifacts, models) to the storage remote "
+    "(always, with [storage] push_with_records = true in mlm.toml).",
+)
+
+
+def _push_data(repo: Any, data: bool) -> None:
+    from gitmlm.storage import settings
+
+    if not data and not settings.push_with_records(repo):
+        return
+    from gitmlm.cli.storage import push_objects
+
+    push_objects(repo)
 
 
 def _group(names: list[str], new: str = "") -> list[str]:
@@ -104,7 +121,8 @@ def fetch_cmd(remote: str | None) -> None:
 
 @click.command("push")
 @_REMOTE
-def push_cmd(remote: str | None) -> None:
+@_DATA
+def push_cmd(remote: str | None, data: bool) -> None:
     """Push records, checkpoints and registry tags to REMOTE, each as a compare-and-swap.
 
     Fails, changing nothing, when REMOTE has records not merged here: run `git mlm sync`.
@@ -117,6 +135,7 @@ def push_cmd(remote: str | None) -> None:
     report = sync.push(repo, name)
     _warn(report.problems)
     _push_lines(name, report)
+    _push_data(repo, data)
 
 
 def _push_lines(name: str, report: PushReport) -> None:
@@ -130,7 +149,8 @@ def _push_lines(name: str, report: PushReport) -> None:
 
 @click.command("sync")
 @_REMOTE
-def sync_cmd(remote: str | None) -> None:
+@_DATA
+def sync_cmd(remote: str | None, data: bool) -> None:
     """Fetch, merge run by run, and push: afterwards REMOTE and this clone hold the union.
 
     When another clone pushes in between, sync fetches, merges and pushes again (a bounded
@@ -148,6 +168,7 @@ def sync_cmd(remote: str | None) -> None:
     for line in _fetch_lines(report.fetch):
         click.echo(f"fetched: {line}")
     _push_lines(name, report.push)
+    _push_data(repo, data)
 
 
 COMMANDS = [fetch_cmd, push_cmd, sync_cmd]

@@ -59,8 +59,18 @@ def path(root: Path) -> Path:
 
 SCHEMA = 1
 # The keys of each section. A section is checked here for its keys and their types; [monitor]
-# checks its own tables (monitor/monitor.py), so only its presence is known here.
-SECTIONS = ("schema", "datasets", "models", "metrics", "checkpoint", "registry", "monitor")
+# and [storage] check their own tables (monitor/monitor.py, storage/settings.py), so only their
+# presence is known here.
+SECTIONS = (
+    "schema",
+    "datasets",
+    "models",
+    "metrics",
+    "checkpoint",
+    "registry",
+    "monitor",
+    "storage",
+)
 DATASET_KEYS = ("path", "exclude", "algorithm")
 MODEL_KEYS = ("path", "description", "type")
 CHECKPOINT_KEYS = ("code", "exclude", "outputs", "mode", "max_size")

@@ -296,6 +296,7 @@ def add(
     cwd: Path | None = None,
     stage: bool = True,
     progress: hashing.ProgressFactory | None = None,
+    store: bool = True,
 ) -> list[Recorded]:
     """Record datasets in mlm.lock (declaring NAME as PATH first when given); all when no NAME.
 
@@ -340,6 +341,12 @@ def add(
             fps = fingerprint(repo, chosen, cache, progress)
         finally:
             cache.save()
+        from gitmlm.data import keep
+
+        for fp in fps if store else []:  # the bytes, so the version can be checked out later
+            entries = fp.entries()
+            kept = {path: entries[fp.fileset.rel(path)] for path, _ in fp.fileset.files}
+            keep.store_files(repo, root, kept, fp.spec.algorithm)
         out = []
         new_lock = dict(lock)
         for fp in fps:

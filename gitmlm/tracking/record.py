@@ -107,7 +107,8 @@ class ActiveRun:
             self._write({"k": "tags", "v": checked})
 
     def log_artifact(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Record an output file by content digest, so a commit of it can be traced to this run."""
+        """Record an output file or folder by content digest and keep its bytes in the object
+        cache (`git mlm artifacts get` brings them back; a commit of it traces to this run)."""
         rel, info = artifact_info(self.repo, Path(path))
         with self._lock:
             self.record.artifacts[rel] = info
@@ -232,16 +233,26 @@ def _profile_files(repo: Repo, name_or_path: str, info: Mapping[str, Any]) -> li
 
 
 def artifact_info(repo: Repo, path: Path) -> tuple[str, dict[str, Any]]:
+    """Store a file's or a folder's bytes in the object cache now (a later overwrite loses
+    nothing) and return its repo-relative path and record: digest, size (and files for a
+    folder, whose digest is that of its listing: docs/storage.md)."""
+    from gitmlm import storage
+
     root = repo.workdir.resolve()
     full = (path if path.is_absolute() else Path.cwd() / path).resolve()
     if not full.is_relative_to(root):
         raise MlmError(f"artifact {path} is outside the repository {root}")
-    if not full.is_file():
-        raise MlmError(f"artifact {path} is not a file")
-    return full.relative_to(root).as_posix(), {
-        "digest": digest.of_file(full),
-        "size": full.stat().st_size,
-    }
+    if not full.is_file() and not full.is_dir():
+        raise MlmError(f"artifact {path} is not a file or a folder")
+    stored, size, files = storage.store_path(repo, full)
+    info: dict[str, Any] = {"digest": stored, "size": size}
+    if full.is_dir():
+        info |= {"files": files, "kind": "dir"}
+    elif size <= digest.LFS_POINTER_MAX:
+        # An unsmudged Git LFS pointer stands for its object (core/digest.py): the run names
+        # the oid, whose bytes live in LFS, not the pointer's.
+        info["digest"] = digest.lfs_oid(full.read_bytes()) or stored
+    return full.relative_to(root).as_posix(), info
 
 
 def begin(
