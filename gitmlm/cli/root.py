@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import click
 
 from gitmlm import __version__
-from gitmlm.cli import checkpoints, data, models, monitor, sync, tracking
+from gitmlm.cli import checkpoints, data, models, monitor, scan, sync, tracking
 from gitmlm.cli.common import open_repo
 from gitmlm.errors import MlmError
 
@@ -73,6 +73,7 @@ for _command in (
     *models.COMMANDS,
     *sync.COMMANDS,
     *monitor.COMMANDS,
+    *scan.COMMANDS,
 ):
     cli.add_command(_command)
 
