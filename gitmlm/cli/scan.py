@@ -121,7 +121,7 @@ def run_cmd(
         prediction=prediction,
         proba=proba,
         artifact=artifact,
-        trust=list(trust),
+        trust=[*(cfg.trust if cfg else []), *trust],
         ignore=[*(cfg.ignore if cfg else []), *ignore],
         train=list(train),
         options=options,

@@ -19,7 +19,9 @@ def scan_and_record(repo: Repo, subject: str, data: Path, target: str) -> scans.
     options = Options(seed=cfg.seed, sensitive=list(cfg.sensitive))
     if cfg.noise:
         options.noise = cfg.noise
-    request = engine.Request(subject, data, target, ignore=list(cfg.ignore), options=options)
+    request = engine.Request(
+        subject, data, target, trust=list(cfg.trust), ignore=list(cfg.ignore), options=options
+    )
     result = engine.scan(repo, request)
     key = record.record(repo, result)
     assert result.subject.commit is not None

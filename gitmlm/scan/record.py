@@ -26,6 +26,7 @@ def table(result: Result) -> dict[str, Any]:
         "run": s.run.id if s.run else None,
         "artifact": s.path or None,
         "artifact_digest": s.digest or None,
+        "artifact_source": s.origin,
         "data": result.data.name,
         "data_digest": result.data_digest,
         "target": result.target,

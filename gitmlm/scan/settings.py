@@ -16,13 +16,14 @@ from typing import Any
 from gitmlm.core import config
 from gitmlm.errors import MlmError
 
-KNOWN = ("sensitive", "ignore", "seed", "max_major", "max_medium", "max_minor", "noise")
+KNOWN = ("sensitive", "ignore", "trust", "seed", "max_major", "max_medium", "max_minor", "noise")
 
 
 @dataclass
 class Settings:
     sensitive: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
+    trust: list[str] = field(default_factory=list)
     seed: int = 0
     limits: dict[str, int] = field(default_factory=dict)
     noise: float | None = None
@@ -39,10 +40,10 @@ def settings(cfg: dict[str, Any]) -> Settings:
             f"{', '.join(KNOWN)}"
         )
     out = Settings()
-    for key in ("sensitive", "ignore"):
+    for key in ("sensitive", "ignore", "trust"):
         value = section.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise MlmError(f"{config.FILE}: [scan] {key} must be a list of column names")
+            raise MlmError(f"{config.FILE}: [scan] {key} must be a list of strings")
         setattr(out, key, list(value))
     for key in ("seed", "max_major", "max_medium", "max_minor"):
         value = section.get(key)
