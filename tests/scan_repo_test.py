@@ -169,6 +169,7 @@ def test_pickle_by_run_id_and_onnx_file(repo: Path, project: dict[str, Any], cli
     code, text, err = cli(
         "scan", "churn.onnx", "data/holdout.csv", "--target", "churn", "--format", "json"
     )
+    assert code == 0, err
     onnx_doc = json.loads(text)
     assert onnx_doc["answers"] == "onnx" and onnx_doc["task"] == "classification"
     assert "not recorded" in err  # a loose file has no commit to keep the note on

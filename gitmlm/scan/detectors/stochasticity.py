@@ -12,7 +12,7 @@ import numpy as np
 from gitmlm.scan.context import Context, same
 from gitmlm.scan.findings import Finding
 
-ALONE = 20
+ALONE = 10
 TOLERANCE = 1e-6
 
 
