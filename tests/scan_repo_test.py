@@ -280,3 +280,29 @@ def test_scan_notes_travel_with_sync(
     assert cli("fetch")[0] == 0
     theirs = as_json(cli("scan", "history", "churn", "--format", "json"))
     assert theirs == mine and len(theirs) == 1
+
+
+def test_scores_only_are_recorded_on_the_named_version(
+    repo: Path, project: dict[str, Any], cli: Any
+) -> None:
+    scored = project["holdout"].assign(p=0.3)
+    scored.to_csv(repo / "scored.csv", index=False)
+    doc = as_json(
+        cli(
+            "scan",
+            "churn@v0.0.1",
+            "scored.csv",
+            "--target",
+            "churn",
+            "--proba",
+            "p",
+            "--format",
+            "json",
+            "--max-major",
+            "99",
+        )
+    )
+    assert doc["answers"] == "columns" and doc["version"] == "v0.0.1"
+    assert doc["key"] is not None  # recorded on the version's commit
+    code, _, err = cli("scan", "churn@v9.9.9", "scored.csv", "--target", "churn", "--proba", "p")
+    assert code == 1 and "no version v9.9.9" in err

@@ -179,17 +179,18 @@ def scan(repo: Repo | None, req: Request, progress: Callable[[str], None] | None
 
 
 def _subject(repo: Repo | None, req: Request) -> source.Subject:
-    if req.predict or req.prediction or req.proba:
-        if repo is not None:
-            try:
-                return source.resolve(repo, req.model, req.artifact)
-            except MlmError:
-                if Path(req.model).is_file() or req.model == "-":
-                    pass
-                else:
-                    raise
-        return source.Subject(req.model, "", b"", "", "function" if req.predict else "columns")
-    return source.resolve(repo, req.model, req.artifact)
+    """The model scanned. With answers from a function or from columns, MODEL still names the
+    version (or run) the note is kept on; any other name is only a label and nothing is kept."""
+    answered = bool(req.predict or req.prediction or req.proba)
+    if not answered:
+        return source.resolve(repo, req.model, req.artifact)
+    if repo is not None and not Path(req.model).is_file():
+        try:
+            return source.resolve(repo, req.model, req.artifact, read=False)
+        except MlmError:
+            if source.is_model(repo, req.model):
+                raise  # a registered model's missing version is an error, not a label
+    return source.Subject(req.model, "", b"", "", "function" if req.predict else "columns")
 
 
 def _data_path(repo: Repo | None, data: Path) -> Path:

@@ -47,15 +47,20 @@ class Subject:
     run: Run | None = None
 
 
-def resolve(repo: Repo | None, spec: str, artifact: str | None = None) -> Subject:
-    """MODEL as a registry reference (churn, churn@v1.2.0, churn#staging), a run id, or a file."""
-    if repo is None or (Path(spec).is_file() and not _is_model(repo, spec)):
+def resolve(
+    repo: Repo | None, spec: str, artifact: str | None = None, *, read: bool = True
+) -> Subject:
+    """MODEL as a registry reference (churn, churn@v1.2.0, churn#staging), a run id, or a file;
+    with `read` False (predictions given as columns) the artifact itself is not read."""
+    if repo is None or (Path(spec).is_file() and not is_model(repo, spec)):
         return _file(spec)
-    if _is_model(repo, spec):
+    if is_model(repo, spec):
         r = ops.resolved(repo, spec)
         if not r.path:
             raise MlmError(f"{r.model} {r.version} names no artifact path; declare its path")
-        content, origin = artifact_bytes(repo, r.path, r.digest, r.commit)
+        content, origin = (
+            artifact_bytes(repo, r.path, r.digest, r.commit) if read else (b"", "not read")
+        )
         run = _run(repo, r.run) if r.run else None
         return Subject(
             f"{r.model}@{r.version}",
@@ -76,6 +81,8 @@ def resolve(repo: Repo | None, spec: str, artifact: str | None = None) -> Subjec
         raise MlmError(
             f"{spec!r} is neither a registered model (known: {known}), a run id, nor a file"
         ) from None
+    if not read:
+        return Subject(f"run {run.id[: ids.SHORT]}", "", b"", "", "not read", run.commit, run=run)
     path = artifact or _model_artifact(run)
     digest = str(run.artifacts.get(path, {}).get("digest", ""))
     if not digest:
@@ -84,7 +91,7 @@ def resolve(repo: Repo | None, spec: str, artifact: str | None = None) -> Subjec
     return Subject(f"run {run.id[: ids.SHORT]}", path, content, digest, origin, run.commit, run=run)
 
 
-def _is_model(repo: Repo, spec: str) -> bool:
+def is_model(repo: Repo, spec: str) -> bool:
     try:
         name = tags.parse_spec(spec).model
     except MlmError:
