@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pygit2
 
+from gitmlm.core import gitcmd
 from gitmlm.errors import MlmError
 
 ZERO = "0" * 40
@@ -173,11 +174,9 @@ class Repo:
         """Refs matching `for-each-ref` patterns (`refs/mlm/`, `refs/notes/mlm*`) -> target,
         read by one `git for-each-ref`: cheaper than walking the refs here once a repository
         holds thousands (one checkpoint or keep ref per run)."""
-        proc = subprocess.run(
-            ["git", "for-each-ref", "--format=%(objectname) %(refname)", *patterns],
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
-            text=True,
+        proc = gitcmd.proc(
+            ["for-each-ref", "--format=%(objectname) %(refname)", *patterns],
+            git_dir=self.common_dir,
         )
         if proc.returncode != 0:
             raise MlmError(f"git for-each-ref failed: {proc.stderr.strip()}")
@@ -362,12 +361,10 @@ class Repo:
         Made by `git tag` so git's own signing (gpg or ssh, as the user configured) applies;
         creating a ref is atomic in git, so two writers can never both get one name.
         """
-        proc = subprocess.run(
-            ["git", "tag", "-s" if sign else "-a", "--cleanup=verbatim", "-F", "-", name, commit],
+        proc = gitcmd.proc(
+            ["tag", "-s" if sign else "-a", "--cleanup=verbatim", "-F", "-", name, commit],
             cwd=self.root or self.common_dir,
             input=message,
-            capture_output=True,
-            text=True,
         )
         if proc.returncode != 0:
             if "already exists" in proc.stderr:
@@ -377,15 +374,10 @@ class Repo:
 
     def verify_tag(self, name: str, allowed_signers: Path | None) -> tuple[bool, str]:
         """(good, git's one-line verdict) for a signed tag, ssh keys checked against the file."""
-        args = ["git"]
+        args: list[str] = []
         if allowed_signers is not None:
             args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
-        proc = subprocess.run(
-            [*args, "verify-tag", name],
-            cwd=self.root or self.common_dir,
-            capture_output=True,
-            text=True,
-        )
+        proc = gitcmd.proc([*args, "verify-tag", name], cwd=self.root or self.common_dir)
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         verdict = lines[-1] if lines else ("good signature" if proc.returncode == 0 else "")
         return proc.returncode == 0, verdict.strip()
@@ -397,7 +389,7 @@ class Repo:
 
     def is_valid_ref_name(self, ref: str) -> bool:
         """What `git check-ref-format` accepts (git, not libgit2, decides what a remote takes)."""
-        proc = subprocess.run(["git", "check-ref-format", ref], capture_output=True)
+        proc = gitcmd.proc(["check-ref-format", ref])
         return proc.returncode == 0
 
     def remote_tags(self, remote: str) -> dict[str, str]:
@@ -485,12 +477,11 @@ class Repo:
             return [self.write_blob(b) for b in blobs]
         ids = [hashlib.sha1(b"blob %d\0" % len(b) + b).hexdigest() for b in blobs]
         feed = b"".join(b"blob\ndata %d\n" % len(b) + b + b"\n" for b in blobs)
-        proc = subprocess.run(
+        proc = gitcmd.proc(
             # A pack even for a few dozen objects (git unpacks fewer than 100 by default).
-            ["git", "-c", "fastimport.unpackLimit=0", "fast-import", "--quiet"],
+            ["-c", "fastimport.unpackLimit=0", "fast-import", "--quiet"],
             input=feed,
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
+            git_dir=self.common_dir,
         )
         if proc.returncode != 0:
             return [self.write_blob(b) for b in blobs]  # loose objects always work
@@ -590,12 +581,10 @@ class Repo:
 
     def update_ref(self, name: str, new: str, old: str | None, message: str = "gitmlm") -> None:
         """Compare-and-swap: move `name` to `new` only if it still points at `old`."""
-        proc = subprocess.run(
-            ["git", "update-ref", "-m", message, name, new, old or ZERO],
+        proc = gitcmd.proc(
+            ["update-ref", "-m", message, name, new, old or ZERO],
             cwd=self.common_dir,
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
-            text=True,
+            git_dir=self.common_dir,
         )
         if proc.returncode != 0:
             if "cannot lock ref" in proc.stderr or "but expected" in proc.stderr:
@@ -608,12 +597,10 @@ class Repo:
         that could not be created because they exist already (or appeared meanwhile)."""
         if not refs:
             return []
-        proc = subprocess.run(
-            ["git", "update-ref", "-m", message, "--stdin"],
+        proc = gitcmd.proc(
+            ["update-ref", "-m", message, "--stdin"],
             input="".join(f"create {name} {oid}\n" for name, oid in refs.items()),
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
-            text=True,
+            git_dir=self.common_dir,
         )
         if proc.returncode == 0:
             return []
@@ -626,13 +613,7 @@ class Repo:
         return failed
 
     def delete_ref(self, name: str, old: str | None = None) -> None:
-        args = ["git", "update-ref", "-d", name] + ([old] if old else [])
-        subprocess.run(
-            args,
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
-            check=False,
-        )
+        gitcmd.proc(["update-ref", "-d", name] + ([old] if old else []), git_dir=self.common_dir)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -649,8 +630,7 @@ class Repo:
 
     def run_git_status(self, *args: str) -> tuple[int, str]:
         """(exit code, stderr) of a git command whose failure the caller explains."""
-        cwd = self.root or self.common_dir
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+        proc = gitcmd.proc(args, cwd=self.root or self.common_dir)
         return proc.returncode, proc.stderr
 
     def git_proc(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -659,11 +639,7 @@ class Repo:
         Never prompts: a remote that wants credentials fails with git's message instead of
         hanging a sync.
         """
-        cwd = self.root or self.common_dir
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-        return subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, input=input, env=env
-        )
+        return gitcmd.proc(args, cwd=self.root or self.common_dir, input=input)
 
     def run_git(
         self,
@@ -674,22 +650,10 @@ class Repo:
     ) -> str:
         """`git ARGS` in the work tree (the git dir of a bare repository); `env` adds variables."""
         cwd = self.root or self.common_dir
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            input=input,
-            env={**os.environ, **env} if env else None,
-        )
-        if check and proc.returncode != 0:
-            raise MlmError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc.stdout
+        if check:
+            return gitcmd.run(args, cwd=cwd, input=input, env=env)
+        return gitcmd.proc(args, cwd=cwd, input=input, env=env).stdout
 
     def run_git_bytes(self, *args: str) -> bytes:
         """`git ARGS` whose output is binary (archive, cat-file)."""
-        proc = subprocess.run(["git", *args], cwd=self.root or self.common_dir, capture_output=True)
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip()
-            raise MlmError(f"git {' '.join(args)} failed: {err}")
-        return proc.stdout
+        return gitcmd.run_bytes(args, cwd=self.root or self.common_dir)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitmlm.core import config, fmt, scans, where
+from gitmlm.core import digest as artifact_digest
 from gitmlm.core.records import Run, flat_row
-from gitmlm.data import datasets as data
-from gitmlm.data import hashing
+from gitmlm.data import lock as lockfile
 from gitmlm.errors import MlmError
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def _scan(
     if repo is None or not candidate.commit or not candidate.model:
         return Check(gate, False, "no registered version to read scans of")
     subject = f"{candidate.model}@{candidate.version}"
-    digest = "sha256:" + hashing.hash_file(str(data_path), spec["data"], "sha256").hex
+    digest = artifact_digest.of_file(data_path)
     found = scans.find(repo, candidate.commit, scans.key(subject, digest))
     how = "recorded"
     if found is None:
@@ -234,9 +234,9 @@ def _better(
 
 def _datasets(root: Path, candidate: Evidence) -> Check:
     gate = "datasets match mlm.lock"
-    lock = data.read_lock(root)
+    lock = lockfile.load(root)
     if not lock:
-        return Check(gate, False, f"no datasets in {data.LOCK_FILE}")
+        return Check(gate, False, f"no datasets in {lockfile.FILE}")
     wrong = []
     for name, entry in sorted(lock.items()):
         have = candidate.row.get(f"datasets.{name}")

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from gitmlm.core import codec
+from gitmlm.core import digest as artifact_digest
 from gitmlm.core.git import Repo
-from gitmlm.data import hashing
 from gitmlm.errors import MlmError
 from gitmlm.scan import loading, slices, source
 from gitmlm.scan.context import Context, Options
@@ -161,7 +161,7 @@ def scan(repo: Repo | None, req: Request, progress: Callable[[str], None] | None
     for name in wanted:
         tell(f"detector {name}")
         found += DETECTORS[name](ctx)
-    digest = "sha256:" + hashing.hash_file(str(data_path), data_path.name, "sha256").hex
+    digest = artifact_digest.of_file(data_path)
     return Result(
         subject,
         data_path,

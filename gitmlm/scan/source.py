@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gitmlm.core import digest as artifact_digest
 from gitmlm.core import ids, tags
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
@@ -26,7 +27,6 @@ from gitmlm.stats import frames
 from gitmlm.tracking import record as tracking
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".parq", ".csv.gz")
-LFS = b"version https://git-lfs.github.com/spec/v1"
 
 
 @dataclass
@@ -119,7 +119,7 @@ def _file(spec: str) -> Subject:
     if not p.is_file():
         raise MlmError(f"{spec!r}: no such model file (and no repository to look it up in)")
     content = p.read_bytes()
-    return Subject(str(p), str(p), content, registry._digest(content), "file")
+    return Subject(str(p), str(p), content, artifact_digest.of_bytes(content), "file")
 
 
 def artifact_bytes(repo: Repo, path: str, digest: str, commit: str) -> tuple[bytes, str]:
@@ -127,10 +127,15 @@ def artifact_bytes(repo: Repo, path: str, digest: str, commit: str) -> tuple[byt
     here = repo.workdir / path
     if here.is_file():
         content = here.read_bytes()
-        if not content.startswith(LFS) and registry._digest(content) == digest:
+        if artifact_digest.lfs_oid(content) is None and artifact_digest.of_bytes(content) == digest:
             return content, "work tree"
     blob = repo.file_at(commit, path)
-    if blob is not None and not blob.startswith(LFS) and registry._digest(blob) == digest:
+    # An LFS pointer has the right digest but not the content: that needs the object store.
+    if (
+        blob is not None
+        and artifact_digest.lfs_oid(blob) is None
+        and artifact_digest.of_bytes(blob) == digest
+    ):
         return blob, f"commit {commit[:10]}"
     raise MlmError(
         f"{path} with digest {digest[:19]}… is neither in the work tree nor in commit "
