@@ -214,17 +214,16 @@ def ours_cli(model: Path, data: Path, train: Path) -> float:
 
 
 def matches(issue: dict[str, Any], result: engine.Result) -> str:
+    """Whether ours reports the same kind of problem on the same feature(s), and how severe."""
     kinds = KINDS.get(issue["group"], ())
     same_kind = [f for f in result.findings if f.detector in kinds]
     if not same_kind:
         return "no"
     wanted = set(issue["features"])
-    if not wanted:
-        return "yes"
     for f in same_kind:
-        if f.slice and all(w in f.slice for w in wanted):
-            return "yes (same feature)"
-    return "partly (same kind, other feature)"
+        if not wanted or (f.slice and all(w in f.slice for w in wanted)):
+            return f"yes: {f.severity} {f.detector} {f.slice}"[:70]
+    return "no (same kind on other slices only)"
 
 
 def main() -> None:

@@ -26,6 +26,9 @@ schema = 1
 [models.churn]
 path = "models/churn.skops"
 
+[datasets.holdout]
+path = "data/holdout.csv"
+
 [scan]
 trust = ["sklearn.tree._tree.Tree"]   # gradient boosting's trees: skops asks before loading them
 
@@ -118,8 +121,12 @@ def test_scan_a_registered_skops_model_records_a_note_and_history(
     assert doc[0]["artifact_source"] == "work tree"
     # the run's recorded training data was found, its digest checked, and used
     assert "training data: data/train.csv (data/train.csv)" in doc[0]["notes"]
-    # a rescan of the same version on the same data replaces the table, not adds one
-    cli("scan", "churn", "data/holdout.csv", "--target", "churn")
+    # a rescan of the same version on the same data replaces the table, not adds one; DATA
+    # may be a declared dataset (the run recorded it too: it is not taken for training data)
+    again = as_json(cli("scan", "churn", "holdout", "--target", "churn", "--format", "json"))
+    assert again["data_digest"] == doc[0]["data_digest"]
+    assert not [f for f in again["findings"] if f["detector"] == "contamination"]
+    assert any(n.startswith("training data not used: holdout") for n in again["notes"])
     assert len(as_json(cli("scan", "history", "churn", "--format", "json"))) == 1
     # the model file edited in the work tree: the version's commit has the right one
     (repo / "models" / "churn.skops").write_bytes(b"edited since")

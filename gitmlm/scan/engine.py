@@ -152,7 +152,7 @@ def scan(repo: Repo | None, req: Request, progress: Callable[[str], None] | None
         predictor=predictor,
     )
     ctx.columns = slices.columns(frame, sliceable, ctx.min_support)
-    train = source.training(repo, subject.run, req.train)
+    train = source.training(repo, subject.run, req.train, data_path)
     ctx.training = train.frames
     ctx.notes += [f"training data: {u}" for u in train.used]
     ctx.notes += [f"training data not used: {s}" for s in train.skipped]

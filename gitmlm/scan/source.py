@@ -152,8 +152,13 @@ class Training:
     """Why each recorded dataset was not used, one line each."""
 
 
-def training(repo: Repo | None, run: Run | None, extra: list[str]) -> Training:
-    """The run's recorded datasets whose work-tree digest still matches, plus `--train` files."""
+def training(
+    repo: Repo | None, run: Run | None, extra: list[str], evaluation: Path | None = None
+) -> Training:
+    """The run's recorded datasets whose work-tree digest still matches, plus `--train` files.
+
+    A run records every declared dataset, so a declared holdout is among them: the evaluation
+    file itself is never taken as training data."""
     out = Training()
     for path in extra:
         out.frames.append(read_table(Path(path)))
@@ -173,9 +178,12 @@ def training(repo: Repo | None, run: Run | None, extra: list[str]) -> Training:
         if now != digest:
             out.skipped.append(f"{name}: {path} has changed since the run ({now[:19]}…)")
             continue
-        files = _tables(repo.workdir / path)
+        same = evaluation.resolve() if evaluation is not None else None
+        files = [f for f in _tables(repo.workdir / path) if f.resolve() != same]
         if not files:
-            out.skipped.append(f"{name}: no CSV or Parquet file under {path}")
+            out.skipped.append(
+                f"{name}: no CSV or Parquet file under {path} but the evaluation data"
+            )
             continue
         out.frames.extend(read_table(f) for f in files)
         out.used.append(f"{name} ({path})")
