@@ -147,7 +147,9 @@ def test_model_answering_at_random_is_stochastic_and_not_called_brittle(
     assert any("robustness: skipped" in n for n in result.notes)
 
 
-def test_batch_dependent_function_is_found(tmp_path: Path, frames: tuple[Any, Any]) -> None:
+def test_batch_dependent_function_is_found(
+    tmp_path: Path, frames: tuple[Any, Any], monkeypatch: Any
+) -> None:
     (tmp_path / "batchy.py").write_text(
         "def predict(df):\n    return (df['age'] > df['age'].mean()).astype(int).to_numpy()\n"
     )
@@ -159,14 +161,8 @@ def test_batch_dependent_function_is_found(tmp_path: Path, frames: tuple[Any, An
         predict="batchy:predict",
         options=Options(detectors=["stochasticity"]),
     )
-    import os
-
-    here = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        result = engine.scan(None, request)
-    finally:
-        os.chdir(here)
+    monkeypatch.chdir(tmp_path)
+    result = engine.scan(None, request)
     assert [(f.detector, f.severity) for f in result.findings] == [("batch dependence", "major")]
 
 
@@ -238,3 +234,30 @@ def test_regression_slice_with_larger_errors(tmp_path: Path) -> None:
     found = major(result, "performance")
     assert 'site == "c"' in [f.slice for f in found]
     assert all('site == "c"' in f.slice and f.metric == "mae" for f in found)
+
+
+def test_text_feature_brittle_to_typos_and_case(tmp_path: Path, monkeypatch: Any) -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    n = 1200
+    good = rng.random(n) < 0.5
+    words = np.where(good, "a Great product, would buy again", "a poor product, would not buy")
+    pd.DataFrame(
+        {"review": words, "stars": rng.integers(1, 6, n), "churn": good.astype(int)}
+    ).to_csv(tmp_path / "eval.csv", index=False)
+    (tmp_path / "casey.py").write_text(
+        "def predict(df):\n    return df['review'].str.contains('Great').astype(int).to_numpy()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    request = engine.Request(
+        "casey",
+        tmp_path / "eval.csv",
+        "churn",
+        predict="casey:predict",
+        options=Options(detectors=["robustness"]),
+    )
+    found = engine.scan(None, request).findings
+    assert [(f.slice, f.severity, f.extra["perturbation"]) for f in found] == [
+        ("review", "major", "typo and case")
+    ]
