@@ -128,6 +128,8 @@ def test_scan_a_registered_skops_model_records_a_note_and_history(
     assert not [f for f in again["findings"] if f["detector"] == "contamination"]
     assert any(n.startswith("training data not used: holdout") for n in again["notes"])
     assert len(as_json(cli("scan", "history", "churn", "--format", "json"))) == 1
+    code, _, err = cli("scan", "history", "chrun")
+    assert code == 1 and "did you mean churn?" in err
     # the model file edited in the work tree: the version's commit has the right one
     (repo / "models" / "churn.skops").write_bytes(b"edited since")
     edited = cli("scan", "churn", "data/holdout.csv", "--target", "churn", "--format", "json")

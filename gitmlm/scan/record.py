@@ -84,4 +84,30 @@ def history(repo: Repo, spec: str) -> list[scans.Recorded]:
             out.append(r)
         elif str(doc.get("run", "")).startswith(spec.lower()) and not doc.get("model"):
             out.append(r)
+    if not out:
+        _check_known(repo, spec)
     return out
+
+
+def _check_known(repo: Repo, spec: str) -> None:
+    """An unknown name is an error (with the names there are), not an empty history."""
+    import difflib
+
+    from gitmlm.models import state
+    from gitmlm.scan import source
+
+    if source.is_model(repo, spec):
+        return
+    try:
+        source.resolve_run(repo, spec)
+        return
+    except MlmError:
+        pass
+    known = sorted(state.load(repo).models)
+    close = difflib.get_close_matches(spec.split("@")[0].split("#")[0], known, 3)
+    hint = (
+        f"; did you mean {', '.join(close)}?"
+        if close
+        else f" (models: {', '.join(known) or 'none'})"
+    )
+    raise MlmError(f"{spec!r} is neither a registered model nor a run{hint}")

@@ -61,7 +61,7 @@ def resolve(
         content, origin = (
             artifact_bytes(repo, r.path, r.digest, r.commit) if read else (b"", "not read")
         )
-        run = _run(repo, r.run) if r.run else None
+        run = resolve_run(repo, r.run) if r.run else None
         return Subject(
             f"{r.model}@{r.version}",
             r.path,
@@ -75,7 +75,7 @@ def resolve(
             run,
         )
     try:
-        run = _run(repo, spec)
+        run = resolve_run(repo, spec)
     except MlmError:
         known = ", ".join(sorted(registry.load(repo).models)) or "none registered"
         raise MlmError(
@@ -99,7 +99,7 @@ def is_model(repo: Repo, spec: str) -> bool:
     return name in registry.load(repo).models
 
 
-def _run(repo: Repo, run_id: str) -> Run:
+def resolve_run(repo: Repo, run_id: str) -> Run:
     return tracking.resolve(tracking.list_runs(repo), run_id)
 
 
