@@ -26,14 +26,7 @@ from gitmlm.errors import MlmError
 if TYPE_CHECKING:
     from gitmlm.core.git import Repo
 
-KNOWN = (
-    "require",
-    "better_than_current",
-    "datasets_match_lock",
-    "clean_checkpoint",
-    "signed",
-    "scan",
-)
+KNOWN = config.GATE_KEYS
 SCAN_KEYS = ("data", "target", "max_major", "max_medium", "max_minor")
 
 Scanner = Callable[[str, Path, str], scans.Recorded]

@@ -44,8 +44,8 @@ def entries(repo: Repo, revisions: list[str], limit: int | None) -> Iterator[Ent
     wanted = [c.oid for c in commits if c.oid in snap.entries]
     wanted += [cp for c in commits for cp in bases.get(c.oid, [])]
     found = store.briefs(repo, snap, wanted)
-    # A snapshot run whose code was committed (checkpoints/placement.py) shows on that commit; when the
-    # commit is in view, do not show it again on its base as uncommitted.
+    # A snapshot run whose code was committed (checkpoints/placement.py) shows on that commit;
+    # when the commit is in view, do not show it again on its base as uncommitted.
     committed = {row[0] for c in commits for row in found.get(c.oid, [])}
     for commit in commits:
         entry = Entry(commit, _briefs(found.get(commit.oid, [])))
