@@ -214,16 +214,19 @@ def ours_cli(model: Path, data: Path, train: Path) -> float:
 
 
 def matches(issue: dict[str, Any], result: engine.Result) -> str:
-    """Whether ours reports the same kind of problem on the same feature(s), and how severe."""
+    """Whether ours reports the same kind of problem on the same slice (Giskard's slice text
+    without its backticks), else on a slice of the same feature(s); with our severity."""
     kinds = KINDS.get(issue["group"], ())
     same_kind = [f for f in result.findings if f.detector in kinds]
-    if not same_kind:
-        return "no"
-    wanted = set(issue["features"])
+    wanted = issue["slice"].replace("`", "").replace(" AND ", " & ")
     for f in same_kind:
-        if not wanted or (f.slice and all(w in f.slice for w in wanted)):
-            return f"yes: {f.severity} {f.detector} {f.slice}"[:70]
-    return "no (same kind on other slices only)"
+        if f.slice == wanted or (not wanted and not f.slice):
+            return f"yes, same slice ({f.severity})"
+    features = set(issue["features"])
+    for f in same_kind:
+        if features and f.slice and all(w in f.slice for w in features):
+            return f"same feature, other slice: {f.severity} {f.slice}"[:60]
+    return "no"
 
 
 def main() -> None:
