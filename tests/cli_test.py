@@ -145,7 +145,7 @@ def test_bad_input_errors_are_one_line(repo: Path, tmp_path: Path) -> None:
     proc = mlm(repo, "show", "zzzz", check=False)
     assert (
         proc.returncode == 1
-        and proc.stderr == "git mlm: no run with id 'zzzz'; `git mlm runs` lists them\n"
+        and proc.stderr == "git mlm: no run with id or name 'zzzz'; `git mlm runs` lists them\n"
     )
     proc = mlm(repo, "run", "-p", "novalue", "--", "true", check=False)
     assert proc.returncode == 1 and "is not KEY=VALUE" in proc.stderr
