@@ -294,3 +294,52 @@ def make_bucket(endpoint: str, name: str) -> None:
         skip_instance_cache=True,
     )
     fs.mkdir(name)
+
+
+# --- model scans: tabular tasks with planted problems (sklearn is imported only when used) ---
+
+
+def churn_frame(n: int, seed: int) -> Any:
+    """A churn-like table with a known, clean link between features and label (fixed seed)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "age": rng.normal(45, 12, n).round(1),
+            "income": rng.lognormal(10, 0.5, n).round(0),
+            "tenure": rng.integers(0, 120, n),
+            "region": rng.choice(["north", "south", "east", "west"], n, p=[0.25, 0.35, 0.2, 0.2]),
+            "plan": rng.choice(["basic", "plus", "pro"], n, p=[0.5, 0.3, 0.2]),
+        }
+    )
+    z = (
+        0.04 * (df.age - 45)
+        - 0.5 * (np.log(df.income) - 10)
+        - 0.02 * (df.tenure - 60)
+        + df.plan.map({"basic": 0.5, "plus": 0.0, "pro": -0.7})
+        + df.region.map({"north": 0.3, "south": 0.0, "east": -0.2, "west": 0.1})
+    )
+    df["churn"] = (rng.random(n) < 1 / (1 + np.exp(-2 * z))).astype(int)
+    return df
+
+
+def churn_model(train: Any, estimator: Any = None, numeric: tuple[str, ...] = ()) -> Any:
+    """A scikit-learn pipeline (scaling, one-hot) fitted on `train`; gradient boosting unless
+    another estimator is given."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    nums = ["age", "income", "tenure", *numeric]
+    pre = ColumnTransformer(
+        [
+            ("num", StandardScaler(), nums),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["region", "plan"]),
+        ]
+    )
+    est = estimator or GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=0)
+    model = Pipeline([("pre", pre), ("model", est)])
+    return model.fit(train.drop(columns="churn"), train["churn"])

@@ -59,6 +59,17 @@ def register(
     click.echo(f"registered {r.model} {r.version} at {r.commit[:10]}: tag {r.tag}; {run_note}")
 
 
+def _scanner(repo: Any) -> Any:
+    """What a scan gate calls when the candidate has no recorded scan on the gate's data."""
+
+    def run(subject: str, data: Path, target: str) -> Any:
+        from gitmlm.scan import gate
+
+        return gate.scan_and_record(repo, subject, data, target)
+
+    return run
+
+
 def _checks_table(checks: list[Any], fmt_: str = "table") -> str:
     rows = [
         {"gate": c.gate, "result": "pass" if c.ok else "FAIL", "detail": c.detail} for c in checks
@@ -103,7 +114,14 @@ def promote(
                 "a request names its version: git mlm promote --request NAME STAGE VERSION"
             )
         req, p = ci.write_request(
-            repo, name, stage, version, message=message, force=force, reason=reason
+            repo,
+            name,
+            stage,
+            version,
+            message=message,
+            force=force,
+            reason=reason,
+            scanner=_scanner(repo),
         )
         click.echo(f"wrote {req.path}: commit it and open a pull request")
         if p.checks:
@@ -117,7 +135,14 @@ def promote(
         return
     try:
         p, tag = lifecycle.promote(
-            repo, name, stage, version, force=force, reason=reason, message=message
+            repo,
+            name,
+            stage,
+            version,
+            force=force,
+            reason=reason,
+            message=message,
+            scanner=_scanner(repo),
         )
     except lifecycle.GateRefused as exc:
         click.echo(_checks_table(exc.plan.checks), err=True)
@@ -239,6 +264,7 @@ def show_model(spec: str, fmt_: str) -> None:
     if fmt_ == "json":
         click.echo(fmt.to_json(info))
         return
+    findings = info.pop("findings", [])
     rows = []
     for key, value in info.items():
         if isinstance(value, dict):
@@ -246,6 +272,11 @@ def show_model(spec: str, fmt_: str) -> None:
         else:
             rows.append({"field": key, "value": value})
     click.echo(fmt.render(rows, ["field", "value"], fmt_))
+    if findings and fmt_ in ("table", "md"):
+        click.echo("")
+        click.echo("scan findings (latest scan per data; `git mlm scan history` for all):")
+        cols = ["data", "severity", "detector", "slice", "message"]
+        click.echo(fmt.render(findings, cols, fmt_))
 
 
 @click.group("ci")
@@ -264,7 +295,7 @@ def ci_check(output: str | None) -> None:
     from gitmlm.models import requests as ci
 
     repo = open_repo()
-    report = ci.check(repo)
+    report = ci.check(repo, _scanner(repo))
     _warn(report.problems)
     text = ci.markdown(report)
     click.echo(text, nl=False)

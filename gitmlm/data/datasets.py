@@ -540,11 +540,26 @@ def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]
     if name_or_path in project.specs:
         (st,) = status(repo, [name_or_path], changes=False)
         return name_or_path, _run_info(repo, st)
+    rel, fp = _path_fingerprint(repo, name_or_path, "log_dataset")
+    return rel, fp.summary() | {"manifest": store_manifest(repo, fp), "source": "hashed"}
+
+
+def current_digest(repo: Repo, name: str, path: str) -> str:
+    """The digest a run would record now for its dataset `name` at `path`, writing no record
+    (how a scan checks that the work tree still holds a run's training data)."""
+    project = Project.load(repo)
+    if name in project.specs and project.specs[name].path == path:
+        (st,) = status(repo, [name], changes=False)
+        return st.current.digest if st.current else ""
+    return _path_fingerprint(repo, path, "scan")[1].digest
+
+
+def _path_fingerprint(repo: Repo, name_or_path: str, what: str) -> tuple[str, Fingerprint]:
     root = repo.workdir
-    rel = dataspec.normalise(root, name_or_path, "log_dataset", Path.cwd())
+    rel = dataspec.normalise(root, name_or_path, what, Path.cwd())
     if not (root / rel).exists() and not any(c in rel for c in dataspec.GLOB_CHARS):
         raise MlmError(
-            f"log_dataset: {name_or_path!r} is neither a declared dataset nor an existing path"
+            f"{what}: {name_or_path!r} is neither a declared dataset nor an existing path"
         )
     spec = Spec(rel.replace("/", "_"), rel)
     fs = dataspec.enumerate_files(root, spec)
@@ -553,4 +568,4 @@ def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]
         (fp,) = fingerprint(repo, [fs], cache)
     finally:
         cache.save()
-    return rel, fp.summary() | {"manifest": store_manifest(repo, fp), "source": "hashed"}
+    return rel, fp

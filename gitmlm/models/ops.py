@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gitmlm.core import config, tags
+from gitmlm.core import config, scans, tags
 from gitmlm.core import digest as artifact_digest
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
@@ -228,7 +228,7 @@ def pick_version(model: Model, version: str | None) -> Version:
 
 def evidence_of(v: Version, listing: runs.Listing | None) -> gates.Evidence:
     run = find_run(listing, v.run) if listing is not None else None
-    return gates.evidence(v.version, v.body, run)
+    return gates.evidence(v.version, v.body, run, v.model, v.commit)
 
 
 def plan(
@@ -239,6 +239,7 @@ def plan(
     stage: str,
     version: str | None = None,
     listing: runs.Listing | None = None,
+    scanner: gates.Scanner | None = None,
 ) -> Plan:
     """Which version would enter the stage, what holds it now, and how each gate judges."""
     model_registry.check_stage(cfg, stage)
@@ -252,7 +253,9 @@ def plan(
     candidate = evidence_of(chosen, listing)
     holder = evidence_of(current, listing) if current else None
     settings = model_registry.stage_settings(cfg, stage)
-    checks = gates.evaluate(cfg, repo.workdir, stage, settings, candidate, holder)
+    checks = gates.evaluate(
+        cfg, repo.workdir, stage, settings, candidate, holder, repo=repo, scanner=scanner
+    )
     return Plan(
         name,
         stage,
@@ -326,12 +329,13 @@ def promote(
     force: bool = False,
     reason: str | None = None,
     message: str = "",
+    scanner: gates.Scanner | None = None,
 ) -> tuple[Plan, str]:
     cfg = config.load(repo.workdir)
     listing = _listing(repo)
     with repo.lock(LOCK):
         reg = signing.load(repo)[0]
-        p = plan(repo, cfg, reg, name, stage, version, listing)
+        p = plan(repo, cfg, reg, name, stage, version, listing, scanner)
         return p, apply_plan(repo, reg, p, force=force, reason=reason, message=message)
 
 
@@ -626,4 +630,12 @@ def show(repo: Repo, reg: Registry, spec_text: str) -> dict[str, Any]:
             {k: d.get("digest", "") for k, d in run.datasets.items()} if run else v.datasets
         ),
     }
+    latest: dict[str, scans.Recorded] = {}
+    for r in scans.of_version(repo, v.commit, model.name, v.version):
+        latest[str(r.doc.get("data_digest", r.key))] = r  # oldest first: the last one wins
+    if latest:
+        info["scans"] = {str(r.doc.get("data", r.key)): r.summary for r in latest.values()}
+        info["findings"] = [
+            {"data": str(r.doc.get("data", "")), **f} for r in latest.values() for f in r.findings
+        ]
     return info
