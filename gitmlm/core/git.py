@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -662,18 +663,18 @@ class Repo:
     # --- ref updates ---------------------------------------------------------------------
 
     def update_ref(self, name: str, new: str, old: str | None, message: str = "gitmlm") -> None:
-        """Compare-and-swap: move `name` to `new` only if it still points at `old`."""
-        proc = subprocess.run(
-            ["git", "update-ref", "-m", message, name, new, old or ZERO],
-            cwd=self.common_dir,
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            if "cannot lock ref" in proc.stderr or "but expected" in proc.stderr:
-                raise CasFailed(proc.stderr.strip())
-            raise MlmError(f"git update-ref {name} failed: {proc.stderr.strip()}")
+        """Compare-and-swap: move `name` to `new` only if it still points at `old`.
+
+        Sent to a `git update-ref --stdin` this process keeps open (one per repository and
+        process): git's own ref transaction, without a process start per update, which was
+        most of what recording a small run cost. The reflog message is the session's.
+        """
+        try:
+            _ref_session(self.common_dir).update(name, new, old or ZERO)
+        except CasFailed:
+            raise
+        except _SessionError as exc:
+            raise MlmError(f"git update-ref {name} failed: {exc}") from exc
 
     def create_refs(self, refs: Mapping[str, str], message: str = "gitmlm") -> list[str]:
         """Create refs that must not exist yet: one `git update-ref --stdin` transaction for all
@@ -766,3 +767,65 @@ class Repo:
             err = proc.stderr.decode(errors="replace").strip()
             raise MlmError(f"git {' '.join(args)} failed: {err}")
         return proc.stdout
+
+
+class _SessionError(Exception):
+    pass
+
+
+class _RefSession:
+    """A `git update-ref --stdin` of one repository: one transaction per update, kept open."""
+
+    def __init__(self, common_dir: Path) -> None:
+        self.proc = subprocess.Popen(
+            ["git", "update-ref", "-m", "gitmlm", "--stdin"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "GIT_DIR": str(common_dir)},
+            text=True,
+        )
+
+    def update(self, name: str, new: str, old: str) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(f"start\nupdate {name} {new} {old}\nprepare\ncommit\n")
+            self.proc.stdin.flush()
+            replies = [self.proc.stdout.readline() for _ in range(3)]
+        except (BrokenPipeError, OSError):
+            replies = []
+        if replies == ["start: ok\n", "prepare: ok\n", "commit: ok\n"]:
+            return
+        self.close()
+        err = self.proc.stderr.read().strip() if self.proc.stderr else ""
+        if "cannot lock ref" in err or "but expected" in err:
+            raise CasFailed(err)
+        raise _SessionError(err or "git update-ref --stdin stopped")
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        self.proc.wait()
+
+
+_sessions: dict[tuple[int, Path], _RefSession] = {}
+MAX_REF_SESSIONS = 4
+
+
+def _ref_session(common_dir: Path) -> _RefSession:
+    """This process's session for a repository (a forked child starts its own)."""
+    key = (os.getpid(), common_dir)
+    session = _sessions.get(key)
+    if session is None or session.proc.poll() is not None:
+        while len(_sessions) >= MAX_REF_SESSIONS:  # a process touching many repositories
+            _sessions.pop(next(iter(_sessions))).close()
+        if not _sessions:
+            atexit.register(_close_sessions)
+        session = _sessions[key] = _RefSession(common_dir)
+    return session
+
+
+def _close_sessions() -> None:
+    for key in [k for k in _sessions if k[0] == os.getpid()]:
+        _sessions.pop(key).close()
