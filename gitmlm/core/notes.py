@@ -76,7 +76,7 @@ def read_doc(repo: Repo, blob: str) -> Doc:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
+            fh.write(json.dumps(doc))  # dumps: the C encoder (dump is pure Python)
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only .git still lists, just slower
@@ -357,7 +357,7 @@ def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Bri
             tmp = f"{path}.{os.getpid()}.tmp"
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(pack, fh)
+                fh.write(json.dumps(pack))
             os.replace(tmp, path)
         except OSError:
             pass
