@@ -227,7 +227,7 @@ class Repo:
     def decorations(self) -> dict[str, list[str]]:
         """Branch and tag names by the commit they point at, for log output."""
         out: dict[str, list[str]] = {}
-        for name in self.raw.references:
+        for name in sorted(self.raw.references):  # by name, as for-each-ref lists them
             if name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")):
                 try:
                     target = str(self.raw.references[name].peel(pygit2.Commit).id)

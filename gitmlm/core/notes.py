@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitmlm.core import codec
+from gitmlm.core import briefcache, codec
 from gitmlm.core.git import CasFailed, Repo
 from gitmlm.errors import MlmError
 
@@ -306,8 +306,7 @@ def put_runs(
     update(repo, ref, change, message)
 
 
-Brief = tuple[str, str, str, str, int, dict[str, float]]
-"""What `git mlm log` shows of a run: (id, name, status, host, pid, metrics)."""
+Brief = briefcache.Brief
 
 
 def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Brief]]:
@@ -317,12 +316,7 @@ def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Bri
     Entries are keyed by blob id, so the pack is never stale; it is rewritten (atomically)
     only when a note it lacks is asked for, keeping only notes the ref still has.
     """
-    path = os.path.join(repo.mlm_dir, "cache", "briefs.json")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            pack: dict[str, list[Brief]] = json.load(fh)
-    except (OSError, ValueError):
-        pack = {}
+    pack = briefcache.load_pack(repo.mlm_dir)
     out: dict[str, list[Brief]] = {}
     added = False
     for commit in commits:
@@ -352,13 +346,5 @@ def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Bri
         out[commit] = rows
     if added:
         live = set(snap.entries.values())
-        pack = {b: rows for b, rows in pack.items() if b in live}
-        try:
-            tmp = f"{path}.{os.getpid()}.tmp"
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(pack))
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        briefcache.save_pack(repo.mlm_dir, {b: rows for b, rows in pack.items() if b in live})
     return out
