@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gitmlm._version import __version__
 from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
 
@@ -16,10 +17,10 @@ if TYPE_CHECKING:
     from gitmlm.models.ops import Resolved
     from gitmlm.tracking.record import ActiveRun, start_run
 
-__version__ = "0.1.0"
 __all__ = [
     "ActiveRun",
     "MlmError",
+    "Resolved",
     "Run",
     "__version__",
     "get_run",
@@ -55,15 +56,19 @@ def __getattr__(name: str) -> object:
         from gitmlm.tracking import record as tracking
 
         return getattr(tracking, name)
+    if name == "Resolved":
+        from gitmlm.models import ops
+
+        return ops.Resolved
     raise AttributeError(f"module 'gitmlm' has no attribute {name!r}")
 
 
 def registry(*, path: str | None = None) -> pd.DataFrame:
     """Every registered model version as a DataFrame row: model, version, stages, active,
     commit, tag, registered, registered_by, run_id, path, digest, metrics.*."""
-    from gitmlm.tracking import table
+    from gitmlm.models import frame
 
-    return table.registry_frame(path)
+    return frame.registry_frame(path)
 
 
 def resolve(spec: str, *, path: str | None = None) -> Resolved:

@@ -154,19 +154,43 @@ def test_bad_input_errors_are_one_line(repo: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0  # init does not need to read mlm.toml
 
 
-def test_log_and_version_never_import_pandas(repo: Path) -> None:
+HEAVY = ("pandas", "numpy")
+HASHING = ("gitmlm.data.hashing", "gitmlm.data.statcache", "gitmlm.data.manifest")
+
+
+def imported_by(repo: Path, *args: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines()}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "gitmlm", "--version"],
+        ["-m", "gitmlm", "log", "-n", "10"],
+        ["-m", "gitmlm", "models"],
+        ["-m", "gitmlm.hooks.checkpoint"],
+        ["-m", "gitmlm.hooks.post_commit"],
+    ],
+)
+def test_fast_paths_never_import_pandas_numpy_or_data_hashing(repo: Path, args: list[str]) -> None:
     with gitmlm.start_run():
         pass
-    for args in (["--version"], ["log", "-n", "10"], ["runs"]):
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "gitmlm", *args],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()}
-        assert "pandas" not in imported, args
+    imported = imported_by(repo, *args)
+    assert not {m for m in imported if m.split(".")[0] in HEAVY}, args
+    assert not imported & set(HASHING), args
+
+
+@pytest.mark.parametrize("args", [["-m", "gitmlm.hooks.data"], ["-m", "gitmlm", "runs"]])
+def test_the_data_hook_and_runs_never_import_pandas_or_numpy(repo: Path, args: list[str]) -> None:
+    imported = imported_by(repo, *args)
+    assert not {m for m in imported if m.split(".")[0] in HEAVY}, args
 
 
 def test_demo_creates_a_repository_with_runs(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from gitmlm.core.git import Repo
 from gitmlm.data import datasets as data
 from gitmlm.data import hashing, manifest, statcache
+from gitmlm.data import lock as lockfile
 from gitmlm.errors import MlmError
 from tests.helpers import git, mlm
 
@@ -123,7 +124,7 @@ def test_add_status_diff_ls(repo: Path) -> None:
 def test_single_file_digest_is_the_files_own(repo: Path) -> None:
     f = write(repo / "data/train.csv", "a,b\n1,2\n")
     mlm(repo, "data", "add", "train", "data/train.csv")
-    lock = data.read_lock(repo)
+    lock = lockfile.load(repo)
     assert lock["train"]["digest"] == "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest()
 
 
@@ -149,7 +150,7 @@ def test_glob_and_exclude(repo: Path) -> None:
         False,
     )
     assert sorted(fp.entries()) == ["a.csv", "b.csv", "deep/c.csv"]
-    assert data.read_lock(repo)["csvs"]["files"] == 3
+    assert lockfile.load(repo)["csvs"]["files"] == 3
 
 
 def test_glob_matching_folders_brings_what_is_below(repo: Path) -> None:
@@ -157,7 +158,7 @@ def test_glob_matching_folders_brings_what_is_below(repo: Path) -> None:
     write(repo / "data/part-2/deep/y.bin", "2")
     write(repo / "data/other/z.bin", "3")
     mlm(repo, "data", "add", "parts", "data/part-*")
-    assert data.read_lock(repo)["parts"]["files"] == 2
+    assert lockfile.load(repo)["parts"]["files"] == 2
     write(repo / "data/part-2/deep/y.bin", "changed")
     rows = json.loads(mlm(repo, "data", "diff", "parts", "--format", "json").stdout)
     assert [(r["change"], r["path"]) for r in rows] == [("modified", "part-2/deep/y.bin")]
@@ -170,7 +171,7 @@ def test_rm_forgets_declaration_and_record(repo: Path) -> None:
     assert "# keep me" in (repo / "mlm.toml").read_text()  # the user's comments survive
     mlm(repo, "data", "rm", "train")
     assert "train" not in tomllib.loads((repo / "mlm.toml").read_text()).get("datasets", {})
-    assert data.read_lock(repo) == {}
+    assert lockfile.load(repo) == {}
     assert "# keep me" in (repo / "mlm.toml").read_text()
 
 
@@ -309,7 +310,7 @@ def test_manifests_survive_gc(repo: Path) -> None:
     mlm(repo, "data", "add", "train", "data/train")
     git(repo, "reset", "-q")  # the lock is never committed: only the ref keeps the manifest
     git(repo, "gc", "-q", "--prune=now")
-    oid = data.read_lock(repo)["train"]["manifest"]
+    oid = lockfile.load(repo)["train"]["manifest"]
     assert len(manifest.read(Repo.open(repo), oid)) == 3
 
 
@@ -369,7 +370,7 @@ def test_broken_lock(repo: Path) -> None:
             assert state(repo) == before
     # Recording every dataset rebuilds the lock: the documented fix.
     mlm(repo, "data", "add")
-    assert data.read_lock(repo)["train"]["files"] == 3
+    assert lockfile.load(repo)["train"]["files"] == 3
 
 
 def test_unreadable_file(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -432,7 +433,7 @@ def test_runs_record_datasets_and_filter_and_diff(repo: Path) -> None:
     make_data(repo)
     mlm(repo, "data", "add", "train", "data/train")
     git(repo, "commit", "-qm", "data")
-    v1 = data.read_lock(repo)["train"]["digest"]
+    v1 = lockfile.load(repo)["train"]["digest"]
     mlm(repo, "run", "--name", "a", "--", "true")
     write(repo / "data/train/a.csv", "x,y\n0,0\n")
     mlm(repo, "run", "--name", "b", "--", "true")
@@ -481,3 +482,19 @@ def test_progress_bar_only_on_a_terminal() -> None:
     assert "hashing 1/2 files, 1.0 MB/2.0 MB (50%" in stream.getvalue()
     bar.close()
     assert stream.getvalue().endswith("\r\x1b[K")
+
+
+def test_several_large_files_hash_in_threads_to_their_sha256(tmp_path: Path) -> None:
+    # Over SMALL_JOB in total and more than one file: the threaded path, checked against hashlib.
+    sizes = [hashing.SMALL_JOB + 1, 9 << 20, 3 << 20, 10]
+    jobs = []
+    for i, size in enumerate(sizes):
+        data = bytes([i + 1]) * size
+        (tmp_path / f"f{i}").write_bytes(data)
+        jobs.append((f"f{i}", size))
+    seen: list[tuple[int, int]] = []
+    out = hashing.hash_files(str(tmp_path), jobs, "sha256", lambda b, n: seen.append((b, n)), 2)
+    for i, size in enumerate(sizes):
+        want = hashlib.sha256(bytes([i + 1]) * size).hexdigest()
+        assert out[f"f{i}"].hex == want and out[f"f{i}"].key[0] == size
+    assert sum(b for b, _ in seen) == sum(sizes) and sum(n for _, n in seen) == len(sizes)

@@ -28,5 +28,7 @@ def test_every_hook_entry_is_a_console_script() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    command = "python -m pip install -e '.[test]' && python -m pytest -n auto -q"
+    command = "bash tests/run.sh"
     assert command in ci and command in readme
+    script = (ROOT / "tests" / "run.sh").read_text()
+    assert "pip install -q -e '.[test]'" in script and "python -m pytest" in script

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,3 +212,41 @@ def test_amend_and_rebase_keep_notes_after_init(repo: Path) -> None:
     git(repo, "rebase", "-q", "side")
     assert run.id in git(repo, "notes", "--ref", refs.RUNS, "show", "HEAD")
     assert [x.id for x in tracking.list_runs(Repo.open()).runs] == [run.id]
+
+
+SILENT = """
+import sys
+import gitmlm
+
+with gitmlm.start_run(name="quiet", params={"lr": 0.1}) as run:
+    run.log_metric("loss", 0.5, step=1)
+    run.log_dataset("train")
+open("loaded.txt", "w").write(" ".join(sorted(m for m in sys.modules if m.startswith("gitmlm"))))
+"""
+
+
+def test_start_run_writes_nothing_to_the_scripts_terminal(repo: Path) -> None:
+    """On a terminal (a real pty) with a declared dataset to fingerprint, a training script's
+    stdout and stderr stay its own: no progress line, no message; the CLI is never loaded."""
+    import pty
+
+    (repo / "data").mkdir()
+    for i in range(4):
+        (repo / "data" / f"part{i}.bin").write_bytes(bytes([i]) * (16 << 20))
+    (repo / "mlm.toml").write_text('schema = 1\n[datasets.train]\npath = "data"\n')
+    (repo / "train.py").write_text(SILENT)
+    main, sub = pty.openpty()
+    proc = subprocess.run(
+        [sys.executable, "train.py"], cwd=repo, stdin=sub, stdout=sub, stderr=sub, check=False
+    )
+    os.close(sub)
+    said = b""
+    try:
+        while chunk := os.read(main, 4096):
+            said += chunk
+    except OSError:  # EIO: the pty's other end is closed and drained
+        pass
+    os.close(main)
+    assert proc.returncode == 0, said
+    assert said == b""
+    assert "gitmlm.cli" not in (repo / "loaded.txt").read_text()

@@ -7,7 +7,6 @@ A run's table is copied (not moved) into the note of each commit it is attached 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from gitmlm.checkpoints import rules as coderules
 from gitmlm.checkpoints.checkpoint import CodeKeys
 from gitmlm.checkpoints.rules import Rules
-from gitmlm.core import codec, refs
+from gitmlm.core import codec, digest, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
@@ -81,10 +80,6 @@ def put_run(repo: Repo, commit: str, run_id: str, table: Mapping[str, Any], mess
     store.update(repo, refs.RUNS, change, message)
 
 
-def _digest(repo: Repo, blob: str) -> str:
-    return "sha256:" + hashlib.sha256(repo.blob(blob)).hexdigest()
-
-
 def added_outputs(repo: Repo, commit: str, rules: Rules) -> dict[str, str]:
     """Outputs a commit adds or changes (against its first parent) -> their sha256 digest."""
     if not rules.outputs:
@@ -101,7 +96,7 @@ def added_outputs(repo: Repo, commit: str, rules: Rules) -> dict[str, str]:
         if rules.outputs.match(p):
             blob = repo.blob_at(commit, p)
             if blob is not None:
-                out[p] = _digest(repo, blob)
+                out[p] = digest.of_bytes(repo.blob(blob))
     return out
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from gitmlm.cli import progress
 from gitmlm.cli.common import format_option, open_repo
 from gitmlm.core import fmt
-from gitmlm.errors import MlmError
 
 
 def _size(n: int | None) -> str:
@@ -49,7 +48,9 @@ def data_add(name: str | None, path: str | None, no_stage: bool) -> None:
     from gitmlm.data import datasets as _data
 
     repo = open_repo()
-    done = _data.add(repo, name, path, cwd=Path.cwd(), stage=not no_stage, show_progress=True)
+    done = _data.add(
+        repo, name, path, cwd=Path.cwd(), stage=not no_stage, progress=progress.for_stderr
+    )
     for r in done:
         e = r.entry
         if r.previous == e["digest"]:
@@ -87,7 +88,7 @@ def data_status(names: tuple[str, ...], exit_code: bool, fmt_: str) -> int:
     from gitmlm.data import datasets as _data
 
     repo = open_repo()
-    found = _data.status(repo, list(names) or None, show_progress=True)
+    found = _data.status(repo, list(names) or None, progress=progress.for_stderr)
     rows: list[dict[str, Any]] = []
     for st in found:
         c = st.changes
@@ -176,39 +177,4 @@ def data_ls(fmt_: str) -> None:
     click.echo(fmt.render(rows, ["dataset", "path", "digest", "size", "files", "changed"], fmt_))
 
 
-@click.command("install-hooks")
-@click.option("--uninstall", is_flag=True, help="Remove the shims, restoring earlier hooks.")
-def install_hooks(uninstall: bool) -> None:
-    """Install gitmlm's git hooks into .git/hooks (for teams without the pre-commit framework).
-
-    The hooks are shims that run `git mlm hook STAGE`. A hook already in place is kept as
-    STAGE.pre-gitmlm and run after gitmlm's checks.
-    """
-    from gitmlm.hooks import install as hookinstall
-
-    repo = open_repo()
-    actions = hookinstall.uninstall(repo) if uninstall else hookinstall.install(repo)
-    for a in actions:
-        click.echo(a.what)
-    if not actions:
-        click.echo("no gitmlm hooks installed")
-
-
-@click.command(
-    "hook", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
-)
-@click.argument("stage")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def hook(stage: str, args: tuple[str, ...]) -> int:
-    """Run gitmlm's checks for git hook STAGE (what the installed shims call)."""
-    from gitmlm.hooks import install as hookinstall
-
-    try:
-        repo = open_repo()
-    except MlmError:  # the checks report a missing repository themselves
-        repo = None
-    sys.stdout.flush()
-    return hookinstall.run(repo, stage, args)
-
-
-COMMANDS = [data, install_hooks, hook]
+COMMANDS = [data]

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from gitmlm.core import gitcmd
 from gitmlm.errors import MlmError
 
 ROWS = 4000
@@ -99,7 +100,7 @@ def _run(cwd: Path, *args: str, ok: tuple[int, ...] = (0,)) -> str:
 
 
 def _git(cwd: Path, *args: str) -> str:
-    return _run(cwd, "git", *args)
+    return gitcmd.run(args, cwd=cwd)
 
 
 def _mlm(cwd: Path, *args: str, ok: tuple[int, ...] = (0,)) -> str:
@@ -121,7 +122,7 @@ def make(directory: str) -> Iterator[str]:
     yield f"demo repository: {root}"
     _git(root, "init", "-q", "-b", "main")
     (root / ".git" / MARKER).write_text("made by git mlm demo\n")
-    if subprocess.run(["git", "config", "user.name"], cwd=root, capture_output=True).returncode:
+    if gitcmd.proc(["config", "user.name"], cwd=root).returncode:
         _git(root, "config", "user.name", "gitmlm demo")  # a machine with no git identity
         _git(root, "config", "user.email", "demo@gitmlm.invalid")
     (root / "train.py").write_text(TRAIN, encoding="utf-8")

@@ -37,10 +37,11 @@ def profile_cmd(
     Profiling again under the same name replaces the profile.
     """
     from gitmlm.tracking import profiles as profile_store
+    from gitmlm.tracking import record as tracking_record
 
     repo = open_repo()
     options = profile_store.Options(top_k, hash_values, min_count)
-    done = profile_store.record_for_run(repo, run_id, path, name, options)
+    done = tracking_record.record_for_run(repo, run_id, path, name, options)
     files = f"{len(done.files)} files" if len(done.files) > 1 else str(done.files[0])
     click.echo(
         f"profiled {files}: {done.profile.rows:,} rows, {len(done.profile.columns)} columns, "

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import click
 
-from gitmlm import __version__
-from gitmlm.cli import checkpoints, data, models, monitor, sync, tracking
+from gitmlm._version import __version__
+from gitmlm.cli import checkpoints, data, hooks, models, monitor, sync, tracking
 from gitmlm.cli.common import open_repo
 from gitmlm.errors import MlmError
 
@@ -70,6 +70,7 @@ for _command in (
     *tracking.COMMANDS,
     *data.COMMANDS,
     *checkpoints.COMMANDS,
+    *hooks.COMMANDS,
     *models.COMMANDS,
     *sync.COMMANDS,
     *monitor.COMMANDS,

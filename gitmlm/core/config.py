@@ -1,5 +1,6 @@
 """mlm.toml: reading the project's declarations. Each section's meaning lives with its owner
-(datasets in data.py, models and stages in registry.py, checkpoint in checkpoint.py)."""
+(datasets in data/spec.py, models and stages in models/state.py, checkpoint in
+checkpoints/rules.py)."""
 
 from __future__ import annotations
 

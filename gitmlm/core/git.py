@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pygit2
 
+from gitmlm.core import gitcmd
 from gitmlm.errors import MlmError
 
 ZERO = "0" * 40
@@ -174,11 +174,9 @@ class Repo:
         """Refs matching `for-each-ref` patterns (`refs/mlm/`, `refs/notes/mlm*`) -> target,
         read by one `git for-each-ref`: cheaper than walking the refs here once a repository
         holds thousands (one checkpoint or keep ref per run)."""
-        proc = subprocess.run(
-            ["git", "for-each-ref", "--format=%(objectname) %(refname)", *patterns],
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
-            text=True,
+        proc = gitcmd.proc(
+            ["for-each-ref", "--format=%(objectname) %(refname)", *patterns],
+            git_dir=self.common_dir,
         )
         if proc.returncode != 0:
             raise MlmError(f"git for-each-ref failed: {proc.stderr.strip()}")
@@ -363,12 +361,10 @@ class Repo:
         Made by `git tag` so git's own signing (gpg or ssh, as the user configured) applies;
         creating a ref is atomic in git, so two writers can never both get one name.
         """
-        proc = subprocess.run(
-            ["git", "tag", "-s" if sign else "-a", "--cleanup=verbatim", "-F", "-", name, commit],
+        proc = gitcmd.proc(
+            ["tag", "-s" if sign else "-a", "--cleanup=verbatim", "-F", "-", name, commit],
             cwd=self.root or self.common_dir,
             input=message,
-            capture_output=True,
-            text=True,
         )
         if proc.returncode != 0:
             if "already exists" in proc.stderr:
@@ -378,15 +374,10 @@ class Repo:
 
     def verify_tag(self, name: str, allowed_signers: Path | None) -> tuple[bool, str]:
         """(good, git's one-line verdict) for a signed tag, ssh keys checked against the file."""
-        args = ["git"]
+        args: list[str] = []
         if allowed_signers is not None:
             args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
-        proc = subprocess.run(
-            [*args, "verify-tag", name],
-            cwd=self.root or self.common_dir,
-            capture_output=True,
-            text=True,
-        )
+        proc = gitcmd.proc([*args, "verify-tag", name], cwd=self.root or self.common_dir)
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         verdict = lines[-1] if lines else ("good signature" if proc.returncode == 0 else "")
         return proc.returncode == 0, verdict.strip()
@@ -398,7 +389,7 @@ class Repo:
 
     def is_valid_ref_name(self, ref: str) -> bool:
         """What `git check-ref-format` accepts (git, not libgit2, decides what a remote takes)."""
-        proc = subprocess.run(["git", "check-ref-format", ref], capture_output=True)
+        proc = gitcmd.proc(["check-ref-format", ref])
         return proc.returncode == 0
 
     def remote_tags(self, remote: str) -> dict[str, str]:
@@ -488,12 +479,11 @@ class Repo:
             return [self.write_blob(b) for b in blobs]
         ids = [hashlib.sha1(b"blob %d\0" % len(b) + b).hexdigest() for b in blobs]
         feed = b"".join(b"blob\ndata %d\n" % len(b) + b + b"\n" for b in blobs)
-        proc = subprocess.run(
+        proc = gitcmd.proc(
             # A pack even for a few dozen objects (git unpacks fewer than 100 by default).
-            ["git", "-c", "fastimport.unpackLimit=0", "fast-import", "--quiet"],
+            ["-c", "fastimport.unpackLimit=0", "fast-import", "--quiet"],
             input=feed,
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
+            git_dir=self.common_dir,
         )
         if proc.returncode != 0:
             return [self.write_blob(b) for b in blobs]  # loose objects always work
@@ -665,16 +655,15 @@ class Repo:
     def update_ref(self, name: str, new: str, old: str | None, message: str = "gitmlm") -> None:
         """Compare-and-swap: move `name` to `new` only if it still points at `old`.
 
-        Sent to a `git update-ref --stdin` this process keeps open (one per repository and
-        process): git's own ref transaction, without a process start per update, which was
-        most of what recording a small run cost. The reflog message is the session's.
+        One transaction of this process's kept-open `git update-ref --stdin` (gitcmd): git's
+        own ref update, without a process start per move, which was most of what recording a
+        small run cost. The reflog message is the session's.
         """
-        try:
-            _ref_session(self.common_dir).update(name, new, old or ZERO)
-        except CasFailed:
-            raise
-        except _SessionError as exc:
-            raise MlmError(f"git update-ref {name} failed: {exc}") from exc
+        err = gitcmd.update_ref(self.common_dir, name, new, old or ZERO)
+        if err is not None:
+            if "cannot lock ref" in err or "but expected" in err:
+                raise CasFailed(err)
+            raise MlmError(f"git update-ref {name} failed: {err}")
 
     def create_refs(self, refs: Mapping[str, str], message: str = "gitmlm") -> list[str]:
         """Create refs that must not exist yet: one `git update-ref --stdin` transaction for all
@@ -682,12 +671,10 @@ class Repo:
         that could not be created because they exist already (or appeared meanwhile)."""
         if not refs:
             return []
-        proc = subprocess.run(
-            ["git", "update-ref", "-m", message, "--stdin"],
+        proc = gitcmd.proc(
+            ["update-ref", "-m", message, "--stdin"],
             input="".join(f"create {name} {oid}\n" for name, oid in refs.items()),
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
-            text=True,
+            git_dir=self.common_dir,
         )
         if proc.returncode == 0:
             return []
@@ -700,13 +687,7 @@ class Repo:
         return failed
 
     def delete_ref(self, name: str, old: str | None = None) -> None:
-        args = ["git", "update-ref", "-d", name] + ([old] if old else [])
-        subprocess.run(
-            args,
-            env={**os.environ, "GIT_DIR": str(self.common_dir)},
-            capture_output=True,
-            check=False,
-        )
+        gitcmd.proc(["update-ref", "-d", name] + ([old] if old else []), git_dir=self.common_dir)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -723,8 +704,7 @@ class Repo:
 
     def run_git_status(self, *args: str) -> tuple[int, str]:
         """(exit code, stderr) of a git command whose failure the caller explains."""
-        cwd = self.root or self.common_dir
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+        proc = gitcmd.proc(args, cwd=self.root or self.common_dir)
         return proc.returncode, proc.stderr
 
     def git_proc(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -733,11 +713,7 @@ class Repo:
         Never prompts: a remote that wants credentials fails with git's message instead of
         hanging a sync.
         """
-        cwd = self.root or self.common_dir
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-        return subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, input=input, env=env
-        )
+        return gitcmd.proc(args, cwd=self.root or self.common_dir, input=input)
 
     def run_git(
         self,
@@ -748,84 +724,10 @@ class Repo:
     ) -> str:
         """`git ARGS` in the work tree (the git dir of a bare repository); `env` adds variables."""
         cwd = self.root or self.common_dir
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            input=input,
-            env={**os.environ, **env} if env else None,
-        )
-        if check and proc.returncode != 0:
-            raise MlmError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc.stdout
+        if check:
+            return gitcmd.run(args, cwd=cwd, input=input, env=env)
+        return gitcmd.proc(args, cwd=cwd, input=input, env=env).stdout
 
     def run_git_bytes(self, *args: str) -> bytes:
         """`git ARGS` whose output is binary (archive, cat-file)."""
-        proc = subprocess.run(["git", *args], cwd=self.root or self.common_dir, capture_output=True)
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip()
-            raise MlmError(f"git {' '.join(args)} failed: {err}")
-        return proc.stdout
-
-
-class _SessionError(Exception):
-    pass
-
-
-class _RefSession:
-    """A `git update-ref --stdin` of one repository: one transaction per update, kept open."""
-
-    def __init__(self, common_dir: Path) -> None:
-        self.proc = subprocess.Popen(
-            ["git", "update-ref", "-m", "gitmlm", "--stdin"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "GIT_DIR": str(common_dir)},
-            text=True,
-        )
-
-    def update(self, name: str, new: str, old: str) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            self.proc.stdin.write(f"start\nupdate {name} {new} {old}\nprepare\ncommit\n")
-            self.proc.stdin.flush()
-            replies = [self.proc.stdout.readline() for _ in range(3)]
-        except (BrokenPipeError, OSError):
-            replies = []
-        if replies == ["start: ok\n", "prepare: ok\n", "commit: ok\n"]:
-            return
-        self.close()
-        err = self.proc.stderr.read().strip() if self.proc.stderr else ""
-        if "cannot lock ref" in err or "but expected" in err:
-            raise CasFailed(err)
-        raise _SessionError(err or "git update-ref --stdin stopped")
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        self.proc.wait()
-
-
-_sessions: dict[tuple[int, Path], _RefSession] = {}
-MAX_REF_SESSIONS = 4
-
-
-def _ref_session(common_dir: Path) -> _RefSession:
-    """This process's session for a repository (a forked child starts its own)."""
-    key = (os.getpid(), common_dir)
-    session = _sessions.get(key)
-    if session is None or session.proc.poll() is not None:
-        while len(_sessions) >= MAX_REF_SESSIONS:  # a process touching many repositories
-            _sessions.pop(next(iter(_sessions))).close()
-        if not _sessions:
-            atexit.register(_close_sessions)
-        session = _sessions[key] = _RefSession(common_dir)
-    return session
-
-
-def _close_sessions() -> None:
-    for key in [k for k in _sessions if k[0] == os.getpid()]:
-        _sessions.pop(key).close()
+        return gitcmd.run_bytes(args, cwd=self.root or self.common_dir)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitmlm.cli import progress
 from gitmlm.core import config, refs
 from gitmlm.core.git import CasFailed, Repo
 from gitmlm.data import hashing, manifest, statcache
@@ -24,45 +23,6 @@ from gitmlm.data.spec import FileSet, Spec
 from gitmlm.errors import MlmError
 
 LOCK_FILE = lockfile.FILE
-
-
-def read_lock(root: Path) -> dict[str, dict[str, Any]]:
-    """mlm.lock's datasets: name -> {path, algorithm, digest ("sha256:<hex>"), size, files,
-    manifest (git oid)}; {} when there is no lock file. Only its TOML is checked (other parts
-    read what they need); `load_lock` checks every key."""
-    file = root / LOCK_FILE
-    try:
-        doc = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise MlmError(
-            f"{file}: invalid TOML ({exc}); restore it with `git checkout mlm.lock`"
-            " or rebuild it with `git mlm data add NAME`"
-        ) from exc
-    datasets = doc.get("datasets", {})
-    return {str(k): dict(v) for k, v in datasets.items()}
-
-
-def load_lock(root: Path) -> dict[str, dict[str, Any]]:
-    """Like read_lock, but a hand-broken entry is one clear error naming the key."""
-    file = root / LOCK_FILE
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    return parse_lock(text, str(file))
-
-
-def parse_lock(text: str, where: str = LOCK_FILE) -> dict[str, dict[str, Any]]:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise MlmError(
-            f"{where}: invalid TOML ({exc}); restore it with `git checkout mlm.lock`"
-            " or rebuild it with `git mlm data add`"
-        ) from exc
-    return lockfile.check(doc, where)
 
 
 # --- fingerprints ------------------------------------------------------------------------------
@@ -115,7 +75,10 @@ class Fingerprint:
 
 
 def fingerprint(
-    repo: Repo, filesets: Sequence[FileSet], cache: statcache.StatCache, show_progress: bool
+    repo: Repo,
+    filesets: Sequence[FileSet],
+    cache: statcache.StatCache,
+    progress: hashing.ProgressFactory | None = None,
 ) -> list[Fingerprint]:
     """Digests of file sets: from a dataset's memo when no file's stat moved, else per file
     from the cache where the stat vouches for it, hashing the rest."""
@@ -141,7 +104,7 @@ def fingerprint(
     jobs = [job for group in stale.values() for job in group]
     if jobs:
         stamp = cache.stamp()
-        bar = progress.for_stderr(sum(s for _, s in jobs), len(jobs)) if show_progress else None
+        bar = progress(sum(s for _, s in jobs), len(jobs)) if progress else None
         try:
             for algorithm, group in stale.items():
                 done = hashing.hash_files(root, group, algorithm, bar)
@@ -193,7 +156,7 @@ class Project:
     def load(cls, repo: Repo, lock_text: str | None = None) -> Project:
         root = repo.workdir
         specs = {s.name: s for s in dataspec.declared(root, config.load(root))}
-        lock = load_lock(root) if lock_text is None else parse_lock(lock_text)
+        lock = lockfile.load(root) if lock_text is None else lockfile.parse(lock_text)
         return cls(root, specs, lock)
 
     def names(self, wanted: Sequence[str] | None) -> list[str]:
@@ -228,7 +191,7 @@ def status(
     *,
     lock_text: str | None = None,
     changes: bool = True,
-    show_progress: bool = False,
+    progress: hashing.ProgressFactory | None = None,
 ) -> list[Status]:
     """Each dataset against mlm.lock (or against `lock_text`, the staged lock for the hook)."""
     project = Project.load(repo, lock_text)
@@ -236,7 +199,7 @@ def status(
     declared = [n for n in chosen if n in project.specs]
     cache = statcache.StatCache.load(repo.mlm_dir, project.root)
     try:
-        return _status(repo, project, chosen, declared, cache, names, changes, show_progress)
+        return _status(repo, project, chosen, declared, cache, names, changes, progress)
     finally:
         cache.save()
 
@@ -249,12 +212,12 @@ def _status(
     cache: statcache.StatCache,
     names: Sequence[str] | None,
     changes: bool,
-    show_progress: bool,
+    progress: hashing.ProgressFactory | None,
 ) -> list[Status]:
     filesets = [dataspec.enumerate_files(project.root, project.specs[n]) for n in declared]
     if not names:
         dataspec.check_disjoint(filesets)
-    current = {fp.spec.name: fp for fp in fingerprint(repo, filesets, cache, show_progress)}
+    current = {fp.spec.name: fp for fp in fingerprint(repo, filesets, cache, progress)}
     if not names:
         cache.prune(
             (p for fs in filesets for p, _ in fs.files),
@@ -311,7 +274,7 @@ def add(
     *,
     cwd: Path | None = None,
     stage: bool = True,
-    show_progress: bool = False,
+    progress: hashing.ProgressFactory | None = None,
 ) -> list[Recorded]:
     """Record datasets in mlm.lock (declaring NAME as PATH first when given); all when no NAME.
 
@@ -345,7 +308,7 @@ def add(
         if not specs:
             raise MlmError("no datasets are declared; declare one with: git mlm data add NAME PATH")
         try:
-            lock = load_lock(root)
+            lock = lockfile.load(root)
         except MlmError:
             if name is not None:
                 raise
@@ -356,7 +319,7 @@ def add(
         chosen = [fs for fs in filesets if fs.spec.name in targets]
         cache = statcache.StatCache.load(repo.mlm_dir, root)
         try:
-            fps = fingerprint(repo, chosen, cache, show_progress)
+            fps = fingerprint(repo, chosen, cache, progress)
         finally:
             cache.save()
         out = []
@@ -391,7 +354,7 @@ def remove(repo: Repo, name: str, *, stage: bool = True) -> None:
     root = repo.workdir
     with repo.lock("mlm-data"):
         cfg = config.load(root)
-        lock = load_lock(root)
+        lock = lockfile.load(root)
         declared = name in cfg.get("datasets", {})
         if not declared and name not in lock:
             raise MlmError(f"no dataset named {name!r}; `git mlm data ls` lists them")
@@ -412,13 +375,6 @@ def remove(repo: Repo, name: str, *, stage: bool = True) -> None:
 # --- history and diffs -------------------------------------------------------------------------
 
 
-def lock_at(repo: Repo, rev: str) -> dict[str, dict[str, Any]]:
-    blob = repo.blob_at(repo.resolve(rev), LOCK_FILE)
-    if blob is None:
-        return {}
-    return parse_lock(repo.blob(blob).decode("utf-8", "replace"), f"{LOCK_FILE} at {rev}")
-
-
 @dataclass
 class DataDiff:
     name: str
@@ -436,7 +392,7 @@ def diff(repo: Repo, name: str, rev_a: str | None = None, rev_b: str | None = No
 
     def recorded(rev: str | None) -> tuple[str, dict[str, Any]]:
         label = LOCK_FILE if rev is None else f"{LOCK_FILE} at {rev}"
-        lock = load_lock(repo.workdir) if rev is None else lock_at(repo, rev)
+        lock = lockfile.load(repo.workdir) if rev is None else lockfile.at(repo, rev)
         if name not in lock:
             raise MlmError(f"dataset {name!r} is not recorded in {label}")
         return label, lock[name]
@@ -454,7 +410,7 @@ def diff(repo: Repo, name: str, rev_a: str | None = None, rev_b: str | None = No
             b["digest"],
             manifest.diff(repo, a["manifest"], b["manifest"]),
         )
-    (st,) = status(repo, [name], changes=False, show_progress=True)
+    (st,) = status(repo, [name], changes=False)
     if st.current is None:
         raise MlmError(
             f"dataset {name!r} is not declared in mlm.toml, so it has no files to compare"
@@ -484,7 +440,7 @@ def listing(repo: Repo) -> list[Listed]:
     names = project.names(None)
     head_lock = {}
     if repo.head().commit is not None:
-        head_lock = lock_at(repo, "HEAD")
+        head_lock = lockfile.at(repo, "HEAD")
     changed: dict[str, str] = {}
     pending = {n for n in names if n in project.lock and n in head_lock}
     for n in names:
@@ -494,7 +450,7 @@ def listing(repo: Repo) -> list[Listed]:
         newer: dict[str, str] = {}
         for commit in repo.commits_touching(LOCK_FILE):
             try:
-                lock = lock_at(repo, commit)
+                lock = lockfile.at(repo, commit)
             except MlmError:
                 lock = {}
             for n in list(pending):
@@ -548,7 +504,7 @@ def run_datasets(repo: Repo, clean: bool) -> dict[str, dict[str, Any]]:
     if not project.specs:
         return {}
     out = {}
-    for st in status(repo, list(project.specs), changes=False, show_progress=True):
+    for st in status(repo, list(project.specs), changes=False):
         out[st.name] = _run_info(repo, st)
     return out
 
@@ -557,7 +513,7 @@ def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]
     """(name, fingerprint) of a declared dataset or of a path outside the declarations."""
     project = Project.load(repo)
     if name_or_path in project.specs:
-        (st,) = status(repo, [name_or_path], changes=False, show_progress=True)
+        (st,) = status(repo, [name_or_path], changes=False)
         return name_or_path, _run_info(repo, st)
     root = repo.workdir
     rel = dataspec.normalise(root, name_or_path, "log_dataset", Path.cwd())
@@ -569,7 +525,7 @@ def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]
     fs = dataspec.enumerate_files(root, spec)
     cache = statcache.StatCache.load(repo.mlm_dir, root)
     try:
-        (fp,) = fingerprint(repo, [fs], cache, True)
+        (fp,) = fingerprint(repo, [fs], cache)
     finally:
         cache.save()
     return rel, fp.summary() | {"manifest": store_manifest(repo, fp), "source": "hashed"}

@@ -14,10 +14,11 @@ import stat
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from gitmlm.data.lock import ALGORITHMS
 from gitmlm.errors import MlmError
 
-ALGORITHMS = ("sha256", "sha512", "blake2b", "sha3_256")
 """What a dataset may declare as `algorithm`; sha256 is the default."""
 DEFAULT = "sha256"
 TRIES = 3
@@ -28,6 +29,19 @@ SMALL_JOB = 8 << 20
 StatKey = tuple[int, int, int, int]
 """(size, mtime_ns, ctime_ns, inode): what the stat cache compares."""
 Progress = Callable[[int, int], None]
+
+
+class ProgressSink(Protocol):
+    """What a progress factory returns: called with (bytes, files) done, closed at the end."""
+
+    def __call__(self, nbytes: int, nfiles: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+ProgressFactory = Callable[[int, int], ProgressSink | None]
+"""Given (total bytes, total files), a sink for progress or None; the CLI passes one that draws
+on a terminal, and domain code never draws (a training script's stderr stays its own)."""
 """Called with (bytes, files) just hashed; may be called from several threads."""
 
 

@@ -7,13 +7,14 @@ import hashlib
 import os
 import re
 import tempfile
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from gitmlm.data import hashing
+from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
 
 FILE = "mlm.lock"
@@ -23,6 +24,9 @@ HEADER = (
 )
 KEYS = ("path", "algorithm", "digest", "size", "files", "manifest")
 _OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+ALGORITHMS = ("sha256", "sha512", "blake2b", "sha3_256")
+"""What a lock entry may name; `data.hashing` computes them (this module only reads and writes)."""
 
 
 def _fix(file: str) -> str:
@@ -46,7 +50,7 @@ def check(doc: Mapping[str, Any], file: str = FILE) -> dict[str, dict[str, Any]]
         if missing:
             raise MlmError(f"{where} lacks {', '.join(missing)}; {_fix(file)}")
         algorithm = entry["algorithm"]
-        if not isinstance(algorithm, str) or algorithm not in hashing.ALGORITHMS:
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise MlmError(f"{where}.algorithm {algorithm!r} is unknown; {_fix(file)}")
         length = hashing_length(algorithm)
         digest = entry["digest"]
@@ -97,3 +101,33 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def load(root: Path) -> dict[str, dict[str, Any]]:
+    """mlm.lock's datasets in the work tree: name -> {path, algorithm, digest, size, files,
+    manifest}; {} when there is no lock file; a hand-broken entry is one clear error naming it."""
+    file = root / FILE
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    return parse(text, str(file))
+
+
+def parse(text: str, where: str = FILE) -> dict[str, dict[str, Any]]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MlmError(
+            f"{where}: invalid TOML ({exc}); restore it with `git checkout mlm.lock`"
+            " or rebuild it with `git mlm data add`"
+        ) from exc
+    return check(doc, where)
+
+
+def at(repo: Repo, rev: str) -> dict[str, dict[str, Any]]:
+    """mlm.lock as committed at `rev`; {} when that commit has none."""
+    blob = repo.blob_at(repo.resolve(rev), FILE)
+    if blob is None:
+        return {}
+    return parse(repo.blob(blob).decode("utf-8", "replace"), f"{FILE} at {rev}")

@@ -6,9 +6,7 @@ A commit that stages no declared output costs one `git diff --cached` and no pyg
 
 from __future__ import annotations
 
-import hashlib
 import shlex
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from gitmlm.checkpoints import rules as coderules
 from gitmlm.checkpoints.rules import Rules
+from gitmlm.core import digest as artifact_digest
+from gitmlm.core import gitcmd
 from gitmlm.errors import MlmError
 
 if TYPE_CHECKING:
@@ -33,16 +33,9 @@ class Problem:
     lines: list[str]
 
 
-def _git(*args: str) -> str:
-    proc = subprocess.run(["git", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise MlmError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def staged_paths() -> list[str]:
     """Paths the commit adds or changes (deletions are not results being committed)."""
-    out = _git("diff", "--cached", "--name-only", "-z", "--no-renames", "--diff-filter=d")
+    out = gitcmd.run(["diff", "--cached", "--name-only", "-z", "--no-renames", "--diff-filter=d"])
     return [p for p in out.split("\0") if p]
 
 
@@ -120,7 +113,7 @@ def check(repo: Repo, rules: Rules, outputs: Sequence[str]) -> list[Problem]:
         blob = blobs.get(path)
         if blob is None:
             continue
-        digest = "sha256:" + hashlib.sha256(repo.blob(blob)).hexdigest()
+        digest = artifact_digest.of_bytes(repo.blob(blob))
         problem = judge(repo, rules, listing, path, digest, staged_tree)
         if problem is not None:
             problems.append(problem)
@@ -135,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # git starts hooks at the top of the work tree; ask git only when started elsewhere.
         root = Path.cwd()
         if not (root / ".git").exists():
-            root = Path(_git("rev-parse", "--show-toplevel").strip())
+            root = Path(gitcmd.run(["rev-parse", "--show-toplevel"]).strip())
         rules = coderules.load(root)
         outputs = staged_outputs(rules, args)
         if not outputs:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from gitmlm.core.git import Repo
+from gitmlm.data import lock
 from gitmlm.errors import MlmError
 
 SHOWN = 10
@@ -38,7 +39,7 @@ def check(repo: Repo) -> list[str]:
     staged = repo.index_blobs([data.LOCK_FILE]).get(data.LOCK_FILE)
     staged_text = repo.blob(staged).decode("utf-8", "replace") if staged is not None else ""
     try:
-        worktree = data.load_lock(root)
+        worktree = lock.load(root)
     except MlmError:
         worktree = {}
     problems: list[str] = []

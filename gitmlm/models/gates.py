@@ -17,7 +17,7 @@ from typing import Any
 
 from gitmlm.core import config, fmt, where
 from gitmlm.core.records import Run, flat_row
-from gitmlm.data import datasets as data
+from gitmlm.data import lock as lockfile
 from gitmlm.errors import MlmError
 
 KNOWN = ("require", "better_than_current", "datasets_match_lock", "clean_checkpoint", "signed")
@@ -141,9 +141,9 @@ def _better(
 
 def _datasets(root: Path, candidate: Evidence) -> Check:
     gate = "datasets match mlm.lock"
-    lock = data.read_lock(root)
+    lock = lockfile.load(root)
     if not lock:
-        return Check(gate, False, f"no datasets in {data.LOCK_FILE}")
+        return Check(gate, False, f"no datasets in {lockfile.FILE}")
     wrong = []
     for name, entry in sorted(lock.items()):
         have = candidate.row.get(f"datasets.{name}")

@@ -10,21 +10,27 @@ from __future__ import annotations
 import posixpath
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitmlm.core import config, tags
+from gitmlm.core import digest as artifact_digest
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
 from gitmlm.models import gates, signing
 from gitmlm.models import state as model_registry
 from gitmlm.models.state import Model, Registry, Version
-from gitmlm.tracking import record as runs
+
+if TYPE_CHECKING:
+    from gitmlm.tracking import record as runs
 
 LOCK = "registry"
 
 
 def _listing(repo: Repo) -> runs.Listing:
+    # Loaded here, not at import: `git mlm models` reads tags only and stays light.
+    from gitmlm.tracking import record as runs
+
     return runs.list_runs(repo)
 
 
@@ -97,6 +103,8 @@ def register(
     listing = _listing(repo)
     run: Run | None = None
     if run_id is not None:
+        from gitmlm.tracking import record as runs
+
         run = runs.resolve(listing, run_id)
     with repo.lock(LOCK):
         reg = model_registry.load(repo)
@@ -118,7 +126,7 @@ def register(
             raise MlmError(f"{name} {version} already exists: {state}; pick another version")
         recorded = run.artifacts.get(path, {}).get("digest") if run else None
         if content is not None:
-            digest = model_registry._digest(content)
+            digest = artifact_digest.of_bytes(content)
             if run is not None and recorded is not None and recorded != digest:
                 raise MlmError(
                     f"run {run.id} logged a different {path} ({recorded[:19]}…) than "

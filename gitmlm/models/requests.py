@@ -17,6 +17,7 @@ from typing import Any
 import tomli_w
 
 from gitmlm.core import codec, config, fmt, tags
+from gitmlm.core import remote as transport
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
 from gitmlm.models import gates, signing
@@ -361,7 +362,18 @@ def apply(repo: Repo, *, remote: str | None = "origin", branch: str | None = Non
         missing = [t for t in done_tags if t not in there]
         for i in range(0, len(missing), PUSH_BATCH):
             batch = missing[i : i + PUSH_BATCH]
-            repo.run_git("push", "-q", remote, *[f"refs/tags/{t}:refs/tags/{t}" for t in batch])
+            # Leases that the tags must not exist there: a name taken meanwhile is refused.
+            updates = [
+                transport.Update(f"refs/tags/{t}", repo.ref(f"refs/tags/{t}") or "", None)
+                for t in batch
+            ]
+            try:
+                transport.push(repo, remote, updates)
+            except transport.Raced as exc:
+                raise MlmError(
+                    f"{remote} got tags named {exc} while this ran: another promotion took those "
+                    "numbers; delete them here (git tag -d) and run ci apply again"
+                ) from None
             pushed.append(batch)
     finished = [o for o in outcomes if o.tag]
     commit = None

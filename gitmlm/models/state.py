@@ -14,7 +14,6 @@ demoting that version hands the stage back to the one assigned before it, if any
 from __future__ import annotations
 
 import gc
-import hashlib
 import heapq
 import json
 import os
@@ -443,15 +442,6 @@ def is_signed_stage(cfg: dict[str, Any], stage: str) -> bool:
 
 
 # --- writing -----------------------------------------------------------------------------------
-
-
-def _digest(data: bytes) -> str:
-    """sha256 of a model file; for a Git LFS pointer, the digest of the content it stands for."""
-    if data.startswith(b"version https://git-lfs.github.com/spec/v1"):
-        for line in data.decode("utf-8", "replace").splitlines():
-            if line.startswith("oid sha256:"):
-                return "sha256:" + line.split(":", 1)[1].strip()
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def identity(repo: Repo) -> str:

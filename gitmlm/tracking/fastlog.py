@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmlm.core import briefcache, refs
+from gitmlm.core import briefcache, gitcmd, refs
 from gitmlm.tracking import logtext
 
 
@@ -67,9 +67,7 @@ def _parse(argv: list[str]) -> _Args | None:
 
 
 def _git(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        ["git", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-    )
+    return gitcmd.start(args)
 
 
 def _out(proc: subprocess.Popen[bytes]) -> str | None:

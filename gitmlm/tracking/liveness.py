@@ -1,6 +1,6 @@
 """Is a run still alive? A run `running` whose process on this host is gone has crashed.
 
-Kept apart from tracking.py so `git mlm log` can ask without loading the tracking machinery.
+Kept apart from tracking/record.py so `git mlm log` can ask without loading the tracking machinery.
 """
 
 from __future__ import annotations

@@ -59,8 +59,9 @@ def wanted(
 def assemble(
     commits: Sequence[Commit], bases: Mapping[str, list[str]], found: Mapping[str, list[Row]]
 ) -> list[Entry]:
-    # A snapshot run whose code was committed (attachments.py) shows on that commit; when the
-    # commit is in view, do not show it again on its base as uncommitted.
+    # A snapshot run whose code was committed (checkpoints/placement.py) shows on that commit;
+    # when the
+    # commit is in view, it is not shown again on its base as uncommitted.
     committed = {row[0] for c in commits for row in found.get(c.oid, [])}
     out = []
     for commit in commits:

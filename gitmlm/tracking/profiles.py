@@ -186,69 +186,7 @@ def load(
 # --- `git mlm profile PATH --run ID` -----------------------------------------------------------
 
 
-@dataclass
-class Recorded:
-    run: Run
-    name: str
-    profile: Profile
-    files: list[Path]
-
-
-def record_for_run(
-    repo: Repo, run_id: str, path: str, name: str | None = None, options: Options = Options()
-) -> Recorded:
-    """Profile PATH and store it with an existing run (live or finished).
-
-    The run's `datasets.<name>` table gains `profile = true`, `rows` and `columns` (and the
-    data's fingerprint if the run did not record one); a live run
-    gets it through its journal (its owner folds it in at the end), a finished one by a rewrite
-    of its record. Without `name`, a dataset the run already recorded with this path keeps its
-    name; otherwise the path (relative to the repository) is the name, as `log_dataset` does.
-    """
-    from gitmlm.checkpoints import placement as attachments
-    from gitmlm.tracking import journal
-    from gitmlm.tracking import record as runs
-
-    listing = runs.list_runs(repo)
-    run = runs.resolve(listing, run_id)
-    target = Path(path)
-    files = data_files(target)
-    profile = of_files(files, options)
-    rel = _relative(repo, target)
-    if name is None:
-        name = next(
-            (n for n, info in run.datasets.items() if info.get("path") == rel),
-            rel,
-        )
-    put(repo, run.commit, run.id, name, profile)
-    info = {**_fingerprint(repo, path, run.datasets.get(name)), **summary(profile)}
-    info.setdefault("path", rel)
-    file = journal.path(repo.mlm_dir, run.id)
-    if run.status == "running" and file.exists():
-        journal.append(file, [{"k": "dataset", "name": name, "v": info}])
-    else:
-        run.datasets[name] = info
-        run.updated = codec.now()
-        message = f"gitmlm: profile {name} of run {run.id}"
-        attachments.put_run(repo, run.commit, run.id, codec.run_to_dict(run), message)
-    run.datasets[name] = info
-    return Recorded(run, name, profile, files)
-
-
-def _fingerprint(repo: Repo, path: str, recorded: dict[str, Any] | None) -> dict[str, Any]:
-    """What the run recorded of this dataset, else its fingerprint now (best effort: the profile
-    is what was asked for, so a path the data module cannot fingerprint still gets one)."""
-    from gitmlm.data import datasets as data
-
-    if recorded:
-        return dict(recorded)
-    try:
-        return dict(data.dataset_for_run(repo, path)[1])
-    except MlmError:
-        return {}
-
-
-def _relative(repo: Repo, path: Path) -> str:
+def relative(repo: Repo, path: Path) -> str:
     full = (path if path.is_absolute() else Path.cwd() / path).resolve()
     root = repo.workdir.resolve()
     return full.relative_to(root).as_posix() if full.is_relative_to(root) else str(full)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import threading
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitmlm.checkpoints import checkpoint
 from gitmlm.checkpoints import placement as attachments
-from gitmlm.core import codec, ids, refs
+from gitmlm.core import codec, digest, ids, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
@@ -24,6 +23,9 @@ from gitmlm.tracking import envinfo, journal, liveness
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from gitmlm.stats.profile import Profile
+    from gitmlm.tracking.profiles import Options
 
 RUN_ENV = "GITMLM_RUN_ID"
 """Set by `git mlm run` for its child, whose own start_run() then attaches to that run."""
@@ -199,12 +201,8 @@ def artifact_info(repo: Repo, path: Path) -> tuple[str, dict[str, Any]]:
         raise MlmError(f"artifact {path} is outside the repository {root}")
     if not full.is_file():
         raise MlmError(f"artifact {path} is not a file")
-    h = hashlib.sha256()
-    with open(full, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
     return full.relative_to(root).as_posix(), {
-        "digest": "sha256:" + h.hexdigest(),
+        "digest": digest.of_file(full),
         "size": full.stat().st_size,
     }
 
@@ -455,3 +453,63 @@ def recover(repo: Repo) -> list[Run]:
             )
         done.append(finish(repo, run, "crashed", None, ended))
     return done
+
+
+@dataclass
+class Recorded:
+    run: Run
+    name: str
+    profile: Profile
+    files: list[Path]
+
+
+def record_for_run(
+    repo: Repo, run_id: str, path: str, name: str | None = None, options: Options | None = None
+) -> Recorded:
+    """Profile PATH and store it with an existing run (live or finished).
+
+    The run's `datasets.<name>` table gains `profile = true`, `rows` and `columns` (and the
+    data's fingerprint if the run did not record one); a live run
+    gets it through its journal (its owner folds it in at the end), a finished one by a rewrite
+    of its record. Without `name`, a dataset the run already recorded with this path keeps its
+    name; otherwise the path (relative to the repository) is the name, as `log_dataset` does.
+    """
+    from gitmlm.tracking import profiles
+
+    listing = list_runs(repo)
+    run = resolve(listing, run_id)
+    target = Path(path)
+    files = profiles.data_files(target)
+    profile = profiles.of_files(files, options or profiles.Options())
+    rel = profiles.relative(repo, target)
+    if name is None:
+        name = next(
+            (n for n, info in run.datasets.items() if info.get("path") == rel),
+            rel,
+        )
+    profiles.put(repo, run.commit, run.id, name, profile)
+    info = {**_dataset_info(repo, path, run.datasets.get(name)), **profiles.summary(profile)}
+    info.setdefault("path", rel)
+    file = journal.path(repo.mlm_dir, run.id)
+    if run.status == "running" and file.exists():
+        journal.append(file, [{"k": "dataset", "name": name, "v": info}])
+    else:
+        run.datasets[name] = info
+        run.updated = codec.now()
+        message = f"gitmlm: profile {name} of run {run.id}"
+        attachments.put_run(repo, run.commit, run.id, codec.run_to_dict(run), message)
+    run.datasets[name] = info
+    return Recorded(run, name, profile, files)
+
+
+def _dataset_info(repo: Repo, path: str, recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """What the run recorded of this dataset, else its fingerprint now (best effort: the profile
+    is what was asked for, so a path the data module cannot fingerprint still gets one)."""
+    from gitmlm.data import datasets as data
+
+    if recorded:
+        return dict(recorded)
+    try:
+        return dict(data.dataset_for_run(repo, path)[1])
+    except MlmError:
+        return {}

@@ -22,22 +22,3 @@ def runs_frame(
     first = [c for c in _FIRST if c in frame.columns]
     rest = sorted(c for c in frame.columns if c not in first)
     return frame[first + rest]
-
-
-_VERSION_FIRST = ["model", "version", "stages", "active", "commit", "tag", "registered"]
-
-
-def registry_frame(path: str | None = None) -> pd.DataFrame:
-    """One row per registered model version: stages, commit, tag, run, artifact, metrics.*."""
-    from gitmlm.models import ops as lifecycle
-    from gitmlm.models import state as model_registry
-
-    rows = lifecycle.version_rows(model_registry.load(Repo.open(path)))
-    frame = pd.DataFrame.from_records(rows)
-    if frame.empty:
-        return pd.DataFrame(columns=_VERSION_FIRST)
-    frame["registered"] = pd.to_datetime(frame["registered"], unit="s", utc=True)
-    first = [c for c in _VERSION_FIRST if c in frame.columns]
-    rest = [c for c in frame.columns if c not in first and not c.startswith("metrics.")]
-    metrics = sorted(c for c in frame.columns if c.startswith("metrics."))
-    return frame[first + rest + metrics]

@@ -1,0 +1,166 @@
+"""The one way gitmlm runs the `git` program (for what pygit2 does not do: tags git signs,
+pushes, fetches, `update-ref` transactions, plumbing whose speed beats libgit2's).
+
+Never prompts: a remote that wants credentials fails with git's message instead of hanging a
+hook or a sync.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import overload
+
+from gitmlm.errors import MlmError
+
+Cwd = str | os.PathLike[str] | None
+
+
+def _env(git_dir: Path | None, env: Mapping[str, str] | None) -> dict[str, str]:
+    out = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    if git_dir is not None:
+        out["GIT_DIR"] = str(git_dir)
+    if env:
+        out.update(env)
+    return out
+
+
+@overload
+def proc(
+    args: Sequence[str],
+    *,
+    cwd: Cwd = None,
+    git_dir: Path | None = None,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]: ...
+
+
+@overload
+def proc(
+    args: Sequence[str],
+    *,
+    cwd: Cwd = None,
+    git_dir: Path | None = None,
+    input: bytes,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]: ...
+
+
+def proc(
+    args: Sequence[str],
+    *,
+    cwd: Cwd = None,
+    git_dir: Path | None = None,
+    input: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str] | subprocess.CompletedProcess[bytes]:
+    """`git ARGS`, whole result (exit code, stdout, stderr) for callers that explain failures.
+    Text in and out unless `input` is bytes."""
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        input=input,
+        env=_env(git_dir, env),
+        capture_output=True,
+        text=not isinstance(input, bytes),
+    )
+
+
+def run(
+    args: Sequence[str],
+    *,
+    cwd: Cwd = None,
+    git_dir: Path | None = None,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """`git ARGS`'s stdout; MlmError with git's own message when it fails."""
+    done = proc(args, cwd=cwd, git_dir=git_dir, input=input, env=env)
+    if done.returncode != 0:
+        raise MlmError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def run_bytes(args: Sequence[str], *, cwd: Cwd = None) -> bytes:
+    """`git ARGS` whose output is binary (archive, cat-file)."""
+    done = subprocess.run(["git", *args], cwd=cwd, env=_env(None, None), capture_output=True)
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()
+        raise MlmError(f"git {' '.join(args)} failed: {err}")
+    return done.stdout
+
+
+def start(args: Sequence[str]) -> subprocess.Popen[bytes]:
+    """`git ARGS` started, not waited for: several read at once (`git mlm log`'s fast path)."""
+    return subprocess.Popen(
+        ["git", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=_env(None, None),
+    )
+
+
+# --- ref moves without a process start each ----------------------------------------------------
+
+
+class _RefSession:
+    """A `git update-ref --stdin` of one repository: one transaction per update, kept open."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.proc = subprocess.Popen(
+            ["git", "update-ref", "-m", "gitmlm", "--stdin"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(git_dir, None),
+            text=True,
+        )
+
+    def update(self, name: str, new: str, old: str) -> str | None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(f"start\nupdate {name} {new} {old}\nprepare\ncommit\n")
+            self.proc.stdin.flush()
+            replies = [self.proc.stdout.readline() for _ in range(3)]
+        except OSError:
+            replies = []
+        if replies == ["start: ok\n", "prepare: ok\n", "commit: ok\n"]:
+            return None
+        self.close()  # git stops at the first failure: the next update starts a new session
+        err = self.proc.stderr.read().strip() if self.proc.stderr else ""
+        return err or "git update-ref --stdin stopped"
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        self.proc.wait()
+
+
+_sessions: dict[tuple[int, Path], _RefSession] = {}
+MAX_REF_SESSIONS = 4
+
+
+def update_ref(git_dir: Path, name: str, new: str, old: str) -> str | None:
+    """Move `name` from `old` (40 zeros: must not exist) to `new` as one transaction of this
+    process's session for `git_dir`; None when done, else git's message (the ref unchanged)."""
+    key = (os.getpid(), git_dir)  # a forked child starts its own session
+    session = _sessions.get(key)
+    if session is None or session.proc.poll() is not None:
+        while len(_sessions) >= MAX_REF_SESSIONS:  # a process touching many repositories
+            _sessions.pop(next(iter(_sessions))).close()
+        if not _sessions:
+            atexit.register(_close_sessions)
+        session = _sessions[key] = _RefSession(git_dir)
+    return session.update(name, new, old)
+
+
+def _close_sessions() -> None:
+    for key in [k for k in _sessions if k[0] == os.getpid()]:
+        _sessions.pop(key).close()

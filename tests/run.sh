@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test run on a fresh machine (what CI runs): the Debian packages that tests drive for
+# real, the peer tools in venvs of their own (never our dependencies), the test extras, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debian=()
+command -v git-lfs >/dev/null || debian+=(git-lfs)
+if [ ${#debian[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: tests need ${debian[*]}: sudo apt-get install -y ${debian[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debian[@]}" >/dev/null
+fi
+
+# GTO, DVC and MLflow for the differential tests, from the steering repo's shared/ beside us.
+peers=../shared/peers/install.sh
+if [ -f "$peers" ]; then
+  bash "$peers" gto dvc mlflow
+fi
+
+python -m pip install -q -e '.[test]'
+python -m pytest -n auto -q "$@"
