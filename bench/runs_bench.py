@@ -171,9 +171,10 @@ def main() -> None:
             )
 
         if "writers" not in skip:
-            wall, total, done = writers(ROOT, new_repo(base / "new-w"), args.writers, args.per_writer)
+            new_w = new_repo(base / "new-w")
+            wall, total, done = writers(ROOT, new_w, args.writers, args.per_writer)
             n = args.writers * args.per_writer
-            owall, ototal, odone = writers(
+            owall, ototal, _ = writers(
                 old, new_repo(base / "old-w"), args.writers, args.baseline_per_writer
             )
             on = args.writers * args.baseline_per_writer
@@ -199,7 +200,7 @@ def main() -> None:
                 f"{time.perf_counter() - t0:.1f} s"
             )
             cold, warm, rows = json.loads(python(ROOT, "-c", QUERY, cwd=repo).stdout)
-            again, warm2, _ = json.loads(python(ROOT, "-c", QUERY, cwd=repo).stdout)
+            again, _, _ = json.loads(python(ROOT, "-c", QUERY, cwd=repo).stdout)
             ocold, owarm, _ = json.loads(
                 python(old, "-c", QUERY, cwd=_fresh_copy(repo, base / "query-old")).stdout
             )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from gitmlm.core import where
+from gitmlm.core import refs, where
 from gitmlm.core.git import Repo
 from gitmlm.core.records import flat_row
 from gitmlm.errors import MlmError
@@ -48,7 +49,15 @@ def select(
     order_by: str | list[str] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    rows = [flat_row(r) for r in listing.runs]
+    return select_rows([flat_row(r) for r in listing.runs], where_text, order_by, limit)
+
+
+def select_rows(
+    rows: list[dict[str, Any]],
+    where_text: str | None = None,
+    order_by: str | list[str] | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     if where_text:
         keep = where.compile_where(where_text)
         rows = [r for r in rows if keep(r)]
@@ -60,6 +69,10 @@ def select(
     return rows[:limit] if limit is not None else rows
 
 
+_listed: dict[tuple[Path, bool], tuple[str | None, runs.Listing, list[dict[str, Any]]]] = {}
+"""The last listing of each repository in this process, with its rows, by notes tip."""
+
+
 def select_runs(
     repo: Repo,
     where_text: str | None = None,
@@ -68,5 +81,17 @@ def select_runs(
     *,
     placed_only: bool = False,
 ) -> tuple[list[dict[str, Any]], runs.Listing]:
-    listing = runs.list_runs(repo, placed_only=placed_only)
-    return select(listing, where_text, order_by, limit), listing
+    """Rows of the runs that match. A process that asks again (a notebook) while the notes
+    have not moved reuses its listing and rows: only the filter and the order run again."""
+    key = (repo.common_dir, placed_only)
+    tip = repo.ref(refs.RUNS)
+    memo = _listed.get(key)
+    if memo is not None and memo[0] == tip:
+        listing, rows = memo[1], memo[2]
+    else:
+        listing = runs.list_runs(repo, placed_only=placed_only)
+        rows = [flat_row(r) for r in listing.runs]
+        # A running run may crash (its status is worked out at listing time): not kept.
+        if not any(r.status == "running" for r in listing.runs):
+            _listed[key] = (tip, listing, rows)
+    return select_rows(rows, where_text, order_by, limit), listing
