@@ -141,6 +141,9 @@ def parse_index(data: bytes) -> Index:
 
 
 def _brief(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's name, status and metrics; {} for tables that are not run records (series)."""
+    if not isinstance(table.get("status"), str):
+        return {}
     return {k: table[k] for k in ("name", "status", "metrics") if k in table}
 
 
