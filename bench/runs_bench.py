@@ -156,7 +156,7 @@ def main() -> None:
             tenth = max(1, args.baseline_runs // 10)
             before = one_process(old, new_repo(base / "old-one"), args.baseline_runs)
             after = one_process(ROOT, new_repo(base / "new-one"), args.runs)
-            k = min(1000, max(1, args.runs // 10))
+            k = min(1000, max(1, args.runs // 3))
             first, last = ms(after[:k]), ms(after[-k:])
             print(
                 f"{args.runs} runs on one commit, one process: median {ms(after):.1f} ms per run "
