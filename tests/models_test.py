@@ -317,14 +317,16 @@ def test_gates_unit(tmp_path: Path) -> None:
             "metrics.auc": 0.9,
             "metrics.loss": 0.2,
             "checkpoint": "snapshot",
-            "datasets.train": "sha256:aa",
+            "datasets.train": "sha256:" + "a" * 64,
         },
         "run x",
     )
     cur = gates.Evidence("v1", {"metrics.auc": 0.95, "metrics.loss": 0.3}, "run y")
     (tmp_path / "mlm.lock").write_text(
-        'schema = 1\n[datasets.train]\npath = "d"\ndigest = "sha256:aa"\n'
-        '[datasets.test]\npath = "t"\ndigest = "sha256:bb"\n'
+        'schema = 1\n[datasets.train]\npath = "d"\nalgorithm = "sha256"\n'
+        f'digest = "sha256:{"a" * 64}"\nsize = 1\nfiles = 1\nmanifest = "{"0" * 40}"\n'
+        '[datasets.test]\npath = "t"\nalgorithm = "sha256"\n'
+        f'digest = "sha256:{"b" * 64}"\nsize = 1\nfiles = 1\nmanifest = "{"0" * 40}"\n'
     )
     settings = {
         "require": "metrics.auc >= 0.8",

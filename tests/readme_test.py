@@ -32,3 +32,53 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert command in ci and command in readme
     script = (ROOT / "tests" / "run.sh").read_text()
     assert "pip install -q -e '.[test]'" in script and "python -m pytest" in script
+
+
+def _yaml_blocks() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    return re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+
+
+def test_the_readme_pre_commit_config_works_as_pasted(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    local = next(b for b in _yaml_blocks() if "repo: local" in b)
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    pasted = yaml.safe_load(local)["repos"][0]["hooks"]
+    # The local hooks are the published ones, run from the installed console scripts.
+    published = {h["id"]: h for h in hooks}
+    assert sorted(published) == sorted(h["id"] for h in pasted)
+    for ours in pasted:
+        theirs = published[ours["id"]]
+        assert {k: v for k, v in theirs.items() if k not in ("language", "description")} == {
+            k: v for k, v in ours.items() if k != "language"
+        }
+    repo = tmp_path / "project"
+    repo.mkdir()
+    bindir = Path(os.environ["HOME"]) / "bin"
+    for script, module in (("mlm-data", "data"), ("mlm-checkpoint", "checkpoint")):
+        (bindir / script).write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" -m gitmlm.hooks.{module}\n'
+        )
+        (bindir / script).chmod(0o755)
+    (repo / ".pre-commit-config.yaml").write_text(local)
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "init"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "run", "--all-files"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "datasets match mlm.lock (gitmlm)" in proc.stdout
+
+
+def test_the_readme_pre_commit_rev_exists() -> None:
+    # No release tag exists yet: a `rev` naming one fails on copy-paste.
+    revs = re.findall(r"^\s*rev:\s*(\S+)", "".join(_yaml_blocks()), flags=re.M)
+    assert revs == ["main"], revs

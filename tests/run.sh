@@ -19,6 +19,15 @@ fi
 peers=../shared/peers/install.sh
 if [ -f "$peers" ]; then
   bash "$peers" gto dvc mlflow
+else  # a clone on its own: the same venvs, made here (skips what is installed)
+  root=${PEERS_DIR:-/tmp/gitmlm-peers}
+  for spec in gto "dvc[s3]" mlflow; do
+    tool=${spec%%[*}
+    if [ ! -x "$root/$tool/bin/python" ]; then
+      python3 -m venv "$root/$tool"
+      "$root/$tool/bin/pip" install -q "$spec"
+    fi
+  done
 fi
 
 python -m pip install -q -e '.[test]'

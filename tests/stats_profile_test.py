@@ -271,3 +271,21 @@ def test_read_frames_errors(tmp_path: Path) -> None:
     good.write_text("a,b\n1,2\n")
     with pytest.raises(MlmError, match="no column 'c'"):
         read_frames(good, columns=["c"])
+
+
+def test_a_text_time_column_of_a_csv_is_profiled_as_text_like_pandas_reads_it(
+    tmp_path: Path,
+) -> None:
+    # pyarrow would read these as timestamps (numeric, in epoch seconds); the training script's
+    # pd.read_csv keeps them as text, and the two profiles of one file must agree on the kind.
+    csv = tmp_path / "serving.csv"
+    csv.write_text(
+        "ts,day,v\n"
+        + "".join(f"2026-01-{d:02} 10:00:00,2026-01-{d:02},{d}\n" for d in range(1, 29))
+    )
+    from_file = build_profile(list(read_frames(csv, chunk_rows=10)))
+    from_pandas = build_profile(pd.read_csv(csv))
+    for column in ("ts", "day"):
+        assert from_file.columns[column].kind == "categorical"
+        assert from_pandas.columns[column].kind == "categorical"
+    assert from_file.columns["v"].kind == "numeric"

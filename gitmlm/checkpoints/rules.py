@@ -61,15 +61,6 @@ class Rules:
         return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
 
 
-def _globs(section: Mapping[str, Any], key: str) -> list[str]:
-    value = section.get(key, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise MlmError(f'{config.FILE}: [checkpoint] {key} must be a list of globs, like ["*.py"]')
-    return value
-
-
 def parse_size(value: Any) -> int:
     """10000000, "10 MB", "512KiB" -> bytes."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -84,34 +75,22 @@ def parse_size(value: Any) -> int:
 
 def dataset_globs(cfg: Mapping[str, Any]) -> list[str]:
     """The paths and globs of every declared dataset (`[datasets.NAME] path = ...`)."""
-    out: list[str] = []
-    for decl in cfg.get("datasets", {}).values():
-        if isinstance(decl, str):
-            out.append(decl)
-        elif isinstance(decl, Mapping):
-            for key in ("path", "paths"):
-                value = decl.get(key)
-                if isinstance(value, str):
-                    out.append(value)
-                elif isinstance(value, list):
-                    out.extend(v for v in value if isinstance(v, str))
-    return out
+    return [d.path for d in config.settings(cfg).datasets.values()]
 
 
 def from_config(cfg: Mapping[str, Any]) -> Rules:
-    section = cfg.get("checkpoint", {})
-    if not isinstance(section, Mapping):
-        raise MlmError(f"{config.FILE}: [checkpoint] must be a table")
-    mode = section.get("mode", "block")
+    typed = config.settings(cfg)
+    section = typed.checkpoint
+    mode = section.mode or "block"
     if mode not in MODES:
         raise MlmError(f'{config.FILE}: [checkpoint] mode must be "block" or "warn", not {mode!r}')
     return Rules(
-        code=Globs(_globs(section, "code")),
-        exclude=Globs(_globs(section, "exclude")),
-        outputs=Globs(_globs(section, "outputs")),
-        datasets=Globs(dataset_globs(cfg)),
-        mode=str(mode),
-        max_bytes=parse_size(section.get("max_size", DEFAULT_MAX_BYTES)),
+        code=Globs(list(section.code or ())),
+        exclude=Globs(list(section.exclude or ())),
+        outputs=Globs(list(section.outputs or ())),
+        datasets=Globs([d.path for d in typed.datasets.values()]),
+        mode=mode,
+        max_bytes=parse_size(DEFAULT_MAX_BYTES if section.max_size is None else section.max_size),
     )
 
 

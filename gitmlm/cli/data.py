@@ -84,7 +84,8 @@ def data_rm(name: str, no_stage: bool) -> None:
 @click.option("--exit-code", is_flag=True, help="Exit with 1 when any dataset is not clean.")
 @format_option
 def data_status(names: tuple[str, ...], exit_code: bool, fmt_: str) -> int:
-    """Each dataset against mlm.lock: clean, modified (with counts), unrecorded, undeclared."""
+    """Each dataset against mlm.lock: clean, modified (with counts), unrecorded, undeclared,
+    or error (files that cannot be read as declared; exits 1)."""
     from gitmlm.data import datasets as _data
 
     repo = open_repo()
@@ -116,7 +117,7 @@ def data_status(names: tuple[str, ...], exit_code: bool, fmt_: str) -> int:
             if row["note"]:
                 click.echo(f"{row['dataset']}: {row['note']}", err=True)
     dirty = any(st.state != "clean" for st in found)
-    return 1 if exit_code and dirty else 0
+    return 1 if (exit_code and dirty) or any(st.state == "error" for st in found) else 0
 
 
 @data.command("diff")

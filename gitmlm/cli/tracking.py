@@ -101,7 +101,8 @@ def runs_cmd(
 
     The --where language: comparisons (= != < <= > >=) on columns, `in (...)`, `like 'a%'`,
     `is null`, combined with and, or, not and parentheses. Quote odd names in backticks:
-    metrics.`val acc`.
+    metrics.`val acc`. A column no run has is an error; MLflow's filter strings work as they
+    are (attributes.status = 'FINISHED', params.batch_size = '2', run_name, start_time).
     """
     from gitmlm.tracking import query
     from gitmlm.tracking import record as runs
@@ -125,7 +126,7 @@ def runs_cmd(
             row["run_id"] = short[row["run_id"]]
             row["commit"] = row["commit"][:10]
             row["started"] = row["started"][:19].replace("T", " ")
-            row["ended"] = row["ended"][:19].replace("T", " ")
+            row["ended"] = (row["ended"] or "")[:19].replace("T", " ")
     cols = (
         [c.strip() for c in columns.split(",")] if columns else fmt.columns_of(rows, _RUN_COLUMNS)
     )

@@ -84,6 +84,9 @@ def remove(text: str, name: str) -> str:
         # Comment lines just above the next header belong to that next table.
         while end > start + 1 and lines[end - 1].lstrip().startswith("#"):
             end -= 1
+        if end == len(lines):  # the last table: the blank line that set it apart goes too
+            while start > 0 and not lines[start - 1].strip():
+                start -= 1
         del lines[start:end]
     new = "".join(lines)
     want = dict(before)

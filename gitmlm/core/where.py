@@ -7,7 +7,15 @@ Columns are dotted names of a flattened run row; a segment is word characters an
 backtick-quoted (a doubled backtick stands for one). Comparisons are SQL-like: a missing
 column, or a value of another kind (string, number, bool), makes a comparison false — `!=`
 too — and `not` is plain negation. `not in (a, b)` means `!= a and != b`. `like`/`ilike` use
-`%` and `_`, a backslash escapes them, and they only match strings.
+`%` and `_`, a backslash escapes them; they match strings, and numbers and booleans by their
+text (`str()`, as MLflow stores a param). A quoted number equals the number it spells
+(`params.batch_size = '2'` matches 2), as MLflow users write every param.
+
+MLflow's spellings mean what they mean in MLflow's `search_runs`: the prefixes `metric.`,
+`param.`, `tag.`, `attribute(s).`/`attr.`/`run.`, the attributes `run_name`, `user_id`,
+`start_time`/`end_time` (milliseconds since the epoch) and `created`, `tags.mlflow.runName`, and
+statuses in any case (`status = 'FINISHED'`). Columns may be double-quoted like MLflow's:
+`metrics."f1 score"`.
 
 The input is scanned by regexes on the parser's demand rather than by a separate tokenizer,
 because the same characters mean different things in a column (`x-1e3`) and a value (`-1e3`).
@@ -15,10 +23,11 @@ because the same characters mean different things in a column (`x-1e3`) and a va
 
 from __future__ import annotations
 
+import difflib
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeAlias, assert_never
 
@@ -89,14 +98,95 @@ _WORDS["-inf"] = -math.inf
 _MAX_DEPTH = 100
 
 
+# MLflow's names for the same columns. Prefixes of data columns, then attributes: bare, or after
+# an attribute prefix. `start_time`/`end_time` are derived columns (epoch milliseconds, as
+# MLflow's) that the caller adds to a row when a query names them.
+_PREFIXES = {"metric": "metrics", "param": "params", "parameter": "params", "parameters": "params"}
+_PREFIXES["tag"] = "tags"
+_ATTRIBUTE_PREFIXES = ("attribute", "attributes", "attr", "run")
+_ATTRIBUTES = {"run_name": "name", "run name": "name", "Run name": "name", "Run Name": "name"}
+_ATTRIBUTES |= {"user_id": "user", "created": "start_time", "Created": "start_time"}
+_TAGS = {"tags.mlflow.runName": "name", "tags.mlflow.user": "user"}
+DERIVED = ("start_time", "end_time")
+DATA_PREFIXES = ("params.", "metrics.", "tags.", "datasets.")
+# MLflow writes statuses in upper case; ours are lower case, so status values compare caselessly.
+_CASELESS = "status"
+
+
 def parse(text: str) -> Expr:
     """The syntax tree of a `--where` expression; MlmError pointing at the column if it is bad."""
     return _Parser(text).parse()
 
 
-def compile_where(text: str) -> Predicate:
-    """Parse once; the returned predicate is cheap enough to run on every row."""
-    return _compile(parse(text))
+def compile_where(
+    text: str, known: Collection[str] | None = None, open_prefixes: tuple[str, ...] = ()
+) -> Predicate:
+    """Parse once; the returned predicate is cheap enough to run on every row. With `known`, a
+    column that is none of them (nor starts with one of `open_prefixes`) is an error."""
+    return _compile(bind(parse(text), known, open_prefixes))
+
+
+def canonical(column: str, known: Collection[str] | None = None) -> str:
+    """Our name for a column spelled the MLflow way; a column the rows have is kept as it is."""
+    if known is not None and column in known:
+        return column
+    head, dot, rest = column.partition(".")
+    if dot and head in _PREFIXES:
+        column = f"{_PREFIXES[head]}.{rest}"
+    elif dot and head in _ATTRIBUTE_PREFIXES:
+        column = rest
+    return _TAGS.get(column, _ATTRIBUTES.get(column, column))
+
+
+def check_column(
+    column: str, known: Collection[str], open_prefixes: tuple[str, ...] = (), what: str = "--where"
+) -> None:
+    """MlmError for a column no row has, with the nearest known name as a suggestion."""
+    if column in known or column.startswith(open_prefixes):
+        return
+    tail = [k for k in known if k.endswith(f".{column}") or k.partition(".")[2] == column]
+    near = tail or difflib.get_close_matches(column, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {sorted(near)[0]}?" if near else ""
+    prefixes = ", ".join(DATA_PREFIXES)
+    raise MlmError(
+        f"unknown column {column!r} in {what}: no run has it{hint} (columns are {prefixes}* "
+        "of the runs, and run_id name status commit branch started ended user host)"
+    )
+
+
+def bind(
+    expr: Expr, known: Collection[str] | None = None, open_prefixes: tuple[str, ...] = ()
+) -> Expr:
+    """`expr` on our column names (MLflow's spellings translated); with `known`, unknown
+    columns are errors."""
+    if isinstance(expr, Not):
+        return Not(bind(expr.operand, known, open_prefixes))
+    if isinstance(expr, And):
+        return And(tuple(bind(e, known, open_prefixes) for e in expr.operands))
+    if isinstance(expr, Or):
+        return Or(tuple(bind(e, known, open_prefixes) for e in expr.operands))
+    column = canonical(expr.column, known)
+    if known is not None:
+        check_column(column, known, open_prefixes)
+    caseless = column == _CASELESS
+    if isinstance(expr, Compare):
+        return Compare(column, expr.op, _lower(expr.value) if caseless else expr.value)
+    if isinstance(expr, In):
+        values = tuple(_lower(v) for v in expr.values) if caseless else expr.values
+        return In(column, values, expr.negated)
+    if isinstance(expr, Like):
+        return Like(column, expr.pattern, expr.negated, expr.ignore_case or caseless)
+    return IsNull(column, expr.negated)
+
+
+def _lower(value: Value) -> Value:
+    return value.lower() if isinstance(value, str) else value
+
+
+def parse_order(text: str) -> list[tuple[str, bool]]:
+    """`metrics.acc desc, -name, metrics.`f1 score`` -> [(column, descending)]; names are
+    quoted as in `--where` (MLflow's backticks included)."""
+    return _Parser(text, "--order-by").order()
 
 
 def columns(expr: Expr) -> set[str]:
@@ -109,8 +199,9 @@ def columns(expr: Expr) -> set[str]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, option: str = "--where") -> None:
         self.text = text
+        self.option = option
         self.pos = 0
         self.depth = 0
 
@@ -118,7 +209,27 @@ class _Parser:
         at = self.pos if pos is None else pos
         # Whitespace becomes a plain space so the caret lines up under a tab or newline.
         shown = re.sub(r"\s", " ", self.text)
-        raise MlmError(f"bad --where expression at column {at + 1}: {what}\n{shown}\n{' ' * at}^")
+        raise MlmError(
+            f"bad {self.option} expression at column {at + 1}: {what}\n{shown}\n{' ' * at}^"
+        )
+
+    def order(self) -> list[tuple[str, bool]]:
+        keys: list[tuple[str, bool]] = []
+        while True:
+            self.skip()
+            if self.pos == len(self.text):
+                return keys
+            if self.take(","):
+                continue  # an empty item, as a trailing comma makes
+            descending = self.take("-")
+            column = self.column()
+            word = self.keyword("asc", "desc")
+            if word is not None:
+                descending = word == "desc"
+            keys.append((column, descending))
+            self.skip()
+            if self.pos < len(self.text) and not self.take(","):
+                self.fail("expected ',', 'asc', 'desc' or the end: COLUMN [asc|desc] or -COLUMN")
 
     def skip(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -224,6 +335,12 @@ class _Parser:
                 self.fail("expected the closing ` of this quoted name")
             self.pos = m.end()
             return m.group(1).replace("``", "`")
+        if self.text.startswith('"', self.pos):  # MLflow's quoting of a column name
+            m = _STRINGS['"'].match(self.text, self.pos)
+            if m is None:
+                self.fail('expected the closing " of this quoted name')
+            self.pos = m.end()
+            return _ESCAPE.sub(lambda e: _ESCAPES.get(e.group(1), e.group()), m.group(1))
         m = _WORD.match(self.text, self.pos)
         if m is None:
             self.fail(expected)
@@ -295,13 +412,48 @@ def _like_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
+def _spelled(text: str) -> Value | None:
+    """The number or boolean a string spells (`'2'`, `'0.1'`, `'True'`), else None."""
+    if _NUMBER.fullmatch(text):
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    return {"true": True, "false": False}.get(text.lower())
+
+
+def _comparable(got: object, value: Value, spelled: Value | None) -> tuple[Any, Any] | None:
+    """The two sides as one kind, or None: a quoted number meets a number, and a number kept as
+    text (a param written by hand) meets an unquoted one."""
+    kind = _kind(got)
+    if kind == _kind(value):
+        return got, value
+    if spelled is not None and kind == _kind(spelled):
+        return got, spelled
+    if isinstance(got, str) and _kind(value) in ("number", "bool"):
+        again = _spelled(got)
+        if again is not None and _kind(again) == _kind(value):
+            return again, value
+    return None
+
+
+def _text(got: object) -> str | None:
+    """What `like` matches: a string, or a number's or boolean's text as MLflow stores it."""
+    if isinstance(got, str):
+        return got
+    if isinstance(got, int | float):
+        return str(got)
+    return None
+
+
 def _compile(expr: Expr) -> Predicate:
     if isinstance(expr, Compare):
         column, value, kind, test = expr.column, expr.value, _kind(expr.value), _COMPARE[expr.op]
+        spelled = _spelled(value) if isinstance(value, str) else None
 
         def compare(row: Row) -> bool:
             got = row.get(column)
-            return _kind(got) == kind and test(got, value)
+            if _kind(got) == kind:  # the common case first: no conversion
+                return test(got, value)
+            pair = _comparable(got, value, spelled)
+            return pair is not None and test(*pair)
 
         return compare
     if isinstance(expr, In):
@@ -310,7 +462,8 @@ def _compile(expr: Expr) -> Predicate:
         column, negated = expr.column, expr.negated
         regex = _like_regex(expr.pattern, expr.ignore_case)
         return lambda row: (
-            isinstance(got := row.get(column), str) and ((regex.fullmatch(got) is None) == negated)
+            (got := _text(row.get(column))) is not None
+            and ((regex.fullmatch(got) is None) == negated)
         )
     if isinstance(expr, IsNull):
         column, negated = expr.column, expr.negated
@@ -344,15 +497,30 @@ def _compile(expr: Expr) -> Predicate:
 
 def _compile_in(expr: In) -> Predicate:
     column = expr.column
-    # One set per kind, so that True is not found among the numbers as 1 would be.
-    groups: dict[str | None, set[Value]] = {}
-    for value in expr.values:
-        members = groups.setdefault(_kind(value), set())
-        if not (isinstance(value, float) and math.isnan(value)):  # NaN equals nothing
-            members.add(value)
+    members = [(v, _spelled(v) if isinstance(v, str) else None) for v in expr.values]
     if not expr.negated:
-        return lambda row: (got := row.get(column)) in groups.get(_kind(got), ())
-    if len(groups) != 1:  # `!= a and != b` with a and b of two kinds is false for any value
-        return lambda row: False
-    [(kind, members)] = groups.items()
-    return lambda row: _kind(got := row.get(column)) == kind and got not in members
+        # `= a or = b`: one set per kind, so that True is not found among the numbers as 1 is.
+        groups: dict[str | None, set[Value]] = {}
+        for value, spelled in members:
+            for v in (value, spelled):
+                if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                    groups.setdefault(_kind(v), set()).add(v)
+
+        def member(row: Row) -> bool:
+            got = row.get(column)
+            if got in groups.get(_kind(got), ()):
+                return True
+            again = _spelled(got) if isinstance(got, str) else None
+            return again is not None and again in groups.get(_kind(again), ())
+
+        return member
+
+    def outside(row: Row) -> bool:  # `!= a and != b`: false where a member is of another kind
+        got = row.get(column)
+        for value, spelled in members:
+            pair = _comparable(got, value, spelled)
+            if pair is None or pair[0] == pair[1]:
+                return False
+        return True
+
+    return outside

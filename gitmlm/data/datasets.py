@@ -8,7 +8,6 @@ as git objects kept reachable by a ref, and writes its digest into mlm.lock.
 from __future__ import annotations
 
 import contextlib
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,7 +176,8 @@ class Status:
     name: str
     path: str
     state: str
-    """clean | modified | unrecorded (declared, not in mlm.lock) | undeclared (only in the lock)"""
+    """clean | modified | unrecorded (declared, not in mlm.lock) | undeclared (only in the lock)
+    | error (its files cannot be read as declared: `note` says why)"""
     locked: dict[str, Any] | None = None
     current: Fingerprint | None = None
     changes: manifest.Changes | None = None
@@ -214,10 +214,27 @@ def _status(
     changes: bool,
     progress: hashing.ProgressFactory | None,
 ) -> list[Status]:
-    filesets = [dataspec.enumerate_files(project.root, project.specs[n]) for n in declared]
+    # One dataset's problem (a broken symlink, an unreadable file) is reported as its state;
+    # the others are still compared.
+    problems: dict[str, str] = {}
+    filesets = []
+    for n in declared:
+        try:
+            filesets.append(dataspec.enumerate_files(project.root, project.specs[n]))
+        except MlmError as exc:
+            problems[n] = str(exc).removeprefix(f"dataset {n}: ")
     if not names:
         dataspec.check_disjoint(filesets)
-    current = {fp.spec.name: fp for fp in fingerprint(repo, filesets, cache, progress)}
+    try:
+        fingerprints = fingerprint(repo, filesets, cache, progress)
+    except MlmError:
+        fingerprints = []
+        for fs in filesets:
+            try:
+                fingerprints += fingerprint(repo, [fs], cache, progress)
+            except MlmError as exc:
+                problems[fs.spec.name] = str(exc).removeprefix(f"dataset {fs.spec.name}: ")
+    current = {fp.spec.name: fp for fp in fingerprints}
     if not names:
         cache.prune(
             (p for fs in filesets for p, _ in fs.files),
@@ -227,6 +244,10 @@ def _status(
     for name in chosen:
         locked = project.lock.get(name)
         fp = current.get(name)
+        if name in problems:
+            spec = project.specs[name]
+            out.append(Status(name, spec.path, "error", locked, note=problems[name]))
+            continue
         if fp is None:
             out.append(Status(name, locked["path"] if locked else "", "undeclared", locked))
             continue
@@ -286,10 +307,7 @@ def add(
     root = repo.workdir
     with repo.lock("mlm-data"):
         toml_file = config.path(root)
-        try:
-            text = toml_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            text = ""
+        text = config.read_text(root) or ""
         new_text = None
         if path is not None:
             if name is None:
@@ -299,7 +317,7 @@ def add(
             before = {s.name: s.path for s in dataspec.declared(root, config.load(root))}
             if before.get(name) != rel:
                 new_text = tomledit.set_path(text or "schema = 1\n", name, rel)
-        cfg = tomllib.loads(new_text) if new_text is not None else config.load(root)
+        cfg = config.parse(new_text) if new_text is not None else config.load(root)
         specs = {s.name: s for s in dataspec.declared(root, cfg)}
         if name is not None and name not in specs:
             raise MlmError(
@@ -361,7 +379,7 @@ def remove(repo: Repo, name: str, *, stage: bool = True) -> None:
         staged = []
         if declared:
             toml_file = config.path(root)
-            new_text = tomledit.remove(toml_file.read_text(encoding="utf-8"), name)
+            new_text = tomledit.remove(config.read_text(root) or "", name)
             lockfile.write_text(toml_file, new_text)
             staged.append(config.FILE)
         if name in lock:

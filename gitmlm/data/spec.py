@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitmlm.core import config
 from gitmlm.core.globs import Globs
 from gitmlm.data import hashing
 from gitmlm.errors import MlmError
@@ -24,6 +25,8 @@ NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 """Dataset names: they become the column `datasets.NAME` of the runs table, so no dots."""
 GLOB_CHARS = frozenset("*?[")
 RESERVED = ("mlm.lock", "mlm.toml")
+NAME_MAX = 255
+"""The longest file name (in bytes) of the file systems git runs on."""
 
 
 @dataclass(frozen=True)
@@ -81,34 +84,31 @@ def normalise(root: Path, text: str, where: str, cwd: Path | None = None) -> str
     rel = os.path.relpath(norm, rootn)
     if rel == ".":
         raise MlmError(f"{where}: the whole repository cannot be a dataset; name a folder")
+    parts = Path(rel).parts
+    if ".git" in parts:
+        raise MlmError(f"{where}: {text} is inside .git, git's own store; it cannot be a dataset")
+    for part in parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise MlmError(
+                f"{where}: the path component {part[:40]}... is {len(os.fsencode(part))} bytes "
+                f"long; file names are at most {NAME_MAX} bytes"
+            )
     return Path(rel).as_posix()
 
 
 def declared(root: Path, cfg: Mapping[str, Any]) -> list[Spec]:
     """mlm.toml's [datasets.NAME] tables, checked."""
-    table = cfg.get("datasets", {})
-    if not isinstance(table, dict):
-        raise MlmError("mlm.toml: [datasets] must be a table of [datasets.NAME] tables")
     specs = []
-    for name, decl in table.items():
+    for name, decl in config.settings(cfg).datasets.items():
         where = f"mlm.toml [datasets.{name}]"
         check_name(name)
-        if isinstance(decl, str):
-            decl = {"path": decl}
-        if not isinstance(decl, dict) or not isinstance(decl.get("path"), str):
-            raise MlmError(f'{where}: needs path = "a file, folder or glob"')
-        exclude = decl.get("exclude", [])
-        if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
-            raise MlmError(f'{where}: exclude must be a list of globs, like ["*.tmp"]')
-        algorithm = decl.get("algorithm", hashing.DEFAULT)
-        if not isinstance(algorithm, str):
-            raise MlmError(f"{where}: algorithm must be a string")
+        algorithm = decl.algorithm or hashing.DEFAULT
         try:
             hashing.check_algorithm(algorithm)
         except MlmError as exc:
             raise MlmError(f"{where}: {exc}") from None
-        path = normalise(root, decl["path"], where)
-        specs.append(Spec(name, path, tuple(exclude), algorithm))
+        path = normalise(root, decl.path, where)
+        specs.append(Spec(name, path, decl.exclude, algorithm))
     return specs
 
 

@@ -57,6 +57,8 @@ def check(repo: Repo) -> list[str]:
                 f"dataset {st.name} ({st.path}) is declared in mlm.toml but not recorded in "
                 f"the staged mlm.lock\n  fix: git mlm data add {st.name}"
             )
+        elif st.state == "error":
+            problems.append(f"dataset {st.name} ({st.path}): {st.note}")
         elif st.state == "undeclared":
             problems.append(
                 f"mlm.lock records dataset {st.name}, which mlm.toml no longer declares\n"

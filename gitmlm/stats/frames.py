@@ -186,6 +186,15 @@ class _CsvOptions:
         self.inferred: dict[str, Any] = {}  # every file column, as inferred from the first block
         self.newlines = False
 
+    def column_types(self) -> dict[str, Any]:
+        """The types to read with: those fixed so far, and text for columns pyarrow would read
+        as times. A CSV holds text; pandas' read_csv (what a training script uses) keeps a time
+        column as text, and so must the profile of the file, or one column gets two kinds."""
+        import pyarrow as pa
+
+        texts = {n: pa.string() for n, t in self.inferred.items() if pa.types.is_temporal(t)}
+        return {**(self.types or {}), **texts}
+
     def adapt(self, error: Exception) -> None:
         """Change how to read after `error`: widen a column whose type did not fit, or use the
         serial row splitter for a quoted newline; when neither helps, a clear error."""
@@ -210,7 +219,7 @@ class _CsvOptions:
         for _ in range(2 * len(self.inferred) + 2):
             parse = pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=self.newlines)
             convert = pacsv.ConvertOptions(
-                column_types=self.types or {}, include_columns=self.columns or []
+                column_types=self.column_types(), include_columns=self.columns or []
             )
             try:
                 table = pacsv.read_csv(pa.py_buffer(data), read, parse, convert)
@@ -241,12 +250,14 @@ class _CsvOptions:
             skip_rows_after_names=skip,
         )
         parse = pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=self.newlines)
-        convert = pacsv.ConvertOptions(column_types=self.types or {})
+        convert = pacsv.ConvertOptions(column_types=self.column_types())
         reader = pacsv.open_csv(
             str(p), read_options=read, parse_options=parse, convert_options=convert
         )
         if not self.inferred:
             self.inferred = {f.name: f.type for f in reader.schema}
+            if any(pa.types.is_temporal(t) for t in self.inferred.values()):
+                return self.open(skip, probe)  # again, with those columns as text
         binary = [f.name for f in reader.schema if pa.types.is_binary(f.type)]
         if binary:
             raise MlmError(
@@ -256,7 +267,7 @@ class _CsvOptions:
             _check_columns(p, self.columns, list(reader.schema.names))
             # include_columns also fixes the order; set it only once the names are known good.
             convert = pacsv.ConvertOptions(
-                column_types=self.types or {}, include_columns=self.columns
+                column_types=self.column_types(), include_columns=self.columns
             )
             reader = pacsv.open_csv(
                 str(p), read_options=read, parse_options=parse, convert_options=convert

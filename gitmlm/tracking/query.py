@@ -1,46 +1,65 @@
-"""Select runs: filter with the --where language, order, limit. Shared by the CLI and the API."""
+"""Select runs: filter with the --where language, order, limit. Shared by the CLI and the API.
+
+Columns are checked against the runs being queried: a name no run has is an error with the
+nearest known name, never a silent null. Ordering follows MLflow's: values in the asked
+direction, then NaN, then missing values; `''` is a value like any other.
+"""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gitmlm.core import refs, where
 from gitmlm.core.git import Repo
-from gitmlm.core.records import flat_row
-from gitmlm.errors import MlmError
+from gitmlm.core.records import ATTRIBUTES, flat_row
 from gitmlm.tracking import record as runs
+
+_DEFAULT_ORDER = [("started", True)]
 
 
 def parse_order(order_by: str | list[str] | None) -> list[tuple[str, bool]]:
-    """`metrics.acc desc, name` or `-metrics.acc` -> [(column, descending)]."""
+    """`metrics.acc desc, name` or `-metrics.acc` (or a list of such) -> [(column, descending)]."""
     if order_by is None:
-        return [("started", True)]
-    items = order_by if isinstance(order_by, list) else order_by.split(",")
-    keys: list[tuple[str, bool]] = []
-    for item in items:
-        words = item.strip().split()
-        if not words:
-            continue
-        column, desc = words[0], False
-        if column.startswith("-"):
-            column, desc = column[1:], True
-        if len(words) == 2 and words[1].lower() in ("asc", "desc"):
-            desc = words[1].lower() == "desc"
-        elif len(words) > 1:
-            raise MlmError(f"bad --order-by {item.strip()!r}: use COLUMN [asc|desc] or -COLUMN")
-        keys.append((column, desc))
-    return keys
+        return list(_DEFAULT_ORDER)
+    items = order_by if isinstance(order_by, list) else [order_by]
+    return [key for item in items for key in where.parse_order(item)]
+
+
+def _epoch_ms(stamp: object) -> int | None:
+    """MLflow's start_time/end_time: milliseconds since the epoch."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    return int(datetime.fromisoformat(stamp).timestamp() * 1000)
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
-    # Missing and NaN values sort last in either direction; numbers before strings.
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
-        return (2, 0)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    # Numbers before strings; the rank of NaN (1) and missing (2) is fixed by the caller.
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return (0, value)
     return (1, str(value))
+
+
+def _rank(value: Any) -> int:
+    if value is None:
+        return 2
+    if isinstance(value, float) and math.isnan(value):
+        return 1
+    return 0
+
+
+def _order(rows: list[dict[str, Any]], keys: list[tuple[str, bool]]) -> list[dict[str, Any]]:
+    # Stable sorts from the last key to the first; each key puts NaN after the values, in either
+    # direction, and missing after NaN (MLflow's order).
+    for column, desc in reversed(keys):
+        groups: list[list[dict[str, Any]]] = [[], [], []]
+        for row in rows:
+            groups[_rank(row.get(column))].append(row)
+        groups[0].sort(key=lambda r: _sort_key(r[column]), reverse=desc)
+        rows = groups[0] + groups[1] + groups[2]
+    return rows
 
 
 def select(
@@ -58,15 +77,31 @@ def select_rows(
     order_by: str | list[str] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    if where_text:
-        keep = where.compile_where(where_text)
+    """The rows that match, in order; the given rows (perhaps a kept listing's) are not changed."""
+    known = set(ATTRIBUTES).union(where.DERIVED, *rows)
+    # With no runs at all there are no data columns to check names against, and no answer to
+    # get wrong: any params./metrics./... name is accepted.
+    open_prefixes = () if rows else where.DATA_PREFIXES
+    keep = where.compile_where(where_text, known, open_prefixes) if where_text else None
+    keys = []
+    for column, desc in parse_order(order_by):
+        name = where.canonical(column, known)
+        where.check_column(name, known, open_prefixes, "--order-by")
+        keys.append((name, desc))
+    # The rows carry MLflow's derived times only while they are filtered and ordered (copies:
+    # the rows given stay as they were).
+    rows = [
+        {**row, "start_time": _epoch_ms(row["started"]), "end_time": _epoch_ms(row["ended"])}
+        for row in rows
+    ]
+    if keep is not None:
         rows = [r for r in rows if keep(r)]
-    for column, desc in reversed(parse_order(order_by)):
-        present = [r for r in rows if _sort_key(r.get(column))[0] < 2]
-        missing = [r for r in rows if _sort_key(r.get(column))[0] == 2]
-        present.sort(key=lambda r: _sort_key(r.get(column)), reverse=desc)
-        rows = present + missing
-    return rows[:limit] if limit is not None else rows
+    rows = _order(rows, keys)
+    if limit is not None:
+        rows = rows[:limit]
+    for row in rows:
+        del row["start_time"], row["end_time"]
+    return rows
 
 
 _listed: dict[tuple[Path, bool], tuple[str | None, runs.Listing, list[dict[str, Any]]]] = {}
