@@ -145,7 +145,7 @@ def test_bad_input_errors_are_one_line(repo: Path, tmp_path: Path) -> None:
     proc = mlm(repo, "show", "zzzz", check=False)
     assert (
         proc.returncode == 1
-        and proc.stderr == "git mlm: no run with id 'zzzz'; `git mlm runs` lists them\n"
+        and proc.stderr == "git mlm: no run with id or name 'zzzz'; `git mlm runs` lists them\n"
     )
     proc = mlm(repo, "run", "-p", "novalue", "--", "true", check=False)
     assert proc.returncode == 1 and "is not KEY=VALUE" in proc.stderr
@@ -237,16 +237,20 @@ def test_log_fast_path_prints_what_the_full_path_prints(repo: Path) -> None:
     git(repo, "commit", "-q", "-m", "training\n\nwith a body")
     git(repo, "tag", "-a", "v1", "-m", "one")
     mlm(repo, "run", "--name", "first", "--", "python", "train.py")
-    (repo / "dirty.py").write_text("x = 1\n")  # a run on uncommitted code: a checkpoint
-    mlm(repo, "run", "--name", "snap", "--", "python", "train.py")
     for args in (["log"], ["log", "-n", "1", "-m", "acc"], ["log", "--oneline", "HEAD~1..HEAD"]):
         (repo / ".git" / "mlm" / "cache" / "logview.json").unlink(missing_ok=True)
         full = mlm(repo, *args).stdout  # the full path, which leaves the cache
         assert {"pygit2", "click"}.isdisjoint(_imports(repo, *args))  # now the fast path
-        assert mlm(repo, *args).stdout == full
-    assert "snap" in full and "[uncommitted code]" in mlm(repo, "log").stdout
+        assert mlm(repo, *args).stdout == full and "first" in full
     # A run recorded since: the notes moved, the cache is stale, the full path answers.
-    mlm(repo, "run", "--name", "third", "--", "python", "train.py")
+    mlm(repo, "run", "--name", "second", "--", "python", "train.py")
     assert "pygit2" in _imports(repo, "log")
-    assert "third" in mlm(repo, "log").stdout
+    assert "second" in mlm(repo, "log").stdout
+    assert {"pygit2", "click"}.isdisjoint(_imports(repo, "log", "-n", "2"))
     assert "click" in _imports(repo, "log", "--help")  # an option it leaves to the full path
+    # A run on uncommitted code needs its whole record (was its code committed since?).
+    (repo / "dirty.py").write_text("x = 1\n")
+    mlm(repo, "run", "--name", "snap", "--", "python", "train.py")
+    mlm(repo, "log")
+    assert "pygit2" in _imports(repo, "log")
+    assert "[uncommitted code]" in mlm(repo, "log").stdout

@@ -166,7 +166,7 @@ def test_unknown_and_ambiguous_ids(repo: Path) -> None:
         tracking.resolve(listing, "zzzzzzzz")
     with pytest.raises(gitmlm.MlmError, match="ambiguous"):
         tracking.resolve(listing, "0")
-    with pytest.raises(gitmlm.MlmError, match="not a run id"):
+    with pytest.raises(gitmlm.MlmError, match="no run with id or name"):
         tracking.resolve(listing, "lo!")
     full = listing.runs[0].id
     assert tracking.resolve(listing, full[:20]).id == full

@@ -80,6 +80,30 @@ def put_run(repo: Repo, commit: str, run_id: str, table: Mapping[str, Any], mess
     store.update(repo, refs.RUNS, change, message)
 
 
+def touch_running(repo: Repo, commit: str, run_id: str, fields: Mapping[str, Any]) -> None:
+    """Set `fields` (a live run's heartbeat) in every copy of a run that is still running.
+
+    Only those fields change, so what others wrote meanwhile (`attached`) is kept, and a run
+    that has ended is never made running again.
+    """
+
+    def change(snap: store.Snapshot) -> dict[str, str | None]:
+        own = _doc(repo, snap, commit)
+        table = (own or {}).get(run_id)
+        if own is None or table is None or table.get("status") != "running":
+            return {}
+        updates: dict[str, str | None] = {}
+        for c in _homes(commit, table):
+            doc = own if c == commit else _doc(repo, snap, c)
+            if doc is None or run_id not in doc or doc[run_id].get("status") != "running":
+                continue
+            doc[run_id] = {**doc[run_id], **fields}
+            updates[c] = repo.write_blob(codec.encode_doc(doc))
+        return updates
+
+    store.update(repo, refs.RUNS, change, f"gitmlm: heartbeat of run {run_id}")
+
+
 def added_outputs(repo: Repo, commit: str, rules: Rules) -> dict[str, str]:
     """Outputs a commit adds or changes (against its first parent) -> their sha256 digest."""
     if not rules.outputs:

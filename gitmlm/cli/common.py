@@ -41,14 +41,24 @@ def parse_value(text: str) -> Any:
 
 
 def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    """`-p opt.lr=1` gives the nested table opt = {lr = 1}. A key given twice takes its last
+    value; a key that is both a value and a table (`-p a=1 -p a.b=2`) is an error."""
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key or "" in key.split("."):
             raise MlmError(f"{what} {pair!r} is not KEY=VALUE (for example -p lr=0.01)")
+        for other in given:
+            if key != other and (key.startswith(other + ".") or other.startswith(key + ".")):
+                raise MlmError(
+                    f"{what} {pair!r} conflicts with {given[other]!r}: {min(key, other)!r} "
+                    "cannot be both a value and a table"
+                )
+        given[key] = pair
         node = out
         *parents, leaf = key.split(".")
-        for part in parents:  # -p opt.lr=1 gives the nested table opt = {lr = 1}
+        for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = parse_value(value)
     return out

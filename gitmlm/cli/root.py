@@ -64,8 +64,37 @@ def demo(directory: str) -> None:
         click.echo(line)
 
 
+@click.command("help")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def help_cmd(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Show the help of COMMAND (`git mlm help runs`, `git mlm help data add`), or of git mlm.
+
+    `git mlm --help` is git's own: it looks for a manual page, which gitmlm does not install.
+    """
+    import difflib
+
+    parent = ctx.parent
+    assert parent is not None
+    current: click.Command = parent.command
+    current_ctx = parent
+    for name in command:
+        if not isinstance(current, click.Group):
+            raise MlmError(f"`git mlm {current_ctx.command_path[8:]}` has no subcommands")
+        sub = current.get_command(current_ctx, name)
+        if sub is None:
+            known = current.list_commands(current_ctx)
+            close = difflib.get_close_matches(name, known, 3)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}"
+            raise MlmError(f"no command {name!r}; {hint}")
+        current_ctx = click.Context(sub, info_name=name, parent=current_ctx)
+        current = sub
+    click.echo(current.get_help(current_ctx))
+
+
 for _command in (
     init,
+    help_cmd,
     demo,
     *tracking.COMMANDS,
     *data.COMMANDS,
@@ -96,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlmError as exc:
         click.echo(f"git mlm: {exc}", err=True)
         return exc.code
+    except KeyboardInterrupt:
+        # Ctrl-C is an answer, not a bug: no traceback, the shell's usual exit code.
+        click.echo("git mlm: interrupted", err=True)
+        return 130
     except BrokenPipeError:
         # `git mlm log | head`: the reader left; say nothing, as git does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

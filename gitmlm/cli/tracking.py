@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 
 import click
 
 from gitmlm.cli.common import format_option, open_repo, parse_pairs
 from gitmlm.core import fmt, ids
+from gitmlm.core.records import ATTRIBUTES, flat_row
+from gitmlm.errors import MlmError
 
 # --- run ---------------------------------------------------------------------------------------
 
@@ -81,12 +84,13 @@ _RUN_COLUMNS = ["run_id", "name", "status", "commit", "started"]
     "--where", "-w", "where_", help='Filter, e.g. "metrics.acc > 0.9 and params.lr < 0.1".'
 )
 @click.option("--order-by", "-o", help='Sort, e.g. "metrics.acc desc" or "-metrics.acc".')
-@click.option("-n", "--limit", type=int, help="Show at most N runs.")
+@click.option("-n", "--limit", type=click.IntRange(min=0), help="Show at most N runs.")
 @click.option("--columns", "-c", help="Comma-separated columns to show (default: all).")
 @click.option(
     "--recover",
     is_flag=True,
-    help="Finalise this machine's crashed runs (status crashed, journal kept) first.",
+    help="First finalise crashed runs (any host whose heartbeat stopped) as `crashed`: what "
+    "their journals hold goes into the record, then the journals are deleted.",
 )
 @format_option
 def runs_cmd(
@@ -98,6 +102,10 @@ def runs_cmd(
     fmt_: str,
 ) -> None:
     """List runs, newest first: attributes, params.*, metrics.*, tags.*, datasets.*.
+
+    A metric's value is its value at the highest step logged (of several at one step, the last
+    logged), as in MLflow. A run `running` whose heartbeat stopped for over 60 s
+    (GITMLM_RUN_TIMEOUT) is shown `crashed`.
 
     The --where language: comparisons (= != < <= > >=) on columns, `in (...)`, `like 'a%'`,
     `is null`, combined with and, or, not and parentheses. Quote odd names in backticks:
@@ -114,12 +122,26 @@ def runs_cmd(
     rows, listing = query.select_runs(repo, where_, order_by, limit, placed_only=True)
     for commit, problem in listing.errors:
         click.echo(f"git mlm: skipped the note on {commit[:12]}: {problem}", err=True)
+    hint = runs.fetch_hint(repo, listing)
+    if hint:
+        click.echo(f"git mlm: {hint}", err=True)
     if listing.unplaced:
         click.echo(
             f"git mlm: {listing.unplaced} runs are on commits this clone does not have "
             "(a shallow clone?); `git fetch --unshallow` and `git mlm fetch` bring them",
             err=True,
         )
+    known = list(
+        dict.fromkeys([*ATTRIBUTES, *fmt.columns_of([flat_row(r) for r in listing.runs], [])])
+    )
+    cols = (
+        [c.strip() for c in columns.split(",")] if columns else fmt.columns_of(rows, _RUN_COLUMNS)
+    )
+    for col in cols if columns else []:
+        if col not in known:
+            close = difflib.get_close_matches(col, known, 3)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}"
+            raise MlmError(f"--columns: no column {col!r}; {hint}")
     if fmt_ == "table":
         short = ids.shortest_unique([r.id for r in listing.runs])
         for row in rows:
@@ -127,9 +149,9 @@ def runs_cmd(
             row["commit"] = row["commit"][:10]
             row["started"] = row["started"][:19].replace("T", " ")
             row["ended"] = (row["ended"] or "")[:19].replace("T", " ")
-    cols = (
-        [c.strip() for c in columns.split(",")] if columns else fmt.columns_of(rows, _RUN_COLUMNS)
-    )
+            for key, value in row.items():
+                if key.startswith("datasets.") and isinstance(value, str):
+                    row[key] = fmt.short_digest(value)
     if fmt_ == "table" and not columns:
         cols = [c for c in cols if c not in ("ended", "user", "host", "branch", "exit_code")]
     click.echo(fmt.render(rows, cols, fmt_))
@@ -141,14 +163,18 @@ def runs_cmd(
     "--format", "fmt_", type=click.Choice(["toml", "json"]), default="toml", show_default=True
 )
 def show(run_id: str, fmt_: str) -> None:
-    """Show one run: its whole record (and which metrics have step series)."""
+    """Show one run (by id, id prefix or unique name): its whole record, and which metrics
+    have step series."""
     import tomli_w
 
     from gitmlm.core import codec
     from gitmlm.tracking import record as runs
 
     repo = open_repo()
-    r = runs.get_run(repo, run_id)
+    problems: list[str] = []
+    r = runs.get_run(repo, run_id, problems)
+    for problem in problems:
+        click.echo(f"git mlm: warning: {problem}", err=True)
     doc = codec.run_to_dict(r)
     if fmt_ == "json":
         click.echo(fmt.to_json({"id": r.id, **doc, "steps": r.steps}))
@@ -156,7 +182,9 @@ def show(run_id: str, fmt_: str) -> None:
     click.echo(f"# run {r.id}")
     click.echo(tomli_w.dumps(doc).rstrip())
     for name, s in sorted(r.steps.items()):
-        click.echo(f"# series {name}: {len(s['step'])} steps, last {fmt.cell(s['value'][-1])}")
+        click.echo(
+            f"# series {name}: {len(s['step'])} steps, summary {fmt.cell(r.metrics.get(name))}"
+        )
 
 
 @click.command()
@@ -164,7 +192,8 @@ def show(run_id: str, fmt_: str) -> None:
 @click.argument("run_b")
 @format_option
 def diff(run_a: str, run_b: str, fmt_: str) -> None:
-    """What differs between two runs: params, metrics, datasets, and the code between them."""
+    """What differs between two runs (ids, id prefixes or unique names): params, metrics,
+    datasets, and the code between them."""
     from gitmlm.tracking import record as runs
     from gitmlm.tracking import rundiff
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -51,6 +52,8 @@ def check_value(kind: str, name: str, value: Any) -> Any:
     """A param or tag value TOML can hold, or a clear error naming the key."""
     if not isinstance(name, str) or not name:
         raise MlmError(f"{kind} names must be non-empty strings, got {name!r}")
+    if value is None:
+        return "None"  # as MLflow stores it: TOML has no null, and a run must not die for it
     if hasattr(value, "item") and not isinstance(value, _SCALARS):  # numpy scalars
         value = value.item()
     if isinstance(value, _SCALARS):
@@ -73,6 +76,20 @@ def check_metric(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MlmError(f"metric {name!r} must be a number, got {type(value).__name__}")
     return float(value)
+
+
+def check_step(step: Any) -> int | None:
+    """A metric's step: None or an integer (numpy integers too), else a clear error."""
+    if step is None:
+        return None
+    if isinstance(step, bool):
+        raise MlmError(f"a metric step must be an integer, got {step!r}")
+    try:
+        return operator.index(step)
+    except TypeError:
+        raise MlmError(
+            f"a metric step must be an integer, got {type(step).__name__} {step!r}"
+        ) from None
 
 
 def run_to_dict(run: Run) -> dict[str, Any]:

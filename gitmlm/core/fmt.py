@@ -43,6 +43,19 @@ def to_json(value: Any) -> str:
     return json.dumps(_json_safe(value), indent=2, ensure_ascii=False)
 
 
+SHORT_DIGEST = 12
+"""Hex digits of a content digest shown in tables (JSON and CSV keep the whole digest)."""
+
+
+def short_digest(value: str) -> str:
+    """`sha256:<64 hex>` -> `sha256:<12 hex>`, as git abbreviates hashes; other text as is."""
+    algorithm, sep, hexdigits = value.partition(":")
+    long = sep and algorithm.isalnum() and len(hexdigits) > SHORT_DIGEST
+    if long and all(c in "0123456789abcdef" for c in hexdigits):
+        return f"{algorithm}:{hexdigits[:SHORT_DIGEST]}"
+    return value
+
+
 def columns_of(rows: Sequence[dict[str, Any]], first: Sequence[str]) -> list[str]:
     seen = [c for c in first if any(c in r for r in rows)]
     rest: set[str] = set()

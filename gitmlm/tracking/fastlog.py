@@ -155,7 +155,9 @@ def run(argv: list[str]) -> bool:
                 return False
             found[c] = rows
     branch = symbolic[len("refs/heads/") :] if symbolic.startswith("refs/heads/") else None
-    entries = logtext.assemble(commits, bases, found)
+    entries = logtext.assemble(commits, bases, found, None)
+    if entries is None:
+        return False  # a live or checkpoint run in view: its whole table is the full path's
     color = sys.stdout.isatty()
     text = logtext.render(
         entries, decorations, (head_commit, branch), args.metrics, args.oneline, color

@@ -26,27 +26,52 @@ def execute(
     The child sees GITMLM_RUN_ID, so its own start_run() joins this run. Declared outputs
     ([checkpoint] outputs) that the command created or changed are recorded as artifacts, so a
     commit of them can be traced to this run.
+
+    Signals: SIGINT and SIGHUP come from the terminal to the whole foreground process group,
+    the child included (and git, which runs us, passes its own on to us once more), so they are
+    not forwarded: the child sees one Ctrl-C, and we wait for it and record what it logged.
+    SIGTERM, which is sent to one process, is forwarded. To interrupt a `git mlm run` from a
+    script, signal its process group: `kill -INT -PGID`.
     """
     rules = coderules.load(repo.workdir)
     before = checkpoint.output_files(repo.workdir, rules)
     env = {**os.environ, tracking.RUN_ENV: active.id}
-    try:
-        child = subprocess.Popen(command, env=env, cwd=cwd)
-    except OSError as exc:
-        tracking.finish(repo, active.record, "failed", 127)
-        raise MlmError(f"cannot run {command[0]!r}: {exc.strerror}", 127) from exc
+    env.pop(tracking.NAMED_ENV, None)
+    if active.named:
+        env[tracking.NAMED_ENV] = "1"
+    child: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, _frame: Any) -> None:
-        child.send_signal(signum)
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    def wait_for_child(_signum: int, _frame: Any) -> None:
+        """The child got this one too; we outlive it to record what it logged."""
+
+    # A handler, not SIG_IGN: an ignored signal stays ignored in the child across exec, and
+    # the script would never see its Ctrl-C.
+    old = {
+        signal.SIGINT: signal.signal(signal.SIGINT, wait_for_child),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, wait_for_child),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+    }
+    active.start_heartbeat()
     try:
+        try:
+            child = subprocess.Popen(command, env=env, cwd=cwd)
+        except OSError as exc:
+            active.stop_heartbeat()
+            tracking.finish(repo, active.record, "failed", 127)
+            raise MlmError(f"cannot run {command[0]!r}: {exc.strerror}", 127) from exc
         code = child.wait()
+        active.stop_heartbeat()
+        for path in checkpoint.changed_outputs(repo.workdir, rules, before):
+            with contextlib.suppress(MlmError):  # removed again, or became a folder: not a result
+                active.log_artifact(repo.workdir / path)
+        active.close()
+        status = "finished" if code == 0 else "failed"
+        return tracking.finish(repo, active.record, status, code), code
     finally:
+        active.close()
         for s, handler in old.items():
             signal.signal(s, handler)
-    for path in checkpoint.changed_outputs(repo.workdir, rules, before):
-        with contextlib.suppress(MlmError):  # removed again, or became a folder: not a result
-            active.log_artifact(repo.workdir / path)
-    status = "finished" if code == 0 else "failed"
-    return tracking.finish(repo, active.record, status, code), code

@@ -7,9 +7,9 @@ No click and no pygit2 here: the full path (logview.py, through the CLI) and the
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from gitmlm.core import ids
 from gitmlm.core.briefcache import Brief as Row
@@ -37,6 +37,12 @@ class Brief:
     name: str
     status: str
     metrics: dict[str, float]
+    committed: str | None = None
+    """For a snapshot run: the commit its code was committed as (it shows there too)."""
+
+
+TableOf = Callable[[str, str], dict[str, Any]]
+"""(commit, run id) -> the run's whole table in that commit's note ({} if unreadable)."""
 
 
 @dataclass
@@ -57,27 +63,54 @@ def wanted(
 
 
 def assemble(
-    commits: Sequence[Commit], bases: Mapping[str, list[str]], found: Mapping[str, list[Row]]
-) -> list[Entry]:
+    commits: Sequence[Commit],
+    bases: Mapping[str, list[str]],
+    found: Mapping[str, list[Row]],
+    table_of: TableOf | None,
+) -> list[Entry] | None:
+    """The log's entries. A live run (its heartbeat) and a checkpoint run (whether its code was
+    committed since) need their whole table: without `table_of` (the fast path), None."""
     # A snapshot run whose code was committed (checkpoints/placement.py) shows on that commit;
-    # when the
-    # commit is in view, it is not shown again on its base as uncommitted.
+    # when the commit is in view, it is not shown again on its base as uncommitted.
     committed = {row[0] for c in commits for row in found.get(c.oid, [])}
     out = []
     for commit in commits:
-        entry = Entry(commit, _briefs(found.get(commit.oid, [])))
+        runs = _briefs(found.get(commit.oid, []), commit.oid, table_of, snapshot=False)
+        if runs is None:
+            return None
+        entry = Entry(commit, runs)
         for cp in bases.get(commit.oid, []):
             rows = [row for row in found.get(cp, []) if row[0] not in committed]
-            entry.snapshots.extend(_briefs(rows))
+            snaps = _briefs(rows, cp, table_of, snapshot=True)
+            if snaps is None:
+                return None
+            entry.snapshots.extend(snaps)
         out.append(entry)
     return out
 
 
-def _briefs(rows: Iterable[Row]) -> list[Brief]:
-    return [
-        Brief(rid, name, liveness.status(status, host, pid), metrics)
-        for rid, name, status, host, pid, metrics in rows
-    ]
+def _briefs(
+    rows: Iterable[Row], commit: str, table_of: TableOf | None, *, snapshot: bool
+) -> list[Brief] | None:
+    out = []
+    for rid, name, status, host, pid, metrics in rows:
+        table: dict[str, Any] = {}
+        if status == "running" or snapshot:
+            if table_of is None:
+                return None
+            table = table_of(commit, rid)
+        attached = [c for c in table.get("attached", []) if isinstance(c, str)]
+        every = table.get("heartbeat_every")
+        shown = liveness.status(
+            status,
+            host,
+            pid,
+            table.get("updated"),
+            table.get("pid_ns"),
+            float(every) if isinstance(every, (int, float)) else None,
+        )
+        out.append(Brief(rid, name, shown, metrics, attached[0] if attached else None))
+    return out
 
 
 # click.style's codes, so the full and the fast path color alike.
@@ -137,7 +170,8 @@ def render(
         for r in entry.runs:
             out.append("    " + run_line(r, metrics, color))
         for r in entry.snapshots:
-            out.append("    " + run_line(r, metrics, color) + "  [uncommitted code]")
+            mark = f"[code committed as {r.committed[:7]}]" if r.committed else "[uncommitted code]"
+            out.append("    " + run_line(r, metrics, color) + "  " + mark)
         if not oneline:
             out.append("")
     return "\n".join(out).rstrip("\n")

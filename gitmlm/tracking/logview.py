@@ -5,7 +5,9 @@ This is the full path (pygit2); it leaves the cache the fast path (fastlog.py) r
 
 from __future__ import annotations
 
-from gitmlm.core import briefcache, refs
+from typing import Any
+
+from gitmlm.core import briefcache, codec, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
 from gitmlm.tracking.logtext import Brief, Entry, assemble, wanted
@@ -32,4 +34,16 @@ def entries(repo: Repo, revisions: list[str], limit: int | None) -> list[Entry]:
     view = briefcache.load_view(repo.mlm_dir)
     if view.get("tip") != snap.tip or view.get("checkpoints") != checkpoints:
         briefcache.save_view(repo.mlm_dir, snap.tip, snap.entries, checkpoints, bases)
-    return assemble(commits, bases, found)
+
+    def table_of(commit: str, rid: str) -> dict[str, Any]:
+        blob = snap.entries.get(commit)
+        if blob is None:
+            return {}
+        try:
+            return dict(store.run_table(repo, snap, commit, rid) or {})
+        except codec.NoteError:
+            return {}
+
+    done = assemble(commits, bases, found, table_of)
+    assert done is not None  # every table can be read here
+    return done

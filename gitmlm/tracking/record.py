@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import sys
 import threading
+import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,20 +32,28 @@ if TYPE_CHECKING:
 
 RUN_ENV = "GITMLM_RUN_ID"
 """Set by `git mlm run` for its child, whose own start_run() then attaches to that run."""
-FLUSH_SECONDS = 1.0
+NAMED_ENV = "GITMLM_RUN_NAMED"
+"""Set by `git mlm run --name`: the command line named the run, so the script's name does not."""
 HOST = liveness.HOST
+PARENT = "parent"
+"""Record field: the id of the run this one ran under (a second start_run under `git mlm run`)."""
+OVERRIDDEN = "overridden"
+"""Record field: the params (dotted keys) where `git mlm run -p` replaced the script's value."""
+HEARTBEAT = "heartbeat_every"
+"""Record field: how often (seconds) the live run refreshes `updated`, its heartbeat."""
 
 
 class ActiveRun:
-    """A live run. Logging is buffered in memory and journalled at least once a second."""
+    """A live run. Every logging call is written to the journal before it returns."""
 
     def __init__(self, repo: Repo, record: Run, *, owner: bool) -> None:
         self.repo = repo
         self.record = record
         self.owner = owner
-        self._journal = journal.path(repo.mlm_dir, record.id)
-        self._events: list[dict[str, Any]] = []
-        self._points: list[list[Any]] = []
+        self.named = False
+        """The run was given a name at its start (`git mlm run --name`)."""
+        self._journal = journal.Appender(journal.path(repo.mlm_dir, record.id))
+        self._steps: dict[str, int | None] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -56,24 +67,35 @@ class ActiveRun:
         """Params so far, including those given to `git mlm run -p`."""
         return self.record.params
 
+    def _write(self, event: dict[str, Any]) -> None:
+        # Written before the call returns: a SIGKILL right after loses nothing logged.
+        self._journal.append([event])
+
     def log_param(self, key: str, value: Any) -> None:
         self.log_params({key: value})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         checked = {k: codec.check_value("param", k, v) for k, v in params.items()}
         with self._lock:
-            self.record.params.update(checked)
-            self._events.append({"k": "params", "v": checked})
+            journal._merge(self.record.params, checked)
+            self._write({"k": "params", "v": checked})
 
     def log_metric(self, name: str, value: Any, step: int | None = None) -> None:
-        v = codec.check_metric(name, value)
-        with self._lock:
-            self.record.metrics[name] = v
-            self._points.append([name, v, None if step is None else int(step)])
+        self.log_metrics({name: value}, step)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        for name, value in metrics.items():
-            self.log_metric(name, value, step)
+        checked_step = codec.check_step(step)
+        values = {name: codec.check_metric(name, v) for name, v in metrics.items()}
+        if not values:
+            return
+        with self._lock:
+            for name, v in values.items():
+                if name not in self.record.metrics or journal.summary_wins(
+                    self._steps.get(name), checked_step
+                ):
+                    self.record.metrics[name] = v
+                    self._steps[name] = checked_step
+            self._write({"k": "metrics", "v": [[n, v, checked_step] for n, v in values.items()]})
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
@@ -82,14 +104,14 @@ class ActiveRun:
         checked = {k: str(codec.check_value("tag", k, v)) for k, v in tags.items()}
         with self._lock:
             self.record.tags.update(checked)
-            self._events.append({"k": "tags", "v": checked})
+            self._write({"k": "tags", "v": checked})
 
     def log_artifact(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Record an output file by content digest, so a commit of it can be traced to this run."""
         rel, info = artifact_info(self.repo, Path(path))
         with self._lock:
             self.record.artifacts[rel] = info
-            self._events.append({"k": "artifact", "path": rel, "v": info})
+            self._write({"k": "artifact", "path": rel, "v": info})
         return info
 
     def log_dataset(
@@ -136,6 +158,16 @@ class ActiveRun:
                 "rows": len(df),
                 "columns": len(df.columns),
             }
+            declared = self.record.datasets.get(name)
+            if declared and declared.get("source") != "frame":
+                # The declared files stay the dataset's identity (filters, diffs, gates and
+                # reproduce compare it with the lock); the frame read from them is kept beside.
+                info = {
+                    **declared,
+                    "frame_digest": info["digest"],
+                    "rows": len(df),
+                    "columns": len(df.columns),
+                }
             if profile is None or profile:
                 assert options is not None
                 built = profile_store.of_frame(df, options)
@@ -150,31 +182,36 @@ class ActiveRun:
             info = {**info, **profile_store.summary(built)}
         with self._lock:
             self.record.datasets[name] = info
-            self._events.append({"k": "dataset", "name": name, "v": info})
-        self.flush()  # rare and worth keeping: journal it now, not within the second
+            self._write({"k": "dataset", "name": name, "v": info})
         return info
 
     def flush(self) -> None:
-        with self._lock:
-            events = self._events
-            if self._points:
-                events.append({"k": "metrics", "v": self._points})
-            self._events, self._points = [], []
-        journal.append(self._journal, events)
+        """Nothing to do: every call is journalled before it returns (kept for callers)."""
 
-    def _start_flusher(self) -> None:
+    def start_heartbeat(self) -> None:
+        """Refresh the record's `updated` stamp while the run lives (see liveness.py)."""
+        every = float(self.record.extra.get(HEARTBEAT) or liveness.beat_every())
+
         def loop() -> None:
-            while not self._stop.wait(FLUSH_SECONDS):
-                self.flush()
+            while not self._stop.wait(every):
+                with contextlib.suppress(MlmError, OSError):  # a missed beat is not fatal
+                    attachments.touch_running(
+                        self.repo, self.record.commit, self.id, {"updated": codec.now()}
+                    )
 
         self._thread = threading.Thread(target=loop, name=f"gitmlm-{self.id}", daemon=True)
         self._thread.start()
 
-    def _stop_flusher(self) -> None:
+    def stop_heartbeat(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.flush()
+            self._thread = None
+
+    def close(self) -> None:
+        """The run's logging is over: stop the heartbeat and close the journal."""
+        self.stop_heartbeat()
+        self._journal.close()
 
 
 def _profile_files(repo: Repo, name_or_path: str, info: Mapping[str, Any]) -> list[Path]:
@@ -218,54 +255,73 @@ def begin(
     extra: Mapping[str, Any] | None = None,
     datasets: Mapping[str, dict[str, Any]] | None = None,
 ) -> ActiveRun:
-    """Create a run: its record goes into the notes at once (status running) and its journal.
+    """Create a run: its record goes into the notes at once (status running), then its journal.
 
     `code` is captured from the work tree unless given (a reproduction runs known code);
-    `extra` adds record fields (`reproduces`).
+    `extra` adds record fields (`reproduces`, `parent`). A start refused for bad input (an
+    invalid mlm.lock, a bad param) leaves nothing behind: no note, journal or checkpoint ref.
     """
     repo.workdir  # noqa: B018 - runs need a work tree; this raises the clear error for bare repos
     head = repo.head()
     if head.commit is None:
         repo.head_commit()  # raises the clear "no commits yet" error
+    checked_params = {k: codec.check_value("param", k, v) for k, v in (params or {}).items()}
+    checked_tags = {k: str(codec.check_value("tag", k, v)) for k, v in (tags or {}).items()}
+    # Read before the code is captured: a broken mlm.lock must refuse before a checkpoint exists.
+    run_data = dict(datasets) if datasets is not None else data.run_datasets(repo, clean=True)
     run_id = ids.new_run_id()
+    captured = code is None
     code = code or checkpoint.capture(repo, run_id)
-    now = codec.now()
-    record = Run(
-        id=run_id,
-        name=name or run_id[-6:],
-        status="running",
-        started=now,
-        updated=now,
-        commit=code.commit,
-        checkpoint=code.checkpoint,
-        base=code.base,
-        branch=head.branch,
-        user=repo.user(),
-        host=HOST,
-        pid=os.getpid(),
-        command=list(command if command is not None else [sys.executable, *sys.argv]),
-        params={k: codec.check_value("param", k, v) for k, v in (params or {}).items()},
-        tags={k: str(codec.check_value("tag", k, v)) for k, v in (tags or {}).items()},
-        datasets=dict(datasets)
-        if datasets is not None
-        else data.run_datasets(repo, clean=code.checkpoint == "clean"),
-        env=envinfo.capture(),
-    )
-    record.extra.update(code.extra)
-    record.extra.update(extra or {})
-    if head.branch is None:
-        record.extra["detached"] = True
     file = journal.path(repo.mlm_dir, run_id)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    journal.append(file, [{"k": "start", "record": codec.run_to_dict(record) | {"id": run_id}}])
-    store.put_runs(
-        repo,
-        refs.RUNS,
-        record.commit,
-        {run_id: codec.run_to_dict(record)},
-        f"gitmlm: start run {run_id}",
-    )
-    return ActiveRun(repo, record, owner=True)
+    try:
+        now = codec.now()
+        record = Run(
+            id=run_id,
+            name=name or run_id[-6:],
+            status="running",
+            started=now,
+            updated=now,
+            commit=code.commit,
+            checkpoint=code.checkpoint,
+            base=code.base,
+            branch=head.branch,
+            user=repo.user(),
+            host=HOST,
+            pid=os.getpid(),
+            command=list(command if command is not None else [sys.executable, *sys.argv]),
+            params=checked_params,
+            tags=checked_tags,
+            datasets=run_data,
+            env=envinfo.capture(),
+        )
+        record.extra.update(code.extra)
+        record.extra.update(extra or {})
+        if liveness.PID_NS:
+            record.extra["pid_ns"] = liveness.PID_NS
+        record.extra[HEARTBEAT] = liveness.beat_every()
+        if head.branch is None:
+            record.extra["detached"] = True
+        # The note first: a start killed before it leaves no journal without a record, and one
+        # killed after it leaves a running record whose heartbeat stops (`--recover` ends it).
+        store.put_runs(
+            repo,
+            refs.RUNS,
+            record.commit,
+            {run_id: codec.run_to_dict(record)},
+            f"gitmlm: start run {run_id}",
+        )
+        file.parent.mkdir(parents=True, exist_ok=True)
+        start = {"k": "start", "record": codec.run_to_dict(record) | {"id": run_id}}
+        journal.append(file, [start | {"named": True} if name else start])
+    except BaseException:
+        file.unlink(missing_ok=True)
+        if captured and code.checkpoint != "clean":
+            with contextlib.suppress(MlmError):
+                repo.delete_ref(refs.checkpoint(run_id))
+        raise
+    run = ActiveRun(repo, record, owner=True)
+    run.named = bool(name)
+    return run
 
 
 def attach(repo: Repo, run_id: str) -> ActiveRun:
@@ -275,7 +331,40 @@ def attach(repo: Repo, run_id: str) -> ActiveRun:
         raise MlmError(f"{RUN_ENV}={run_id} names no live run in {repo.common_dir}")
     record = codec.run_from_dict(run_id, folded.record)
     journal._merge(record.params, folded.params)
+    if folded.name:
+        record.name = folded.name
     return ActiveRun(repo, record, owner=False)
+
+
+def _dotted(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value:
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _under_command_line(run: ActiveRun, defaults: Mapping[str, Any]) -> None:
+    """The script's start_run params are defaults: `git mlm run -p` keys win, as argparse and
+    Hydra users expect, and the record names the keys the command line replaced."""
+    checked = {k: codec.check_value("param", k, v) for k, v in defaults.items()}
+    given = _dotted(run.record.params)
+    overridden = sorted(
+        k
+        for k in _dotted(checked)
+        if any(k == g or k.startswith(g + ".") or g.startswith(k + ".") for g in given)
+    )
+    merged = dict(checked)
+    journal._merge(merged, run.record.params)
+    run.record.params.clear()
+    run.record.params.update(merged)
+    with run._lock:
+        run._write({"k": "params", "v": merged})
+        if overridden:
+            run.record.extra[OVERRIDDEN] = overridden
+            run._write({"k": "extra", "v": {OVERRIDDEN: overridden}})
 
 
 def finish(
@@ -289,6 +378,9 @@ def finish(
     record.tags.update(folded.tags)
     record.datasets.update(folded.datasets)
     record.artifacts.update(folded.artifacts)
+    record.extra.update(folded.extra)
+    if folded.name and not folded.named:
+        record.name = folded.name
     if folded.env:
         journal._merge(record.env, folded.env)
     record.status = status
@@ -324,8 +416,11 @@ def start_run(
 ) -> Iterator[ActiveRun]:
     """Track a run: `with gitmlm.start_run(name="base", params={"lr": 0.1}) as run: ...`.
 
-    Under `git mlm run` the first start_run of the process attaches to that run; others start
-    runs of their own. An exception in the block marks the run failed and propagates.
+    Under `git mlm run` the first start_run of the process attaches to that run: its name
+    names the run unless the command line gave `--name`, and its params are defaults that
+    `-p KEY=VALUE` overrides. Each later start_run starts a child run of its own, whose
+    `parent` is the `git mlm run` run. An exception in the block marks the run failed and
+    propagates.
     """
     repo = Repo.open(path)
     parent = os.environ.get(RUN_ENV)
@@ -333,23 +428,30 @@ def start_run(
         _attached.add(parent)
         run = attach(repo, parent)
         if name:
-            run.set_tag("mlm.name", name)
+            if os.environ.get(NAMED_ENV):
+                run.set_tag("mlm.name", name)  # the command line named it; keep the script's
+            else:
+                run.record.name = name
+                with run._lock:
+                    run._write({"k": "name", "v": name})
         if params:
-            run.log_params(params)
+            _under_command_line(run, params)
         if tags:
             run.set_tags(tags)
-        run._events.append({"k": "env", "v": envinfo.capture()})
+        with run._lock:
+            run._write({"k": "env", "v": envinfo.capture()})
     else:
-        run = begin(repo, name, params, tags)
-    run._start_flusher()
+        run = begin(repo, name, params, tags, extra={PARENT: parent} if parent else None)
+    if run.owner:
+        run.start_heartbeat()
     try:
         yield run
     except BaseException:
-        run._stop_flusher()
+        run.close()
         if run.owner:
             finish(repo, run.record, "failed")
         raise
-    run._stop_flusher()
+    run.close()
     if run.owner:
         finish(repo, run.record, "finished")
 
@@ -369,8 +471,16 @@ class Listing:
 
 
 def effective_status(run: Run) -> str:
-    """A run still `running` whose process on this host is gone has crashed."""
-    return liveness.status(run.status, run.host, run.pid)
+    """A run still `running` whose heartbeat stopped, or whose process here is gone, crashed."""
+    every = run.extra.get(HEARTBEAT)
+    return liveness.status(
+        run.status,
+        run.host,
+        run.pid,
+        run.updated,
+        run.extra.get("pid_ns"),
+        float(every) if isinstance(every, (int, float)) else None,
+    )
 
 
 def list_runs(
@@ -407,22 +517,57 @@ def list_runs(
     return Listing(ordered, where, errors, len(unplaced))
 
 
+def fetch_hint(repo: Repo, listing: Listing) -> str | None:
+    """Why runs may be missing here though a remote has them, or None.
+
+    After `git clone` no notes ref exists (git fetches none by default); after a plain
+    `git fetch` with gitmlm's refspecs the remote's notes sit unmerged under refs/notes/remotes/.
+    """
+    remotes = repo.remotes()
+    if not remotes:
+        return None
+    local = repo.ref(refs.RUNS)
+    if local is None and not listing.runs:
+        return (
+            "no runs are recorded in this clone; a remote may have some: "
+            "`git mlm fetch` brings them"
+        )
+    for remote in remotes:
+        theirs = repo.ref(refs.remote_notes_prefix(remote) + refs.RUNS.rsplit("/", 1)[1])
+        if theirs and theirs != local and (local is None or not repo.is_ancestor(theirs, local)):
+            return f"{remote} has runs not merged here; `git mlm fetch {remote}` merges them"
+    return None
+
+
 def resolve(listing: Listing, prefix: str) -> Run:
-    """A run by id or unambiguous id prefix, like an abbreviated git hash."""
-    key = prefix.strip().lower()
-    if not ids.is_run_id_prefix(key):
-        raise MlmError(f"{prefix!r} is not a run id (ids look like {ids.new_run_id()[:12]})")
-    found = [r for r in listing.runs if r.id.startswith(key)]
+    """A run by id, unambiguous id prefix (like an abbreviated git hash) or unique name."""
+    key = prefix.strip()
+    by_id = (
+        [r for r in listing.runs if r.id.startswith(key.lower())]
+        if ids.is_run_id_prefix(key.lower())
+        else []
+    )
+    by_name = [r for r in listing.runs if r.name == key and r not in by_id]
+    found = by_id + by_name
+    if len(found) == 1:
+        return found[0]
     if not found:
-        raise MlmError(f"no run with id {prefix!r}; `git mlm runs` lists them")
-    if len(found) > 1:
-        names = ", ".join(r.id for r in found[:5])
-        raise MlmError(f"run id {prefix!r} is ambiguous: {names}; give more characters")
-    return found[0]
+        close = difflib.get_close_matches(key, sorted({r.name for r in listing.runs}), 3)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise MlmError(f"no run with id or name {prefix!r}{hint}; `git mlm runs` lists them")
+    shown = ", ".join(f"{r.id[: ids.SHORT]} ({r.name})" for r in found[:8])
+    more = f" and {len(found) - 8} more" if len(found) > 8 else ""
+    raise MlmError(
+        f"{prefix!r} is ambiguous: it names {len(found)} runs: {shown}{more}; give a longer id"
+    )
 
 
-def get_run(repo: Repo, run_id: str) -> Run:
-    """One run, with its per-step metric series loaded."""
+def get_run(repo: Repo, run_id: str, problems: list[str] | None = None) -> Run:
+    """One run, with its per-step metric series loaded.
+
+    A series note that cannot be read is a problem appended to `problems`, or a warning when
+    no list is given: the run is still returned, but never silently without its series.
+    """
     listing = list_runs(repo)
     run = resolve(listing, run_id)
     snap = store.snapshot(repo, refs.SERIES)
@@ -430,21 +575,39 @@ def get_run(repo: Repo, run_id: str) -> Run:
         docs = store.read_all(repo, snap, [commit])
         table = docs.get(commit, {}).get(run.id)
         if table:
-            run.steps = {
-                k: {"step": list(v["step"]), "value": list(v["value"])} for k, v in table.items()
-            }
+            try:
+                run.steps = {
+                    k: {"step": list(v["step"]), "value": list(v["value"])}
+                    for k, v in table.items()
+                }
+            except (KeyError, TypeError) as exc:
+                snap.errors.append((commit, f"run {run.id} has a bad series table ({exc})"))
+                continue
             break
+    if run.series and not run.steps:
+        found = [f"{c[:12]}: {why}" for c, why in snap.errors] or ["no series note was found"]
+        message = (
+            f"the step series of run {run.id[: ids.SHORT]} ({', '.join(run.series)}) cannot be "
+            f"read from {refs.SERIES}: {'; '.join(found)}"
+        )
+        if problems is None:
+            warnings.warn(message, stacklevel=2)
+        else:
+            problems.append(message)
     return run
 
 
 def recover(repo: Repo) -> list[Run]:
-    """Finalise this host's crashed runs as `crashed`, keeping what their journal holds."""
+    """Finalise crashed runs (a stopped heartbeat, on any host) as `crashed`, keeping what the
+    journal here holds, then delete their journals and those no record names (a start killed
+    between the two writes)."""
     done = []
-    for run in list_runs(repo).runs:
+    listing = list_runs(repo)
+    for run in listing.runs:
         if run.status != "crashed" or run.ended:
             continue
         file = journal.path(repo.mlm_dir, run.id)
-        ended = None
+        ended = run.updated  # its last heartbeat
         if file.exists():
             from datetime import UTC, datetime
 
@@ -452,6 +615,13 @@ def recover(repo: Repo) -> list[Run]:
                 datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat().replace("+00:00", "Z")
             )
         done.append(finish(repo, run, "crashed", None, ended))
+    known = {r.id for r in listing.runs}
+    folder = journal.path(repo.mlm_dir, "x").parent
+    limit = liveness.timeout()
+    for file in folder.glob("*.jsonl") if folder.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if file.stem not in known and time.time() - file.stat().st_mtime > limit:
+                file.unlink()
     return done
 
 
