@@ -4,6 +4,7 @@ run records, and a small registry project. Test files import from here, never fr
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -144,3 +145,49 @@ def peer_python(tool: str) -> Path:
     if not python.exists():
         pytest.fail(f"{tool} is not installed: run `bash .ci/run` or the peers' install.sh {tool}")
     return python
+
+
+# --- the ui's project ---------------------------------------------------------------------
+
+XSS = "<img src=x onerror=alert(1)>"
+UI_TOML = """\
+schema = 1
+
+[models.churn]
+path = "models/churn.pkl"
+description = "churn classifier"
+
+[metrics]
+auc = "max"
+
+[registry]
+stages = ["dev", "staging", "production"]
+
+[registry.gates.production]
+require = ["metrics.auc >= 0.9"]
+"""
+
+
+def ui_project(repo: Path) -> dict[str, str]:
+    """Three runs with step series (one named like an XSS attack), a registered, promoted
+    model; returns run name -> id."""
+    (repo / "mlm.toml").write_text(UI_TOML)
+    git(repo, "add", "mlm.toml")
+    git(repo, "commit", "-q", "-m", "declare churn")
+    (repo / "models").mkdir()
+    ids = {}
+    for i, (name, lr) in enumerate([("baseline", 0.1), ("fast", 0.3), (XSS, 0.03)]):
+        params = {"lr": lr, "opt": "adam" if i else "sgd"}
+        with gitmlm.start_run(name=name, params=params) as run:
+            for step in range(60):
+                run.log_metric("loss", math.exp(-lr * step) + 0.02 * i, step=step)
+                run.log_metric("val_loss", math.exp(-lr * step) + 0.003 * step, step=step)
+            run.log_metric("auc", 0.8 + 0.06 * i)
+            (repo / "models" / "churn.pkl").write_text(f"weights {i}")
+            run.log_artifact(repo / "models" / "churn.pkl")
+        ids[name] = run.id
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "train churn")
+    mlm(repo, "register", "churn")
+    mlm(repo, "promote", "churn", "staging")
+    return ids

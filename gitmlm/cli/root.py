@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import click
 
 from gitmlm._version import __version__
-from gitmlm.cli import checkpoints, data, hooks, models, monitor, sync, tracking
+from gitmlm.cli import checkpoints, data, hooks, models, monitor, sync, tracking, ui
 from gitmlm.cli.common import open_repo
 from gitmlm.errors import MlmError
 
@@ -103,6 +103,7 @@ for _command in (
     *models.COMMANDS,
     *sync.COMMANDS,
     *monitor.COMMANDS,
+    *ui.COMMANDS,
 ):
     cli.add_command(_command)
 

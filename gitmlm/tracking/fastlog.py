@@ -18,6 +18,7 @@ from gitmlm.tracking import logtext
 @dataclass(frozen=True)
 class _Commit:
     oid: str
+    parents: tuple[str, ...]
     author: str
     email: str
     time: int
@@ -81,11 +82,19 @@ def _commits(text: str) -> list[_Commit]:
         record = record.lstrip("\n")
         if not record:
             continue
-        oid, author, email, when, date, message = record.split("\x1f", 5)
+        oid, parents, author, email, when, date, message = record.split("\x1f", 6)
         tz = date.rsplit(" ", 1)[1]
         offset = int(tz[1:3]) * 60 + int(tz[3:5])
         out.append(
-            _Commit(oid, author, email, int(when), -offset if tz[0] == "-" else offset, message)
+            _Commit(
+                oid,
+                tuple(parents.split()),
+                author,
+                email,
+                int(when),
+                -offset if tz[0] == "-" else offset,
+                message,
+            )
         )
     return out
 
@@ -108,7 +117,7 @@ def run(argv: list[str]) -> bool:
             "log",
             "--date-order",
             "-z",
-            "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%ai%x1f%B",
+            "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%at%x1f%ai%x1f%B",
             *limit,
             *revs,
             "--",

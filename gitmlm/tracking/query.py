@@ -68,7 +68,7 @@ def select(
     order_by: str | list[str] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    return select_rows([flat_row(r) for r in listing.runs], where_text, order_by, limit)
+    return _select([flat_row(r) for r in listing.runs], where_text, order_by, limit)
 
 
 def select_rows(
@@ -77,7 +77,17 @@ def select_rows(
     order_by: str | list[str] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows that match, in order; the given rows (perhaps a kept listing's) are not changed."""
+    """`select` over rows already flattened (the ui keeps them between requests); the rows
+    given are left as they are."""
+    return _select(rows, where_text, order_by, limit)  # _select works on copies
+
+
+def _select(
+    rows: list[dict[str, Any]],
+    where_text: str | None,
+    order_by: str | list[str] | None,
+    limit: int | None,
+) -> list[dict[str, Any]]:
     known = set(ATTRIBUTES).union(where.DERIVED, *rows)
     # With no runs at all there are no data columns to check names against, and no answer to
     # get wrong: any params./metrics./... name is accepted.

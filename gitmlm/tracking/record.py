@@ -570,13 +570,24 @@ def get_run(repo: Repo, run_id: str, problems: list[str] | None = None) -> Run:
     """
     listing = list_runs(repo)
     run = resolve(listing, run_id)
+    run.steps = load_steps(repo, listing, run, problems)
+    return run
+
+
+def load_steps(
+    repo: Repo, listing: Listing, run: Run, problems: list[str] | None = None
+) -> dict[str, dict[str, list[float]]]:
+    """A run's per-step series ({metric: {"step": [...], "value": [...]}}), from the series
+    notes of whichever commit carries them; reads no other run's series. Problems as for
+    get_run."""
     snap = store.snapshot(repo, refs.SERIES)
+    steps: dict[str, dict[str, list[float]]] = {}
     for commit in listing.commits.get(run.id, [run.commit]):
         docs = store.read_all(repo, snap, [commit])
         table = docs.get(commit, {}).get(run.id)
         if table:
             try:
-                run.steps = {
+                steps = {
                     k: {"step": list(v["step"]), "value": list(v["value"])}
                     for k, v in table.items()
                 }
@@ -584,17 +595,17 @@ def get_run(repo: Repo, run_id: str, problems: list[str] | None = None) -> Run:
                 snap.errors.append((commit, f"run {run.id} has a bad series table ({exc})"))
                 continue
             break
-    if run.series and not run.steps:
+    if run.series and not steps:
         found = [f"{c[:12]}: {why}" for c, why in snap.errors] or ["no series note was found"]
         message = (
             f"the step series of run {run.id[: ids.SHORT]} ({', '.join(run.series)}) cannot be "
             f"read from {refs.SERIES}: {'; '.join(found)}"
         )
         if problems is None:
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, stacklevel=3)
         else:
             problems.append(message)
-    return run
+    return steps
 
 
 def recover(repo: Repo) -> list[Run]:
