@@ -252,10 +252,15 @@ class _Note:
         doc = store.cached_doc(repo, blob)
         if doc is None:
             try:
-                doc = codec.decode_doc(self.data)
+                if store.is_index(self.data):
+                    doc = store.read_doc(repo, blob)
+                else:
+                    doc = codec.decode_doc(self.data)
             except codec.NoteError:
                 doc = None
         self.doc = doc
+        self.known = store.store_blobs(repo, self.data) if doc is not None else {}
+        """Run id -> blob of an index note's runs, reused when the merge keeps a run as is."""
 
 
 def _encode(merged: store.Doc, sides: tuple[_Note, _Note]) -> bytes:
@@ -263,16 +268,16 @@ def _encode(merged: store.Doc, sides: tuple[_Note, _Note]) -> bytes:
     a, b = sides
     if a.doc and b.doc:  # ids disjoint and in order: the two notes simply follow each other
         if max(a.doc) < min(b.doc):
-            joined = merge.concatenate(a.data, b.data)
+            joined = codec.concatenate(a.data, b.data)
         elif max(b.doc) < min(a.doc):
-            joined = merge.concatenate(b.data, a.data)
+            joined = codec.concatenate(b.data, a.data)
         else:
             joined = None
         if joined is not None:
             return joined
     found = []
     for side in sides:
-        blocks, doc = merge.sections(side.data), side.doc or {}
+        blocks, doc = codec.sections(side.data), side.doc or {}
         if blocks is None or blocks.keys() != doc.keys():
             return codec.encode_doc(merged)
         found.append((blocks, doc))
@@ -283,11 +288,11 @@ def _encode(merged: store.Doc, sides: tuple[_Note, _Note]) -> bytes:
                 out[rid] = blocks[rid]
                 break
         else:
-            fresh = merge.sections(codec.encode_doc({rid: table}))
+            fresh = codec.sections(codec.encode_doc({rid: table}))
             if fresh is None or rid not in fresh:
                 return codec.encode_doc(merged)
             out[rid] = fresh[rid]
-    return merge.assemble(out)
+    return codec.assemble(out)
 
 
 def _merge_trees(
@@ -309,7 +314,7 @@ def _merge_trees(
         tdoc = tnote.doc
         if oblob is None:
             # Theirs alone: taken as it is, even when unreadable, so nothing is lost.
-            updates[commit] = tblob
+            updates.update(store.adopt(commit, tblob, tnote.data))
             change.notes += 1
             if tdoc is None:
                 problems.append(f"{remote}'s note on {commit[:12]} in {ref} is not valid; kept")
@@ -325,7 +330,7 @@ def _merge_trees(
             if tdoc is None and odoc is None:
                 updates[commit] = max(oblob, tblob)  # any fixed choice, the same on both sides
             elif odoc is None:
-                updates[commit] = tblob
+                updates.update(store.adopt(commit, tblob, tnote.data))
             problems.append(
                 f"{bad} note on {commit[:12]} in {ref} is not valid TOML of schema "
                 f"{codec.SCHEMA}; kept the other side's, the invalid one stays in the history "
@@ -342,7 +347,15 @@ def _merge_trees(
         change.runs_added += added
         change.runs_changed += changed
         if merged == tdoc:
-            updates[commit] = tblob
+            updates.update(store.adopt(commit, tblob, tnote.data))
+        elif len(merged) > store.INLINE_MAX:  # an index and its store of run blobs
+            known = {
+                rid: blob
+                for side in (onote, tnote)
+                for rid, blob in side.known.items()
+                if side.doc is not None and side.doc.get(rid) == merged.get(rid)
+            }
+            updates.update(store.stage_doc(repo, commit, merged, known))
         else:
             fresh[commit] = _encode(merged, (onote, tnote))
     for commit, blob in zip(fresh, repo.write_blobs(list(fresh.values())), strict=True):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from gitmlm.core import where
+from gitmlm.core import refs, where
 from gitmlm.core.git import Repo
 from gitmlm.core.records import ATTRIBUTES, flat_row
 from gitmlm.tracking import record as runs
@@ -78,7 +79,7 @@ def select_rows(
 ) -> list[dict[str, Any]]:
     """`select` over rows already flattened (the ui keeps them between requests); the rows
     given are left as they are."""
-    return _select([dict(r) for r in rows], where_text, order_by, limit)
+    return _select(rows, where_text, order_by, limit)  # _select works on copies
 
 
 def _select(
@@ -97,9 +98,12 @@ def _select(
         name = where.canonical(column, known)
         where.check_column(name, known, open_prefixes, "--order-by")
         keys.append((name, desc))
-    # The rows carry MLflow's derived times only while they are filtered and ordered.
-    for row in rows:
-        row["start_time"], row["end_time"] = _epoch_ms(row["started"]), _epoch_ms(row["ended"])
+    # The rows carry MLflow's derived times only while they are filtered and ordered (copies:
+    # the rows given stay as they were).
+    rows = [
+        {**row, "start_time": _epoch_ms(row["started"]), "end_time": _epoch_ms(row["ended"])}
+        for row in rows
+    ]
     if keep is not None:
         rows = [r for r in rows if keep(r)]
     rows = _order(rows, keys)
@@ -110,6 +114,10 @@ def _select(
     return rows
 
 
+_listed: dict[tuple[Path, bool], tuple[str | None, runs.Listing, list[dict[str, Any]]]] = {}
+"""The last listing of each repository in this process, with its rows, by notes tip."""
+
+
 def select_runs(
     repo: Repo,
     where_text: str | None = None,
@@ -118,5 +126,17 @@ def select_runs(
     *,
     placed_only: bool = False,
 ) -> tuple[list[dict[str, Any]], runs.Listing]:
-    listing = runs.list_runs(repo, placed_only=placed_only)
-    return select(listing, where_text, order_by, limit), listing
+    """Rows of the runs that match. A process that asks again (a notebook) while the notes
+    have not moved reuses its listing and rows: only the filter and the order run again."""
+    key = (repo.common_dir, placed_only)
+    tip = repo.ref(refs.RUNS)
+    memo = _listed.get(key)
+    if memo is not None and memo[0] == tip:
+        listing, rows = memo[1], memo[2]
+    else:
+        listing = runs.list_runs(repo, placed_only=placed_only)
+        rows = [flat_row(r) for r in listing.runs]
+        # A running run may crash (its status is worked out at listing time): not kept.
+        if not any(r.status == "running" for r in listing.runs):
+            _listed[key] = (tip, listing, rows)
+    return select_rows(rows, where_text, order_by, limit), listing
