@@ -23,6 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# This checkout's gitmlm, here and in the commands timed (not whichever one pip installed).
+ROOT = str(Path(__file__).resolve().parent.parent)
+sys.path.insert(0, ROOT)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+
 import gitmlm
 from gitmlm.core import codec, ids, refs
 from gitmlm.core.git import Repo

@@ -5,6 +5,7 @@ Importing this package stays light (no pandas): the DataFrame helpers import it 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmlm._version import __version__
@@ -24,6 +25,7 @@ __all__ = [
     "Run",
     "__version__",
     "archive_runs",
+    "artifact_path",
     "delete_runs",
     "get_run",
     "note_run",
@@ -150,3 +152,13 @@ def resolve(spec: str, *, path: str | None = None) -> Resolved:
     from gitmlm.models import ops as lifecycle
 
     return lifecycle.resolved(Repo.open(path), spec)
+
+
+def artifact_path(spec: str, *, path: str | None = None, remote: str | None = None) -> Path:
+    """A verified local path to the artifact of model version `spec` ("churn#production",
+    "churn@v1.2.0", "churn"), fetched on demand from git, Git LFS or the storage remote.
+    The file is the cache's read-only copy: load it, do not edit it."""
+    from gitmlm.core.git import Repo
+    from gitmlm.models import fetch
+
+    return fetch.artifact(Repo.open(path), spec, remote=remote).path

@@ -16,7 +16,7 @@ from gitmlm.autolog import autolog
 from gitmlm.autolog import lightgbm as lgb_autolog
 from gitmlm.autolog import xgboost as xgb_autolog
 from gitmlm.core.git import Repo
-from gitmlm.tracking import artifacts
+from gitmlm.tracking import logged
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_xgboost_native_and_sklearn(repo: Path, data: tuple, autologged: None) -
     assert got.params == {"max_depth": 2, "eta": 0.3, "num_boost_round": 5}
     assert got.steps["valid-rmse"]["step"] == [0, 1, 2, 3, 4]
     assert got.metrics["train-rmse"] == got.steps["train-rmse"]["value"][-1]
-    kept = artifacts.kept_path(Repo.open(repo), run.id, xgb_autolog.MODEL).read_bytes()
+    kept = logged.kept_path(Repo.open(repo), run.id, xgb_autolog.MODEL).read_bytes()
     again = xgb.Booster()
     again.load_model(bytearray(kept))
     assert np.allclose(again.predict(valid), booster.predict(valid))
@@ -71,7 +71,7 @@ def test_lightgbm_native_and_sklearn(repo: Path, data: tuple, autologged: None) 
     got = gitmlm.get_run(run.id)
     assert got.params["num_leaves"] == 4 and got.params["num_boost_round"] == 4
     assert got.steps["valid_0-l2"]["step"] == [0, 1, 2, 3]
-    text = artifacts.kept_path(Repo.open(repo), run.id, lgb_autolog.MODEL).read_text()
+    text = logged.kept_path(Repo.open(repo), run.id, lgb_autolog.MODEL).read_text()
     assert np.allclose(lgb.Booster(model_str=text).predict(x[150:]), booster.predict(x[150:]))
 
     with gitmlm.start_run() as run:

@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 import gitmlm
 from gitmlm.autolog import sklearn as sk_autolog
 from gitmlm.core.git import Repo
-from gitmlm.tracking import artifacts
+from gitmlm.tracking import logged
 from tests.helpers import mlm
 
 
@@ -47,7 +47,7 @@ def test_fit_records_params_scores_and_model(repo: Path, autolog: None) -> None:
         got.metrics
     )
     assert got.metrics["validation_score"] == held_out
-    kept = artifacts.kept_path(Repo.open(repo), run.id, sk_autolog.MODEL).read_bytes()
+    kept = logged.kept_path(Repo.open(repo), run.id, sk_autolog.MODEL).read_bytes()
     assert (pickle.loads(kept).predict(x_test) == model.predict(x_test)).all()
 
 

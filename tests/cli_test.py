@@ -218,3 +218,45 @@ def test_demo_creates_a_repository_with_runs(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["table", "json", "csv", "md"])
 def test_empty_listing_in_every_format(repo: Path, fmt: str) -> None:
     assert mlm(repo, "runs", "--format", fmt).returncode == 0
+
+
+def _imports(repo: Path, *args: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gitmlm", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {ln.split("|")[-1].strip() for ln in proc.stderr.splitlines() if "|" in ln}
+
+
+def test_log_fast_path_prints_what_the_full_path_prints(repo: Path) -> None:
+    (repo / "train.py").write_text(TRAIN)
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "training\n\nwith a body")
+    git(repo, "tag", "-a", "v1", "-m", "one")
+    mlm(repo, "run", "--name", "first", "--", "python", "train.py")
+    for args in (["log"], ["log", "-n", "1", "-m", "acc"], ["log", "--oneline", "HEAD~1..HEAD"]):
+        (repo / ".git" / "mlm" / "cache" / "logview.json").unlink(missing_ok=True)
+        full = mlm(repo, *args).stdout  # the full path, which leaves the cache
+        assert {"pygit2", "click"}.isdisjoint(_imports(repo, *args))  # now the fast path
+        assert mlm(repo, *args).stdout == full and "first" in full
+    # A run recorded since: the notes moved, the cache is stale, the full path answers.
+    mlm(repo, "run", "--name", "second", "--", "python", "train.py")
+    assert "pygit2" in _imports(repo, "log")
+    assert "second" in mlm(repo, "log").stdout
+    assert {"pygit2", "click"}.isdisjoint(_imports(repo, "log", "-n", "2"))
+    assert "click" in _imports(repo, "log", "--help")  # an option it leaves to the full path
+    # A deleted run (a tombstone) is hidden by the fast path as by the full path.
+    second = json.loads(mlm(repo, "runs", "--format", "json", "-w", "name = 'second'").stdout)
+    mlm(repo, "runs", "rm", second[0]["run_id"])
+    full = mlm(repo, "log").stdout
+    assert {"pygit2", "click"}.isdisjoint(_imports(repo, "log"))
+    assert mlm(repo, "log").stdout == full and "second" not in full and "first" in full
+    # A run on uncommitted code needs its whole record (was its code committed since?).
+    (repo / "dirty.py").write_text("x = 1\n")
+    mlm(repo, "run", "--name", "snap", "--", "python", "train.py")
+    mlm(repo, "log")
+    assert "pygit2" in _imports(repo, "log")
+    assert "[uncommitted code]" in mlm(repo, "log").stdout

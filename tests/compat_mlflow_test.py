@@ -17,7 +17,7 @@ import pytest
 
 import gitmlm
 from gitmlm.core.git import Repo
-from gitmlm.tracking import artifacts
+from gitmlm.tracking import logged
 from tests.helpers import ROOT, git, mlm, peer_python
 
 SCRIPT = ROOT / "tests" / "mlflow_examples" / "quickstart.py"
@@ -140,7 +140,7 @@ def test_import_mlflow_store(stores: dict[str, Any], tmp_path: Path, kind: str) 
         "plots/curve.png",
         "preds.json",
     }
-    kept = artifacts.kept_path(repo, sweep.id, "config.json").read_bytes()
+    kept = logged.kept_path(repo, sweep.id, "config.json").read_bytes()
     assert json.loads(kept) == {"a": 1, "b": [1, 2]}
 
 

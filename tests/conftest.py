@@ -10,7 +10,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from tests.helpers import DATE, ROOT, git
+from tests.helpers import DATE, ROOT, S3_ENV, git, make_bucket, start_moto
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
         "[advice]\n\tdetachedHead = false\n"
     )
     for var in list(os.environ):
-        if var.startswith(("GIT_", "GITMLM_")):
+        if var.startswith(("GIT_", "GITMLM_", "AWS_")):
             monkeypatch.delenv(var)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
@@ -63,3 +63,26 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def write_script(path: Path, body: str) -> Path:
     path.write_text("import gitmlm\n" + body)
     return path
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A real S3 API on 127.0.0.1 (moto's standalone server, one per test process): its URL."""
+    proc, url = start_moto()
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket on the loopback S3 server, reached as a user's S3 is: credentials and
+    endpoint (AWS_ENDPOINT_URL) from the environment. Its name."""
+    import re
+
+    for var, value in S3_ENV.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") or "bucket"
+    make_bucket(moto_server, bucket)
+    return bucket

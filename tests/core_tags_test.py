@@ -24,6 +24,11 @@ from gitmlm.errors import MlmError
         ("team/churn-v2@v0.0.1", TagName(tags.REGISTER, "team/churn-v2", "v0.0.1")),
         ("models/x=churn@v0.0.1", TagName(tags.REGISTER, "models/x:churn", "v0.0.1")),
         ("refs/tags/churn@v0.0.1", TagName(tags.REGISTER, "churn", "v0.0.1")),
+        # GTO's alphabet: capitals, `_` and `/` inside names; `@created`.
+        ("my_model@v1.0.0", TagName(tags.REGISTER, "my_model", "v1.0.0")),
+        ("DVCLive/Model@v0.0.1", TagName(tags.REGISTER, "DVCLive/Model", "v0.0.1")),
+        ("model_A#Prod_EU#1", TagName(tags.ASSIGN, "model_A", None, "Prod_EU", 1)),
+        ("churn@created", TagName(tags.CREATE, "churn")),
     ],
 )
 def test_parse_reads_gto_names(tag: str, parsed: TagName) -> None:
@@ -37,9 +42,9 @@ def test_parse_reads_gto_names(tag: str, parsed: TagName) -> None:
         "churn@1.0.0",
         "churn@v1.0",
         "churn@v01.0.0",
-        "Churn@v1.0.0",
         "churn#prod#x",
-        "churn#Prod#1",
+        "_churn@v1.0.0",
+        "churn_@v1.0.0",
         "-churn@v1.0.0",
         "churn-@v1.0.0",
         "churn@latest",
@@ -101,10 +106,10 @@ def test_specs() -> None:
 
 
 def test_model_names() -> None:
-    for good in ("churn", "team/churn-v2", "a", "x9"):
+    for good in ("churn", "team/churn-v2", "a", "x9", "Churn", "churn_v2", "DVCLive/Model"):
         assert tags.check_model_name(good) == good
-    for bad in ("Churn", "churn.v2", "churn_v2", "-churn", "churn/", "chürn", ""):
-        with pytest.raises(MlmError, match="lowercase"):
+    for bad in ("churn.v2", "_churn", "-churn", "churn/", "chürn", ""):
+        with pytest.raises(MlmError, match="letters, digits"):
             tags.check_model_name(bad)
 
 

@@ -4,6 +4,7 @@ run records, and a small registry project. Test files import from here, never fr
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -129,7 +130,7 @@ def body(repo: Path, tag: str) -> dict[str, Any]:
     return tags.decode_message(raw.split("\n\n", 1)[1]).body
 
 
-def models_json(repo: Path, *args: str) -> list[dict[str, object]]:
+def models_json(repo: Path, *args: str) -> list[dict[str, Any]]:
     return json.loads(mlm(repo, "models", "--format", "json", *args).stdout)
 
 
@@ -144,3 +145,201 @@ def peer_python(tool: str) -> Path:
     if not python.exists():
         pytest.fail(f"{tool} is not installed: run `bash .ci/run` or the peers' install.sh {tool}")
     return python
+
+
+# --- GTO, the peer whose tags the registry shares ---------------------------------------------
+
+_GTO_SHOW = """
+import json, sys
+from gto.api import show
+print(json.dumps({path: show(path) for path in sys.argv[1:]}))
+"""
+
+
+def gto_state(*repos: Path) -> list[dict[str, Any]]:
+    """What real GTO's `gto show --json` reads in each repository, normalised to compare with
+    `ours`: model -> latest registered version and the non-empty stages. One GTO process for
+    all the repositories (importing GTO costs seconds)."""
+    proc = subprocess.run(
+        [str(peer_python("gto")), "-c", _GTO_SHOW, *map(str, repos)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GTO_NO_ANALYTICS": "1", "ITERATIVE_DO_NOT_TRACK": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    out = []
+    for path in repos:
+        out.append(
+            {
+                name: {
+                    "latest": d["version"],
+                    "stages": {s: v for s, v in d["stage"].items() if v},
+                }
+                for name, d in shown[str(path)].items()
+            }
+        )
+    return out
+
+
+def ours(repo: Path) -> dict[str, Any]:
+    """`git mlm models --format json`, normalised as `gto_state` normalises GTO's answer."""
+    return {
+        row["model"]: {
+            "latest": row["latest"],
+            "stages": {s: v for s, v in row["stages"].items() if v},
+        }
+        for row in models_json(repo)
+    }
+
+
+# --- the ui's project ---------------------------------------------------------------------
+
+XSS = "<img src=x onerror=alert(1)>"
+UI_TOML = """\
+schema = 1
+
+[models.churn]
+path = "models/churn.pkl"
+description = "churn classifier"
+
+[metrics]
+auc = "max"
+
+[registry]
+stages = ["dev", "staging", "production"]
+
+[registry.gates.production]
+require = ["metrics.auc >= 0.9"]
+"""
+
+
+def ui_project(repo: Path) -> dict[str, str]:
+    """Three runs with step series (one named like an XSS attack), a registered, promoted
+    model; returns run name -> id."""
+    (repo / "mlm.toml").write_text(UI_TOML)
+    git(repo, "add", "mlm.toml")
+    git(repo, "commit", "-q", "-m", "declare churn")
+    (repo / "models").mkdir()
+    ids = {}
+    for i, (name, lr) in enumerate([("baseline", 0.1), ("fast", 0.3), (XSS, 0.03)]):
+        params = {"lr": lr, "opt": "adam" if i else "sgd"}
+        with gitmlm.start_run(name=name, params=params) as run:
+            for step in range(60):
+                run.log_metric("loss", math.exp(-lr * step) + 0.02 * i, step=step)
+                run.log_metric("val_loss", math.exp(-lr * step) + 0.003 * step, step=step)
+            run.log_metric("auc", 0.8 + 0.06 * i)
+            (repo / "models" / "churn.pkl").write_text(f"weights {i}")
+            run.log_artifact(repo / "models" / "churn.pkl")
+        ids[name] = run.id
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "train churn")
+    mlm(repo, "register", "churn")
+    mlm(repo, "promote", "churn", "staging")
+    return ids
+
+
+# --- a real S3 API on loopback (moto's standalone server) ---------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """moto's S3 server as a subprocess on 127.0.0.1 and a free port: (process, endpoint URL).
+    The caller stops it (proc.terminate()). Also used by bench/storage_bench.py. `env` adds
+    variables (INITIAL_NO_AUTH_ACTION_COUNT=0 makes it check credentials)."""
+    import time
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto's S3 server did not start") from None
+            time.sleep(0.1)
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def make_bucket(endpoint: str, name: str) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        key=S3_ENV["AWS_ACCESS_KEY_ID"],
+        secret=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=endpoint,
+        skip_instance_cache=True,
+    )
+    fs.mkdir(name)
+
+
+# --- model scans: tabular tasks with planted problems (sklearn is imported only when used) ---
+
+
+def churn_frame(n: int, seed: int) -> Any:
+    """A churn-like table with a known, clean link between features and label (fixed seed)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "age": rng.normal(45, 12, n).round(1),
+            "income": rng.lognormal(10, 0.5, n).round(0),
+            "tenure": rng.integers(0, 120, n),
+            "region": rng.choice(["north", "south", "east", "west"], n, p=[0.25, 0.35, 0.2, 0.2]),
+            "plan": rng.choice(["basic", "plus", "pro"], n, p=[0.5, 0.3, 0.2]),
+        }
+    )
+    z = (
+        0.04 * (df.age - 45)
+        - 0.5 * (np.log(df.income) - 10)
+        - 0.02 * (df.tenure - 60)
+        + df.plan.map({"basic": 0.5, "plus": 0.0, "pro": -0.7})
+        + df.region.map({"north": 0.3, "south": 0.0, "east": -0.2, "west": 0.1})
+    )
+    df["churn"] = (rng.random(n) < 1 / (1 + np.exp(-2 * z))).astype(int)
+    return df
+
+
+def churn_model(train: Any, estimator: Any = None, numeric: tuple[str, ...] = ()) -> Any:
+    """A scikit-learn pipeline (scaling, one-hot) fitted on `train`; gradient boosting unless
+    another estimator is given."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    nums = ["age", "income", "tenure", *numeric]
+    pre = ColumnTransformer(
+        [
+            ("num", StandardScaler(), nums),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["region", "plan"]),
+        ]
+    )
+    est = estimator or GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=0)
+    model = Pipeline([("pre", pre), ("model", est)])
+    return model.fit(train.drop(columns="churn"), train["churn"])

@@ -117,10 +117,7 @@ def test_the_pull_request_flow(repo: Path, tmp_path: Path) -> None:
     assert prod == {
         "model": "churn",
         "latest": "v0.0.3",
-        "dev": "v0.0.2",
-        "qa": "v0.0.2",
-        "staging": "v0.0.2",
-        "production": "v0.0.2",
+        "stages": {"dev": "v0.0.2", "qa": "v0.0.2", "staging": "v0.0.2", "production": "v0.0.2"},
     }
     history = json.loads(mlm(repo, "model", "history", "churn", "--format", "json").stdout)
     assert history[0]["tag"] == "churn#staging#8" and history[0]["why"] == "better auc"

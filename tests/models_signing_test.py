@@ -8,6 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+import gitmlm
 from tests.helpers import git, mlm, setup_project, train
 
 TOML = """\
@@ -55,29 +58,56 @@ def test_signed_stage_accepts_allowed_signers_only(repo: Path, tmp_path: Path) -
     assert "SSH SIGNATURE" in git(repo, "cat-file", "tag", "churn#production#3")
     assert "SSH SIGNATURE" not in git(repo, "cat-file", "tag", "churn#dev#4")
     verified = mlm(repo, "models", "--verify", "--format", "json")
-    assert json.loads(verified.stdout)[0]["production"] == "v0.0.1"
+    assert json.loads(verified.stdout)[0]["stages"]["production"] == "v0.0.1"
     assert mlm(repo, "ci", "check").returncode == 0
 
-    # A hand-made unsigned tag moving production: shown without --verify, rejected with it.
+    # Tags that would move production to v0.0.2 without a valid signature: a hand-made
+    # unsigned one, one signed by a key the allowed-signers file does not list, and a forgery
+    # (a good signature pasted onto a changed body). Every read path ignores them, says so,
+    # and answers the last validly signed holder; --verify and ci check fail on them.
     v2 = git(repo, "rev-parse", "churn@v0.0.2^{commit}").strip()
-    git(repo, "tag", "-a", "churn#production#9", "-m", "sneaky", v2)
-    assert json.loads(mlm(repo, "models", "--format", "json").stdout)[0]["production"] == "v0.0.2"
-    rejected = mlm(repo, "models", "--verify", "--format", "json", check=False)
-    assert rejected.returncode == 1
-    assert json.loads(rejected.stdout)[0]["production"] == "v0.0.1"
-    assert "rejected churn#production#9: not signed" in rejected.stderr
-    check = mlm(repo, "ci", "check", check=False)
-    assert check.returncode == 1 and "| churn#production#9 | not signed" in check.stdout
-
-    # Signed, but by a key the allowed-signers file does not list.
-    git(repo, "tag", "-d", "churn#production#9")
-    git(repo, "-c", f"user.signingkey={other}", "tag", "-s", "churn#production#9", "-m", "x", v2)
-    rejected = mlm(repo, "models", "--verify", check=False)
-    assert rejected.returncode == 1 and "rejected churn#production#9" in rejected.stderr
-    assert "v0.0.1" in rejected.stdout
+    later = {**os.environ, "GIT_COMMITTER_DATE": "1700000900 +0000"}  # newest by GTO's clock
+    good = git(repo, "cat-file", "tag", "churn#production#3")
+    forged = good.replace(git(repo, "rev-parse", "churn@v0.0.1^{commit}").strip(), v2)
+    forged = forged.replace("tag churn#production#3", "tag churn#production#9")
+    forged = forged.replace('version = "v0.0.1"', 'version = "v0.0.2"')
+    makers = {
+        "not signed": ["git", "tag", "-a", "churn#production#9", "-m", "sneaky", v2],
+        "other key": [
+            *("git", "-c", f"user.signingkey={other}", "tag", "-s", "churn#production#9"),
+            *("-m", "x", v2),
+        ],
+        "forged": None,
+    }
+    for what, argv in makers.items():
+        if argv is None:
+            made = subprocess.run(
+                ["git", "mktag"], cwd=repo, input=forged, capture_output=True, text=True
+            )
+            assert made.returncode == 0, made.stderr
+            git(repo, "update-ref", "refs/tags/churn#production#9", made.stdout.strip())
+        else:
+            subprocess.run(argv, cwd=repo, env=later, check=True, capture_output=True)
+        shown = mlm(repo, "models", "--format", "json")
+        assert json.loads(shown.stdout)[0]["stages"]["production"] == "v0.0.1", what
+        assert "ignored churn#production#9" in shown.stderr, what
+        info = mlm(repo, "model", "show", "churn#production", "--format", "json")
+        assert json.loads(info.stdout)["version"] == "v0.0.1", what
+        assert "ignored churn#production#9" in info.stderr, what
+        with pytest.warns(UserWarning, match="ignored churn#production#9"):
+            assert gitmlm.resolve("churn#production", path=str(repo)).version == "v0.0.1"
+        with pytest.warns(UserWarning, match="ignored churn#production#9"):
+            frame = gitmlm.registry(path=str(repo))
+        assert frame.set_index("version").loc["v0.0.1", "stages"] == "production", what
+        rejected = mlm(repo, "models", "--verify", "--format", "json", check=False)
+        assert rejected.returncode == 1, what
+        assert json.loads(rejected.stdout)[0]["stages"]["production"] == "v0.0.1"
+        assert "rejected churn#production#9" in rejected.stderr
+        check = mlm(repo, "ci", "check", check=False)
+        assert check.returncode == 1 and "| churn#production#9 |" in check.stdout, what
+        git(repo, "tag", "-d", "churn#production#9")
 
     # Demoting a protected stage signs too.
-    git(repo, "tag", "-d", "churn#production#9")
     mlm(repo, "demote", "churn", "production")
     assert "SSH SIGNATURE" in git(repo, "cat-file", "tag", "churn#production!#5")
     assert mlm(repo, "models", "--verify").returncode == 0
@@ -92,12 +122,15 @@ def test_signed_stage_accepts_allowed_signers_only(repo: Path, tmp_path: Path) -
         env=later,
         check=True,
     )
-    assert json.loads(mlm(repo, "models", "--format", "json").stdout)[0]["production"] == ""
+    assert (
+        json.loads(mlm(repo, "models", "--format", "json").stdout)[0]["stages"]["production"]
+        == "v0.0.2"
+    )
     rejected = mlm(repo, "models", "--verify", "--format", "json", check=False)
     assert rejected.returncode == 1 and f"rejected {v2_tag}: not signed" in rejected.stderr
-    assert json.loads(rejected.stdout)[0]["production"] == "v0.0.2"
+    assert json.loads(rejected.stdout)[0]["stages"]["production"] == "v0.0.2"
     git(repo, "tag", "-d", v2_tag)
     mlm(repo, "deprecate", "churn@v0.0.2")  # made by gitmlm: signed
     assert "SSH SIGNATURE" in git(repo, "cat-file", "tag", v2_tag)
     verified = mlm(repo, "models", "--verify", "--format", "json")
-    assert json.loads(verified.stdout)[0]["production"] == ""
+    assert json.loads(verified.stdout)[0]["stages"]["production"] is None

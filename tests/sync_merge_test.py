@@ -5,7 +5,8 @@ import random
 from typing import Any
 
 from gitmlm.core import codec
-from gitmlm.sync.merge import assemble, changed_runs, concatenate, merge_docs, merge_run, sections
+from gitmlm.core.codec import assemble, concatenate, sections
+from gitmlm.sync.merge import changed_runs, merge_docs, merge_run
 
 
 def run(status: str = "finished", updated: str = "2026-01-01T00:00:00.000001Z", **kw: Any) -> dict:

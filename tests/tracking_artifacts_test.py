@@ -14,12 +14,12 @@ import pytest
 import gitmlm
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.tracking import artifacts
+from gitmlm.tracking import logged
 from tests.helpers import mlm
 
 
 def _kept(repo: Path, run_id: str, name: str) -> bytes:
-    return artifacts.kept_path(Repo.open(repo), run_id, name).read_bytes()
+    return logged.kept_path(Repo.open(repo), run_id, name).read_bytes()
 
 
 def test_log_folder_text_dict_figure_table(repo: Path) -> None:
@@ -43,8 +43,7 @@ def test_log_folder_text_dict_figure_table(repo: Path) -> None:
         run.log_table({"x": [1, 2]}, "preds.csv")
     got = gitmlm.get_run(run.id).artifacts
     assert set(got) == {
-        "outputs/a.txt",
-        "outputs/sub/b.txt",
+        "outputs",
         "notes/summary.txt",
         "config.json",
         "config.yaml",
@@ -52,7 +51,7 @@ def test_log_folder_text_dict_figure_table(repo: Path) -> None:
         "preds.json",
         "preds.csv",
     }
-    assert got["outputs/a.txt"]["digest"] == "sha256:" + hashlib.sha256(b"a").hexdigest()
+    assert got["outputs"]["kind"] == "dir" and got["outputs"]["files"] == 2
     assert _kept(repo, run.id, "notes/summary.txt") == b"hello"
     assert json.loads(_kept(repo, run.id, "config.json")) == {"lr": 0.1, "layers": [1, 2]}
     assert _kept(repo, run.id, "config.yaml") == b"lr: 0.1\n"
@@ -68,10 +67,17 @@ def test_log_folder_text_dict_figure_table(repo: Path) -> None:
             "kept": True,
         }
     plt.close(fig)
+    # Bytes made in memory are in the object store like any artifact: they come back through
+    # `git mlm artifacts get` even once the run's named copy is gone.
+    logged.kept_path(Repo.open(repo), run.id, "config.json").unlink()
+    mlm(repo, "artifacts", "get", run.id, "config.json", "-o", str(repo / "back.json"))
+    assert json.loads((repo / "back.json").read_text()) == {"lr": 0.1, "layers": [1, 2]}
+    mlm(repo, "artifacts", "get", run.id, "outputs", "-o", str(repo / "back"))
+    assert (repo / "back" / "sub" / "b.txt").read_text() == "b"
 
 
 def test_bad_artifacts_are_one_clear_error(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(artifacts, "TABLE_CAP", 1000)
+    monkeypatch.setattr(logged, "TABLE_CAP", 1000)
     with gitmlm.start_run() as run:
         with pytest.raises(MlmError, match="expected a matplotlib Figure, got dict"):
             run.log_figure({"not": "a figure"}, "x.png")
@@ -117,7 +123,7 @@ def test_output_is_capped_to_its_end(repo: Path) -> None:
     (row,) = json.loads(mlm(repo, "runs", "--format", "json").stdout)
     kept = _kept(repo, row["run_id"], "stdout.log")
     head, _, rest = kept.partition(b"\n")
-    assert head.startswith(b"[gitmlm: the first ") and len(rest) == artifacts.OUTPUT_CAP
+    assert head.startswith(b"[gitmlm: the first ") and len(rest) == logged.OUTPUT_CAP
     assert rest.endswith(b"000029999" * 10 + b"\n")
     proc = mlm(repo, "run", "--no-capture", "--", sys.executable, "-c", "print('x')")
     runs = json.loads(mlm(repo, "runs", "--format", "json").stdout)

@@ -74,6 +74,22 @@ def test_runs_where_and_order_by(repo: Path) -> None:
         gitmlm.runs(where="metrics.acc >")
 
 
+def test_asking_again_reuses_the_listing_until_the_notes_move(repo: Path) -> None:
+    with gitmlm.start_run(name="a", params={"lr": 0.1}) as run:
+        run.log_metric("acc", 0.7)
+    first = gitmlm.runs(where="metrics.acc > 0.5")
+    assert list(first["name"]) == ["a"]
+    assert list(gitmlm.runs(where="metrics.acc > 0.8")["name"]) == []  # the same listing
+    with gitmlm.start_run(name="b", params={"lr": 0.2}) as run:
+        run.log_metric("acc", 0.9)
+    assert list(gitmlm.runs(where="metrics.acc > 0.5", order_by="name")["name"]) == ["a", "b"]
+    # A running run is listed afresh every time: its process may be gone by the next call.
+    active = tracking.begin(Repo.open(repo), "live")
+    assert "running" in set(gitmlm.runs()["status"])
+    tracking.finish(Repo.open(repo), active.record, "finished", 0)
+    assert set(gitmlm.runs()["status"]) == {"finished"}
+
+
 def test_exception_marks_run_failed_and_propagates(repo: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"), gitmlm.start_run(name="bad") as run:
         run.log_metric("x", 1)

@@ -151,7 +151,9 @@ def work_tree(repo: Repo, rules: Rules, name: str) -> tuple[str, dict[str, str]]
                 input="\0".join(to_add) + "\0",
                 env=env,
             )
-        proc_tree = repo.run_git("write-tree", env=env).strip()
+            proc_tree = repo.run_git("write-tree", env=env).strip()
+        else:  # nothing to add: the index copy is the tree, written without a process start
+            proc_tree = repo.index_tree(Path(env["GIT_INDEX_FILE"]))
     return proc_tree, skipped
 
 

@@ -55,24 +55,26 @@ def put_run(repo: Repo, commit: str, run_id: str, table: Mapping[str, Any], mess
     """Write a run into the note on `commit` and into every commit it was attached to since."""
 
     def change(snap: store.Snapshot) -> dict[str, str | None]:
-        own = _doc(repo, snap, commit)
-        if own is None:
+        try:
+            mine = store.run_table(repo, snap, commit, run_id) or {}
+        except codec.NoteError as exc:
             raise MlmError(
                 f"the note on {commit[:12]} in {refs.RUNS} is not valid; fix or remove it with "
                 f"`git notes --ref {refs.RUNS} edit {commit[:12]}`"
-            )
-        attached = list(own.get(run_id, {}).get(ATTACHED, []))
+            ) from exc
+        attached = list(mine.get(ATTACHED, []))
         attached += [c for c in table.get(ATTACHED, []) if c not in attached]
         new = dict(table)
         if attached:
             new[ATTACHED] = attached
         updates: dict[str, str | None] = {}
         for c in [commit, *attached]:
-            doc = own if c == commit else _doc(repo, snap, c)
-            if doc is None or (c != commit and c not in snap.entries):
-                continue  # a copy that was removed, or an unreadable note: leave it alone
-            doc[run_id] = new
-            updates[c] = repo.write_blob(codec.encode_doc(doc))
+            if c != commit and c not in snap.entries:
+                continue  # a copy that was removed
+            try:
+                updates.update(store.stage_runs(repo, snap, c, {run_id: new}))
+            except codec.NoteError:
+                continue  # an unreadable note elsewhere: leave it alone
         return updates
 
     store.update(repo, refs.RUNS, change, message)
@@ -181,7 +183,7 @@ def reattach(repo: Repo, commits: Iterable[str]) -> list[Attached]:
 
     def change(snap: store.Snapshot) -> dict[str, str | None]:
         docs: dict[str, store.Doc] = {}
-        changed: set[str] = set()
+        changed: dict[str, store.Doc] = {}
 
         def doc_of(c: str) -> store.Doc | None:
             if c not in docs:
@@ -207,8 +209,11 @@ def reattach(repo: Repo, commits: Iterable[str]) -> list[Attached]:
                 if doc is None:
                     continue
                 doc[a.run_id] = new
-                changed.add(c)
-        return {c: repo.write_blob(codec.encode_doc(docs[c])) for c in changed}
+                changed.setdefault(c, {})[a.run_id] = new
+        updates: dict[str, str | None] = {}
+        for c, runs in changed.items():
+            updates.update(store.stage_runs(repo, snap, c, runs))
+        return updates
 
     store.update(repo, refs.RUNS, change, f"gitmlm: attach {len(todo)} run(s) to their commits")
     return todo
@@ -243,9 +248,9 @@ def merge_rewritten(repo: Repo, pairs: Iterable[tuple[str, str]]) -> int:
                         table[ATTACHED] = list(
                             dict.fromkeys(new if c in olds else c for c in table[ATTACHED])
                         )
-                blob = repo.write_blob(codec.encode_doc(merged))
-                if blob != snap.entries.get(new):
-                    updates[new] = blob
+                staged = store.stage_doc(repo, new, merged)
+                if staged[new] != snap.entries.get(new):
+                    updates.update(staged)
                     carried[ref] += len(merged)
             return updates
 

@@ -17,6 +17,9 @@ from gitmlm.core.globs import Globs
 from gitmlm.errors import MlmError
 
 DEFAULT_MAX_BYTES = 10 * 1000 * 1000
+GITMLM_OWN = (".mlm/**",)
+"""gitmlm's own files (promotion requests, allowed signers): never code, whatever the rules
+say, so committing a promotion request changes no run's code."""
 MODES = ("block", "warn")
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
 _UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3}
@@ -86,7 +89,7 @@ def from_config(cfg: Mapping[str, Any]) -> Rules:
         raise MlmError(f'{config.FILE}: [checkpoint] mode must be "block" or "warn", not {mode!r}')
     return Rules(
         code=Globs(list(section.code or ())),
-        exclude=Globs(list(section.exclude or ())),
+        exclude=Globs([*GITMLM_OWN, *(section.exclude or ())]),
         outputs=Globs(list(section.outputs or ())),
         datasets=Globs([d.path for d in typed.datasets.values()]),
         mode=mode,

@@ -42,14 +42,21 @@ def data() -> None:
 @click.argument("name", required=False)
 @click.argument("path", required=False)
 @click.option("--no-stage", is_flag=True, help="Do not `git add` mlm.lock and mlm.toml.")
-def data_add(name: str | None, path: str | None, no_stage: bool) -> None:
+@click.option("--no-store", is_flag=True, help="Do not keep the files' bytes in the object cache.")
+def data_add(name: str | None, path: str | None, no_stage: bool, no_store: bool) -> None:
     """Record dataset NAME (declared as PATH, when given) in mlm.lock; every dataset when no
     NAME. Stages mlm.lock (and mlm.toml when it changed), ready to commit."""
     from gitmlm.data import datasets as _data
 
     repo = open_repo()
     done = _data.add(
-        repo, name, path, cwd=Path.cwd(), stage=not no_stage, progress=progress.for_stderr
+        repo,
+        name,
+        path,
+        cwd=Path.cwd(),
+        stage=not no_stage,
+        progress=progress.for_stderr,
+        store=not no_store,
     )
     for r in done:
         e = r.entry
@@ -176,6 +183,121 @@ def data_ls(fmt_: str) -> None:
         click.echo("no datasets declared; declare one with `git mlm data add NAME PATH`", err=True)
         return
     click.echo(fmt.render(rows, ["dataset", "path", "digest", "size", "files", "changed"], fmt_))
+
+
+# --- bytes: push, pull, checkout, verify (the object store, docs/storage.md) -------------------
+
+
+def _transfer_bar(label: str) -> Any:
+    return progress.for_stderr(0, 0, label)
+
+
+@data.command("push")
+@click.argument("names", nargs=-1)
+@click.option("--rev", help="Push the versions mlm.lock records at REV (default: the work tree's).")
+@click.option("-r", "--remote", help="Storage remote (default: the default one).")
+def data_push(names: tuple[str, ...], rev: str | None, remote: str | None) -> int:
+    """Upload the files of the recorded dataset versions that the storage remote lacks."""
+    from gitmlm.data import restore
+
+    bar = _transfer_bar("pushing")
+    try:
+        moved = restore.push(open_repo(), list(names) or None, rev, remote=remote, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    r = moved.report
+    click.echo(
+        f"{moved.remote}: pushed {len(r.moved)} object(s), {_size(r.bytes)}; "
+        f"{r.already} already there"
+    )
+    if moved.unavailable:
+        click.echo(
+            f"git mlm: {len(moved.unavailable)} file(s) are stored nowhere here (they changed "
+            "before gitmlm kept their bytes) and were not pushed",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+@data.command("pull")
+@click.argument("names", nargs=-1)
+@click.option("--rev", help="Pull the versions mlm.lock records at REV (default: the work tree's).")
+@click.option("-r", "--remote", help="Storage remote (default: the default one).")
+def data_pull(names: tuple[str, ...], rev: str | None, remote: str | None) -> None:
+    """Download into the object cache the files of the recorded versions it lacks (checked
+    against their digests); `git mlm data checkout` then places them."""
+    from gitmlm.data import restore
+
+    bar = _transfer_bar("pulling")
+    try:
+        moved = restore.pull(open_repo(), list(names) or None, rev, remote=remote, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    r = moved.report
+    click.echo(
+        f"{moved.remote}: pulled {len(r.moved)} object(s), {_size(r.bytes)}; "
+        f"{r.already} already here"
+    )
+
+
+@data.command("checkout")
+@click.argument("name")
+@click.argument("rev", required=False)
+@click.option("--force", is_flag=True, help="Overwrite local changes that are stored nowhere.")
+@click.option("-r", "--remote", help="Storage remote to fetch from (default: the default one).")
+def data_checkout(name: str, rev: str | None, force: bool, remote: str | None) -> None:
+    """Make dataset NAME's path hold exactly the version mlm.lock records (at REV), fetching
+    missing files from the storage remote. Refuses to overwrite unstored changes."""
+    from gitmlm.data import restore
+
+    bar = _transfer_bar("pulling")
+    try:
+        done = restore.checkout(open_repo(), name, rev, force=force, remote=remote, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    v = done.version
+    click.echo(
+        f"{v.label}: {_short(v.digest)}  {len(done.written)} written, "
+        f"{len(done.removed)} removed, {done.unchanged} unchanged"
+    )
+    for path in done.replaced:
+        click.echo(f"replaced local change: {path}", err=True)
+
+
+@data.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--rev", help="Check the versions mlm.lock records at REV.")
+@click.option("--remote", "on_remote", is_flag=True, help="Check the remote's copies instead.")
+@click.option("-r", "remote", help="Which storage remote (with --remote; default: the default).")
+@format_option
+def data_verify(
+    names: tuple[str, ...], rev: str | None, on_remote: bool, remote: str | None, fmt_: str
+) -> int:
+    """Re-hash the stored files of each recorded version: missing or corrupt ones fail."""
+    from gitmlm.data import restore
+
+    found = restore.verify(
+        open_repo(), list(names) or None, rev, remote=remote, on_remote=on_remote
+    )
+    rows = [
+        {
+            "dataset": f.version.label,
+            "where": f.where,
+            "ok": f.ok,
+            "missing": len(f.missing),
+            "corrupt": len(f.bad),
+        }
+        for f in found
+    ]
+    click.echo(fmt.render(rows, ["dataset", "where", "ok", "missing", "corrupt"], fmt_))
+    for f in found:
+        for d in f.bad:
+            click.echo(f"corrupt: {d} ({f.version.label}, {f.where})", err=True)
+    return 1 if any(f.missing or f.bad for f in found) else 0
 
 
 COMMANDS = [data]

@@ -59,6 +59,17 @@ def register(
     click.echo(f"registered {r.model} {r.version} at {r.commit[:10]}: tag {r.tag}; {run_note}")
 
 
+def _scanner(repo: Any) -> Any:
+    """What a scan gate calls when the candidate has no recorded scan on the gate's data."""
+
+    def run(subject: str, data: Path, target: str) -> Any:
+        from gitmlm.scan import gate
+
+        return gate.scan_and_record(repo, subject, data, target)
+
+    return run
+
+
 def _checks_table(checks: list[Any], fmt_: str = "table") -> str:
     rows = [
         {"gate": c.gate, "result": "pass" if c.ok else "FAIL", "detail": c.detail} for c in checks
@@ -103,7 +114,14 @@ def promote(
                 "a request names its version: git mlm promote --request NAME STAGE VERSION"
             )
         req, p = ci.write_request(
-            repo, name, stage, version, message=message, force=force, reason=reason
+            repo,
+            name,
+            stage,
+            version,
+            message=message,
+            force=force,
+            reason=reason,
+            scanner=_scanner(repo),
         )
         click.echo(f"wrote {req.path}: commit it and open a pull request")
         if p.checks:
@@ -117,7 +135,14 @@ def promote(
         return
     try:
         p, tag = lifecycle.promote(
-            repo, name, stage, version, force=force, reason=reason, message=message
+            repo,
+            name,
+            stage,
+            version,
+            force=force,
+            reason=reason,
+            message=message,
+            scanner=_scanner(repo),
         )
     except lifecycle.GateRefused as exc:
         click.echo(_checks_table(exc.plan.checks), err=True)
@@ -172,19 +197,23 @@ def models(all_: bool, verify: bool, fmt_: str) -> None:
 
     repo = open_repo()
     cfg = config.load(repo.workdir) if repo.root else {}
-    reg = model_registry.load(repo)
-    bad: list[Any] = []
+    # Every listing leaves out badly signed tags of protected stages (and says so);
+    # --verify also fails on them.
+    reg, bad = signing.load(repo, cfg)
     if verify:
-        events = [e for m in reg.models.values() for e in m.events]
-        bad = [v for v in signing.verify(repo, cfg, events) if not v.ok]
-        if bad:
-            rejected = {v.tag for v in bad}
-            reg = model_registry.load(repo, drop=lambda e: e.tag in rejected)
+        reg.problems = [p for p in reg.problems if p not in reg.rejected]
+    else:
+        bad = []
     _warn(reg.problems)
     stage_names = model_registry.stages(cfg)
     rows = lifecycle.model_rows(reg, stage_names, include_deprecated=all_)
-    columns = fmt.columns_of(rows, ["model", "latest", *stage_names])
-    click.echo(fmt.render(rows, columns, fmt_) if rows or fmt_ != "table" else "no models yet")
+    if fmt_ == "json":
+        click.echo(fmt.to_json(rows))
+    elif rows or fmt_ != "table":
+        flat, columns = lifecycle.flat_model_rows(rows, stage_names)
+        click.echo(fmt.render(flat, columns, fmt_))
+    else:
+        click.echo("no models yet")
     for v in bad:
         click.echo(f"git mlm: rejected {v.tag}: {v.detail}", err=True)
     if bad:
@@ -203,9 +232,9 @@ def model() -> None:
 def history(name: str, reverse: bool, fmt_: str) -> None:
     """Every event of NAME, newest first: when, who, what, why, and the tag."""
     from gitmlm.models import ops as lifecycle
-    from gitmlm.models import state as model_registry
+    from gitmlm.models import signing
 
-    reg = model_registry.load(open_repo())
+    reg = signing.load(open_repo())[0]
     _warn(reg.problems)
     rows = lifecycle.history_rows(reg.model(name))
     if not reverse:
@@ -226,15 +255,16 @@ def history(name: str, reverse: bool, fmt_: str) -> None:
 def show_model(spec: str, fmt_: str) -> None:
     """One version: commit, tag, artifact digest, run, stages, metrics and datasets."""
     from gitmlm.models import ops as lifecycle
-    from gitmlm.models import state as model_registry
+    from gitmlm.models import signing
 
     repo = open_repo()
-    reg = model_registry.load(repo)
+    reg = signing.load(repo)[0]
     _warn(reg.problems)
     info = lifecycle.show(repo, reg, spec)
     if fmt_ == "json":
         click.echo(fmt.to_json(info))
         return
+    findings = info.pop("findings", [])
     rows = []
     for key, value in info.items():
         if isinstance(value, dict):
@@ -242,6 +272,11 @@ def show_model(spec: str, fmt_: str) -> None:
         else:
             rows.append({"field": key, "value": value})
     click.echo(fmt.render(rows, ["field", "value"], fmt_))
+    if findings and fmt_ in ("table", "md"):
+        click.echo("")
+        click.echo("scan findings (latest scan per data; `git mlm scan history` for all):")
+        cols = ["data", "severity", "detector", "slice", "message"]
+        click.echo(fmt.render(findings, cols, fmt_))
 
 
 @click.group("ci")
@@ -260,7 +295,7 @@ def ci_check(output: str | None) -> None:
     from gitmlm.models import requests as ci
 
     repo = open_repo()
-    report = ci.check(repo)
+    report = ci.check(repo, _scanner(repo))
     _warn(report.problems)
     text = ci.markdown(report)
     click.echo(text, nl=False)

@@ -23,7 +23,10 @@ def _size(n: float) -> str:
 class Bar:
     """Callable as a hashing.Progress; thread-safe; `close()` erases the line."""
 
-    def __init__(self, total_bytes: int, total_files: int, stream: TextIO) -> None:
+    def __init__(
+        self, total_bytes: int, total_files: int, stream: TextIO, label: str = "hashing"
+    ) -> None:
+        self.label = label
         self.total_bytes = total_bytes
         self.total_files = total_files
         self.stream = stream
@@ -44,10 +47,14 @@ class Bar:
             self.last = now
             rate = self.bytes / max(now - self.start, 1e-9)
             pct = 100 * self.bytes / self.total_bytes if self.total_bytes else 100.0
-            self.stream.write(
-                f"\rhashing {self.files}/{self.total_files} files, "
-                f"{_size(self.bytes)}/{_size(self.total_bytes)} ({pct:.0f}%, {_size(rate)}/s) "
-            )
+            if self.total_files:
+                line = (
+                    f"\r{self.label} {self.files}/{self.total_files} files, "
+                    f"{_size(self.bytes)}/{_size(self.total_bytes)} ({pct:.0f}%, {_size(rate)}/s) "
+                )
+            else:  # totals unknown (a transfer learns them from its listing)
+                line = f"\r{self.label} {self.files} files, {_size(self.bytes)} ({_size(rate)}/s) "
+            self.stream.write(line)
             self.stream.flush()
             self.shown = True
 
@@ -57,11 +64,11 @@ class Bar:
             self.stream.flush()
 
 
-def for_stderr(total_bytes: int, total_files: int) -> Bar | None:
+def for_stderr(total_bytes: int, total_files: int, label: str = "hashing") -> Bar | None:
     """A bar on stderr when it is a terminal, else None (pipes and CI logs stay clean)."""
     stream = sys.stderr
     try:
         tty = stream.isatty()
     except (AttributeError, ValueError):
         tty = False
-    return Bar(total_bytes, total_files, stream) if tty else None
+    return Bar(total_bytes, total_files, stream, label) if tty else None

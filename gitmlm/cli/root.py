@@ -10,7 +10,19 @@ from collections.abc import Sequence
 import click
 
 from gitmlm._version import __version__
-from gitmlm.cli import checkpoints, data, hooks, imports, models, monitor, sync, tracking
+from gitmlm.cli import (
+    checkpoints,
+    data,
+    hooks,
+    imports,
+    models,
+    monitor,
+    scan,
+    storage,
+    sync,
+    tracking,
+    ui,
+)
 from gitmlm.cli.common import open_repo
 from gitmlm.errors import MlmError
 
@@ -104,8 +116,12 @@ for _command in (
     *sync.COMMANDS,
     *monitor.COMMANDS,
     *imports.COMMANDS,
+    *scan.COMMANDS,
+    *storage.COMMANDS,
+    *ui.COMMANDS,
 ):
     cli.add_command(_command)
+models.model.add_command(storage.model_get)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

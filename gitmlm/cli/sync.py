@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitmlm.cli.common import open_repo
+from gitmlm.errors import MlmError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from gitmlm.core.git import Repo
     from gitmlm.sync.sync import FetchReport, PushReport
 
 _REMOTE = click.argument("remote", required=False)
+_DATA = click.option(
+    "--data",
+    "data",
+    is_flag=True,
+    help="Also push the bytes (datasets, artifacts, models) to the storage remote "
+    "(always, with [storage] push_with_records = true in mlm.toml).",
+)
+
+
+def _push_data(repo: Any, data: bool) -> None:
+    from gitmlm.storage import settings
+
+    if not data and not settings.push_with_records(repo):
+        return
+    from gitmlm.cli.storage import push_objects
+
+    push_objects(repo)
 
 
 def _group(names: list[str], new: str = "") -> list[str]:
@@ -63,6 +84,18 @@ def _warn(problems: list[str]) -> None:
         click.echo(f"git mlm: warning: {p}", err=True)
 
 
+def _reconcile(repo: Repo, remote: str, remote_tags: Mapping[str, str]) -> list[str]:
+    """The registry's part of a fetch: local events replayed after the remote's."""
+    from gitmlm.models import converge
+
+    return converge.converge(repo, remote, remote_tags).notes
+
+
+def _registry_lines(notes: list[str]) -> None:
+    for note in notes:
+        click.echo(f"registry: {note}")
+
+
 @click.command("fetch")
 @_REMOTE
 def fetch_cmd(remote: str | None) -> None:
@@ -75,17 +108,21 @@ def fetch_cmd(remote: str | None) -> None:
 
     repo = open_repo()
     name = remote or transport.default_remote(repo)
-    report = sync.fetch(repo, name)
+    report = sync.fetch(repo, name, _reconcile)
     _warn(report.problems)
+    _registry_lines(report.registry)
     lines = _fetch_lines(report)
     click.echo(f"fetched from {name}" + (":" if lines else ": up to date"))
     for line in lines:
         click.echo(f"  {line}")
+    if report.diverged:
+        raise MlmError("; ".join(report.diverged))
 
 
 @click.command("push")
 @_REMOTE
-def push_cmd(remote: str | None) -> None:
+@_DATA
+def push_cmd(remote: str | None, data: bool) -> None:
     """Push records, checkpoints and registry tags to REMOTE, each as a compare-and-swap.
 
     Fails, changing nothing, when REMOTE has records not merged here: run `git mlm sync`.
@@ -98,6 +135,7 @@ def push_cmd(remote: str | None) -> None:
     report = sync.push(repo, name)
     _warn(report.problems)
     _push_lines(name, report)
+    _push_data(repo, data)
 
 
 def _push_lines(name: str, report: PushReport) -> None:
@@ -111,7 +149,8 @@ def _push_lines(name: str, report: PushReport) -> None:
 
 @click.command("sync")
 @_REMOTE
-def sync_cmd(remote: str | None) -> None:
+@_DATA
+def sync_cmd(remote: str | None, data: bool) -> None:
     """Fetch, merge run by run, and push: afterwards REMOTE and this clone hold the union.
 
     When another clone pushes in between, sync fetches, merges and pushes again (a bounded
@@ -123,11 +162,13 @@ def sync_cmd(remote: str | None) -> None:
 
     repo = open_repo()
     name = remote or transport.default_remote(repo)
-    report = sync.sync(repo, name)
+    report = sync.sync(repo, name, reconcile=_reconcile)
     _warn(report.fetch.problems + report.push.problems)
+    _registry_lines(report.fetch.registry)
     for line in _fetch_lines(report.fetch):
         click.echo(f"fetched: {line}")
     _push_lines(name, report.push)
+    _push_data(repo, data)
 
 
 COMMANDS = [fetch_cmd, push_cmd, sync_cmd]

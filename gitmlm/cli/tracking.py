@@ -90,65 +90,16 @@ def log(
 
     REVISIONS are as for git log: `main`, `v1..HEAD`, `^old new`.
     """
-    import time as _time
-
-    from gitmlm.tracking import logview
+    from gitmlm.tracking import logtext, logview
 
     repo = open_repo()
     repo.head_commit()
-    color = sys.stdout.isatty()
-    decorations = repo.decorations()
     head = repo.head()
-    out: list[str] = []
-    for entry in logview.entries(repo, list(revisions), limit):
-        c = entry.commit
-        names = decorations.get(c.oid, [])
-        if c.oid == head.commit:
-            names = [f"HEAD -> {n}" if n == head.branch else n for n in names] or ["HEAD"]
-        deco = f" ({', '.join(names)})" if names else ""
-        subject = c.message.split("\n", 1)[0]
-        if oneline:
-            out.append(_yellow(c.oid[:7], color) + deco + " " + subject)
-            indent = "    "
-        else:
-            when = _time.strftime("%a %b %d %H:%M:%S %Y", _time.gmtime(c.time + c.offset * 60))
-            sign = "+" if c.offset >= 0 else "-"
-            tz = f"{sign}{abs(c.offset) // 60:02d}{abs(c.offset) % 60:02d}"
-            out += [
-                _yellow(f"commit {c.oid}", color) + deco,
-                f"Author: {c.author} <{c.email}>",
-                f"Date:   {when} {tz}",
-                "",
-            ]
-            out += ["    " + line for line in c.message.rstrip("\n").split("\n")]
-            indent = "    "
-            if entry.runs or entry.snapshots:
-                out.append("")
-        for r in entry.runs:
-            out.append(indent + _run_line(r, metrics, color))
-        for r in entry.snapshots:
-            mark = f"[code committed as {r.committed[:7]}]" if r.committed else "[uncommitted code]"
-            out.append(indent + _run_line(r, metrics, color) + "  " + mark)
-        if not oneline:
-            out.append("")
-    click.echo("\n".join(out).rstrip("\n"))
-
-
-def _yellow(text: str, color: bool) -> str:
-    return click.style(text, fg="yellow") if color else text
-
-
-_STATUS_COLORS = {"finished": "green", "failed": "red", "crashed": "red", "running": "cyan"}
-
-
-def _run_line(r: Any, metrics: Sequence[str], color: bool) -> str:
-    names = list(metrics) or sorted(r.metrics)[:4]
-    values = r.metrics
-    shown = "  ".join(f"{m}={values[m]:.6g}" for m in names if m in values)
-    status = f"{r.status:<8}"
-    if color:
-        status = click.style(status, fg=_STATUS_COLORS.get(r.status))
-    return f"run {r.id[: ids.SHORT]}  {r.name}  {status}  {shown}".rstrip()
+    found = logview.entries(repo, list(revisions), limit)
+    text = logtext.render(
+        found, repo.decorations(), (head.commit, head.branch), metrics, oneline, sys.stdout.isatty()
+    )
+    click.echo(text)
 
 
 _RUN_COLUMNS = ["run_id", "name", "status", "commit", "started"]

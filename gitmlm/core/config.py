@@ -59,13 +59,32 @@ def path(root: Path) -> Path:
 
 SCHEMA = 1
 # The keys of each section. A section is checked here for its keys and their types; [monitor]
-# checks its own tables (monitor/monitor.py), so only its presence is known here.
-SECTIONS = ("schema", "datasets", "models", "metrics", "checkpoint", "registry", "monitor")
+# and [storage] and [scan] check their own tables (monitor/monitor.py, storage/settings.py,
+# scan/settings.py), and so does a gate's `scan` table (models/gates.py), so only their
+# presence is known here.
+SECTIONS = (
+    "schema",
+    "datasets",
+    "models",
+    "metrics",
+    "checkpoint",
+    "registry",
+    "monitor",
+    "storage",
+    "scan",
+)
 DATASET_KEYS = ("path", "exclude", "algorithm")
 MODEL_KEYS = ("path", "description", "type")
 CHECKPOINT_KEYS = ("code", "exclude", "outputs", "mode", "max_size")
 REGISTRY_KEYS = ("stages", "gates", "allowed_signers")
-GATE_KEYS = ("require", "better_than_current", "datasets_match_lock", "clean_checkpoint", "signed")
+GATE_KEYS = (
+    "require",
+    "better_than_current",
+    "datasets_match_lock",
+    "clean_checkpoint",
+    "signed",
+    "scan",
+)
 DIRECTIONS = ("max", "min")
 
 

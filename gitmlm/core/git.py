@@ -225,7 +225,7 @@ class Repo:
     def decorations(self) -> dict[str, list[str]]:
         """Branch and tag names by the commit they point at, for log output."""
         out: dict[str, list[str]] = {}
-        for name in self.raw.references:
+        for name in sorted(self.raw.references):  # by name, as for-each-ref lists them
             if name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")):
                 try:
                     target = str(self.raw.references[name].peel(pygit2.Commit).id)
@@ -355,16 +355,24 @@ class Repo:
                     out.append(info)
         return out
 
-    def create_tag(self, name: str, commit: str, message: str, *, sign: bool = False) -> str:
+    def create_tag(
+        self, name: str, commit: str, message: str, *, sign: bool = False, not_before: int = 0
+    ) -> str:
         """An annotated (or signed) tag; TagExists when the name is taken. Returns its object id.
 
         Made by `git tag` so git's own signing (gpg or ssh, as the user configured) applies;
-        creating a ref is atomic in git, so two writers can never both get one name.
+        creating a ref is atomic in git, so two writers can never both get one name. The tagger
+        date is now, or `not_before` (unix seconds) when now is earlier.
         """
+        env = None
+        sig = self.signature()
+        if sig.time < not_before:
+            env = {**os.environ, "GIT_COMMITTER_DATE": f"{not_before} {_zone(sig.offset)}"}
         proc = gitcmd.proc(
             ["tag", "-s" if sign else "-a", "--cleanup=verbatim", "-F", "-", name, commit],
             cwd=self.root or self.common_dir,
             input=message,
+            env=env,
         )
         if proc.returncode != 0:
             if "already exists" in proc.stderr:
@@ -441,6 +449,8 @@ class Repo:
             for entry in tree:
                 name = prefix + entry.name
                 if entry.filemode == _TREE:
+                    if len(entry.name) != 2:
+                        continue  # not a fanout level: a tree kept beside the notes
                     sub = self.raw[entry.id]
                     assert isinstance(sub, pygit2.Tree)
                     stack.append((name, sub))
@@ -498,7 +508,9 @@ class Repo:
         """A new notes commit on top of `base` with blobs set (or removed, for None) per commit.
 
         Writes a 2/38 fanout, as git does for large note sets, so one update rewrites two small
-        trees rather than one tree with an entry per annotated commit.
+        trees rather than one tree with an entry per annotated commit. A key "DIR/NAME" sets
+        (or, for None, removes) the tree NAME in the top-level folder DIR: git keeps such
+        non-note entries when it rewrites the notes tree (see notes.STORE).
         """
         base_tree = None
         if base is not None:
@@ -507,8 +519,30 @@ class Repo:
             base_tree = c.tree
         root = self.raw.TreeBuilder(base_tree) if base_tree is not None else self.raw.TreeBuilder()
         groups: dict[str, dict[str, str | None]] = {}
+        dirs: dict[str, dict[str, str | None]] = {}
         for commit, blob in updates.items():
-            groups.setdefault(commit[:2], {})[commit[2:]] = blob
+            if "/" in commit:  # "DIR/NAME" -> a tree kept beside the notes (not a note)
+                folder, _, name = commit.partition("/")
+                dirs.setdefault(folder, {})[name] = blob
+            else:
+                groups.setdefault(commit[:2], {})[commit[2:]] = blob
+        for folder, items in dirs.items():
+            existing = root.get(folder)
+            sub = (
+                self.raw.TreeBuilder(existing.id)
+                if existing is not None
+                else self.raw.TreeBuilder()
+            )
+            for name, oid in items.items():
+                if oid is None:
+                    if sub.get(name) is not None:
+                        sub.remove(name)
+                else:
+                    sub.insert(name, pygit2.Oid(hex=oid), _TREE)
+            if len(sub):
+                root.insert(folder, sub.write(), _TREE)
+            elif existing is not None:
+                root.remove(folder)
         for prefix, items in groups.items():
             existing = root.get(prefix)
             if existing is not None and existing.filemode == _TREE:
@@ -532,6 +566,53 @@ class Repo:
         sig = self.signature()
         parents = [pygit2.Oid(hex=p) for p in ((base,) if base else ()) + extra_parents]
         return str(self.raw.create_commit(None, sig, sig, message, tree, parents))
+
+    def write_fanout(self, base: str | None, items: Mapping[str, str]) -> str:
+        """A tree `base` (or a new one) with blobs set at "XX/NAME" paths, one level of folders.
+
+        Touches only the folders named, so one blob added to a tree of thousands rewrites two
+        small trees.
+        """
+        root = self.raw.TreeBuilder(base) if base else self.raw.TreeBuilder()
+        groups: dict[str, dict[str, str]] = {}
+        for path, blob in items.items():
+            folder, _, name = path.partition("/")
+            groups.setdefault(folder, {})[name] = blob
+        for folder, files in groups.items():
+            existing = root.get(folder)
+            sub = (
+                self.raw.TreeBuilder(existing.id)
+                if existing is not None
+                else self.raw.TreeBuilder()
+            )
+            for name, blob in files.items():
+                sub.insert(name, pygit2.Oid(hex=blob), _BLOB)
+            root.insert(folder, sub.write(), _TREE)
+        return str(root.write())
+
+    def fanout_files(self, tree: str) -> dict[str, str]:
+        """NAME -> blob of every "XX/NAME" in a tree written by `write_fanout`."""
+        out: dict[str, str] = {}
+        t = self.raw[tree]
+        assert isinstance(t, pygit2.Tree)
+        for folder in t:
+            if folder.filemode != _TREE:
+                continue
+            sub = self.raw[folder.id]
+            assert isinstance(sub, pygit2.Tree)
+            for entry in sub:
+                if entry.filemode != _TREE:
+                    out[entry.name or ""] = str(entry.id)
+        return out
+
+    def fanout_file(self, tree: str, path: str) -> str | None:
+        """The blob at "XX/NAME" in a tree, or None."""
+        t = self.raw[tree]
+        assert isinstance(t, pygit2.Tree)
+        try:
+            return str(t[path].id)
+        except KeyError:
+            return None
 
     def write_commit(self, parents: tuple[str, ...], message: str, tree: str | None = None) -> str:
         """A commit on no ref (the empty tree unless given): the caller moves a ref to it by CAS."""
@@ -580,16 +661,17 @@ class Repo:
     # --- ref updates ---------------------------------------------------------------------
 
     def update_ref(self, name: str, new: str, old: str | None, message: str = "gitmlm") -> None:
-        """Compare-and-swap: move `name` to `new` only if it still points at `old`."""
-        proc = gitcmd.proc(
-            ["update-ref", "-m", message, name, new, old or ZERO],
-            cwd=self.common_dir,
-            git_dir=self.common_dir,
-        )
-        if proc.returncode != 0:
-            if "cannot lock ref" in proc.stderr or "but expected" in proc.stderr:
-                raise CasFailed(proc.stderr.strip())
-            raise MlmError(f"git update-ref {name} failed: {proc.stderr.strip()}")
+        """Compare-and-swap: move `name` to `new` only if it still points at `old`.
+
+        One transaction of this process's kept-open `git update-ref --stdin` (gitcmd): git's
+        own ref update, without a process start per move, which was most of what recording a
+        small run cost. The reflog message is the session's.
+        """
+        err = gitcmd.update_ref(self.common_dir, name, new, old or ZERO)
+        if err is not None:
+            if "cannot lock ref" in err or "but expected" in err:
+                raise CasFailed(err)
+            raise MlmError(f"git update-ref {name} failed: {err}")
 
     def create_refs(self, refs: Mapping[str, str], message: str = "gitmlm") -> list[str]:
         """Create refs that must not exist yet: one `git update-ref --stdin` transaction for all
@@ -657,3 +739,8 @@ class Repo:
     def run_git_bytes(self, *args: str) -> bytes:
         """`git ARGS` whose output is binary (archive, cat-file)."""
         return gitcmd.run_bytes(args, cwd=self.root or self.common_dir)
+
+
+def _zone(offset: int) -> str:
+    """A UTC offset in minutes as git writes it: +0100, -0530."""
+    return f"{'-' if offset < 0 else '+'}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"

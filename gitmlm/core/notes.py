@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -10,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitmlm.core import codec
+from gitmlm.core import briefcache, codec
 from gitmlm.core.git import CasFailed, Repo
 from gitmlm.errors import MlmError
 
@@ -52,22 +53,200 @@ def cached_doc(repo: Repo, blob: str) -> Doc | None:
 def read_doc(repo: Repo, blob: str) -> Doc:
     """A note's runs, parsed once per blob: TOML parsing is the cost of listing, JSON is cheap.
 
-    The cache is keyed by the blob's own id, so it can never be stale.
+    The cache is keyed by the blob's own id, so it can never be stale. An index note (schema 2)
+    yields every run of its store.
     """
     cached = cached_doc(repo, blob)
     if cached is not None:
         return cached
     path = _cache_path(repo, blob)
-    doc = codec.decode_doc(repo.blob(blob))
+    data = repo.blob(blob)
+    if is_index(data):
+        index = parse_index(data)
+        if not repo.has_object(index.store):
+            raise codec.NoteError(f"its run store {index.store[:12]} is missing")
+        doc: Doc = {}
+        for run_blob in repo.fanout_files(index.store).values():
+            doc.update(codec.decode_doc(repo.blob(run_blob)))
+        if len(doc) != index.count:
+            raise codec.NoteError(f"it counts {index.count} runs, its store holds {len(doc)}")
+    else:
+        doc = codec.decode_doc(data)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
+            fh.write(json.dumps(doc))  # dumps: the C encoder (dump is pure Python)
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only .git still lists, just slower
     return doc
+
+
+# --- index notes: a commit with many runs ------------------------------------------------------
+# A note is one blob, rewritten whole on every change, so a commit holding every run of a sweep
+# made each run cost as much as all earlier ones (quadratic). Beyond INLINE_MAX runs a commit's
+# note becomes an index (schema 2): a count, the newest runs in brief (what `git log` shows),
+# and the id of a tree holding one blob per run (a schema-1 note of that run alone), fanned out
+# by the run id's last two characters. That tree is kept reachable under STORE/<commit> in the
+# same notes tree, so one compare-and-swap still moves everything and sync carries it.
+
+STORE = "mlm-runs"
+"""Top-level folder of a notes tree: STORE/<commit> is the run store of that commit's index."""
+INLINE_MAX = 64
+"""Runs a schema-1 note holds; a write that would exceed it migrates the note to an index."""
+LATEST = 10
+"""Runs an index shows in brief (the newest by id)."""
+INDEX_SCHEMA = 2
+_INDEX_HEAD = b"schema = 2\n"
+
+
+@dataclass(frozen=True)
+class Index:
+    count: int
+    store: str
+    latest: Doc
+
+
+def is_index(data: bytes) -> bool:
+    return data.startswith(_INDEX_HEAD)
+
+
+def store_key(commit: str) -> str:
+    """The `write_notes` key of a commit's run store."""
+    return f"{STORE}/{commit}"
+
+
+def _store_path(run_id: str) -> str:
+    return f"{run_id[-2:]}/{run_id}"
+
+
+def parse_index(data: bytes) -> Index:
+    import tomli
+
+    try:
+        doc = tomli.loads(data.decode())
+    except (tomli.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise codec.NoteError(f"not valid TOML: {exc}") from exc
+    count, tree, latest = doc.get("count"), doc.get("store"), doc.get("latest", {})
+    if (
+        doc.get("schema") != INDEX_SCHEMA
+        or not isinstance(count, int)
+        or not isinstance(tree, str)
+        or len(tree) != 40
+        or not isinstance(latest, dict)
+    ):
+        raise codec.NoteError("an index note needs schema = 2, count, store and latest")
+    return Index(count, tree, latest)
+
+
+def _brief(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's name, status and metrics; {} for tables that are not run records (series)."""
+    if not isinstance(table.get("status"), str):
+        return {}
+    return {k: table[k] for k in ("name", "status", "metrics") if k in table}
+
+
+def _encode_index(count: int, tree: str, latest: Mapping[str, Mapping[str, Any]]) -> bytes:
+    import tomli_w
+
+    newest = {rid: latest[rid] for rid in sorted(latest, reverse=True)}
+    body = tomli_w.dumps({"count": count, "store": tree, "latest": newest})
+    note = (
+        f"# {count} runs on this commit, the newest {len(newest)} in brief below; every run is "
+        f"a blob of the tree `store` (git mlm runs lists them all)\n"
+    )
+    return _INDEX_HEAD + note.encode() + body.encode()
+
+
+def _newest(latest: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The newest LATEST briefs; notes of other refs (series, profiles) have none to show."""
+    shown = sorted(rid for rid, brief in latest.items() if brief)
+    return {rid: latest[rid] for rid in shown[-LATEST:]}
+
+
+def stage_doc(
+    repo: Repo, commit: str, doc: Mapping[str, Mapping[str, Any]], known: Mapping[str, str] = {}
+) -> dict[str, str | None]:
+    """`write_notes` updates that make `doc` the whole note on `commit`, in the layout its size
+    calls for. `known` maps run ids to blobs already holding the same table (reused as is)."""
+    if len(doc) <= INLINE_MAX:
+        return {commit: repo.write_blob(codec.encode_doc(doc))}
+    items = {_store_path(rid): known[rid] for rid in doc if rid in known}
+    todo = [rid for rid in doc if rid not in known]
+    blobs = repo.write_blobs([codec.encode_doc({rid: doc[rid]}) for rid in todo])
+    items.update({_store_path(rid): b for rid, b in zip(todo, blobs, strict=True)})
+    tree = repo.write_fanout(None, items)
+    latest = _newest({rid: _brief(t) for rid, t in doc.items()})
+    note = repo.write_blob(_encode_index(len(doc), tree, latest))
+    return {commit: note, store_key(commit): tree}
+
+
+def stage_runs(
+    repo: Repo, snap: Snapshot, commit: str, runs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str | None]:
+    """`write_notes` updates that add or replace `runs` (by id) in the note on `commit`.
+
+    Costs what the runs written cost, not what the note holds: a small note is spliced (only
+    the new runs are encoded), an index gains blobs in its store tree. Raises NoteError when
+    the note there is not valid (nothing is ever written into one).
+    """
+    blob = snap.entries.get(commit)
+    if blob is None:
+        return stage_doc(repo, commit, runs)
+    data = repo.blob(blob)
+    if is_index(data):
+        index = parse_index(data)
+        paths = {rid: _store_path(rid) for rid in runs}
+        added = sum(1 for p in paths.values() if repo.fanout_file(index.store, p) is None)
+        tree = repo.write_fanout(
+            index.store,
+            {paths[rid]: repo.write_blob(codec.encode_doc({rid: t})) for rid, t in runs.items()},
+        )
+        latest = _newest({**index.latest, **{rid: _brief(t) for rid, t in runs.items()}})
+        note = repo.write_blob(_encode_index(index.count + added, tree, latest))
+        return {commit: note, store_key(commit): tree}
+    doc = read_doc(repo, blob)
+    merged = {**doc, **runs}
+    if len(merged) > INLINE_MAX:  # the first write beyond the limit migrates to an index
+        return stage_doc(repo, commit, merged)
+    blocks = codec.sections(data)
+    fresh = codec.sections(codec.encode_doc(runs))
+    if blocks is None or fresh is None or blocks.keys() != doc.keys():
+        return {commit: repo.write_blob(codec.encode_doc(merged))}  # laid out by hand
+    return {commit: repo.write_blob(codec.assemble({**blocks, **fresh}))}
+
+
+def run_table(repo: Repo, snap: Snapshot, commit: str, run_id: str) -> dict[str, Any] | None:
+    """One run's table in the note on `commit` (None if absent); NoteError if unreadable."""
+    blob = snap.entries.get(commit)
+    if blob is None:
+        return None
+    cached = cached_doc(repo, blob)
+    if cached is not None:
+        return cached.get(run_id)
+    data = repo.blob(blob)
+    if not is_index(data):
+        return read_doc(repo, blob).get(run_id)
+    run_blob = repo.fanout_file(parse_index(data).store, _store_path(run_id))
+    return None if run_blob is None else codec.decode_doc(repo.blob(run_blob)).get(run_id)
+
+
+def store_blobs(repo: Repo, data: bytes) -> dict[str, str]:
+    """Run id -> blob of an index note's runs ({} for a schema-1 note): reusable as they are."""
+    if not is_index(data):
+        return {}
+    return repo.fanout_files(parse_index(data).store)
+
+
+def adopt(commit: str, blob: str, data: bytes) -> dict[str, str | None]:
+    """`write_notes` updates that take a note as it is (from another side of a merge), with
+    the run store an index note names."""
+    out: dict[str, str | None] = {commit: blob}
+    if is_index(data):
+        with contextlib.suppress(codec.NoteError):
+            out[store_key(commit)] = parse_index(data).store
+    return out
 
 
 def read_all(repo: Repo, snap: Snapshot, commits: list[str] | None = None) -> dict[str, Doc]:
@@ -119,24 +298,18 @@ def put_runs(
     """Add or replace runs (by id) in the note on `commit`; other runs there are kept."""
 
     def change(snap: Snapshot) -> dict[str, str | None]:
-        doc: Doc = {}
-        blob = snap.entries.get(commit)
-        if blob is not None:
-            try:
-                doc = dict(read_doc(repo, blob))
-            except codec.NoteError as exc:
-                raise MlmError(
-                    f"the note on {commit[:12]} in {ref} is not valid ({exc}); "
-                    f"fix or remove it with `git notes --ref {ref} edit {commit[:12]}`"
-                ) from exc
-        doc.update({rid: dict(r) for rid, r in runs.items()})
-        return {commit: repo.write_blob(codec.encode_doc(doc))}
+        try:
+            return stage_runs(repo, snap, commit, runs)
+        except codec.NoteError as exc:
+            raise MlmError(
+                f"the note on {commit[:12]} in {ref} is not valid ({exc}); "
+                f"fix or remove it with `git notes --ref {ref} edit {commit[:12]}`"
+            ) from exc
 
     update(repo, ref, change, message)
 
 
-Brief = tuple[str, str, str, str, int, dict[str, float]]
-"""What `git mlm log` shows of a run: (id, name, status, host, pid, metrics)."""
+Brief = briefcache.Brief
 
 
 def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Brief]]:
@@ -146,12 +319,7 @@ def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Bri
     Entries are keyed by blob id, so the pack is never stale; it is rewritten (atomically)
     only when a note it lacks is asked for, keeping only notes the ref still has.
     """
-    path = os.path.join(repo.mlm_dir, "cache", "briefs.json")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            pack: dict[str, list[Brief]] = json.load(fh)
-    except (OSError, ValueError):
-        pack = {}
+    pack = briefcache.load_pack(repo.mlm_dir)
     out: dict[str, list[Brief]] = {}
     added = False
     for commit in commits:
@@ -182,13 +350,5 @@ def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Bri
         out[commit] = rows
     if added:
         live = set(snap.entries.values())
-        pack = {b: rows for b, rows in pack.items() if b in live}
-        try:
-            tmp = f"{path}.{os.getpid()}.tmp"
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(pack, fh)
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        briefcache.save_pack(repo.mlm_dir, {b: rows for b, rows in pack.items() if b in live})
     return out

@@ -8,6 +8,8 @@ SERIES = "refs/notes/mlm-series"
 """Per-step metric series, apart from the summaries so listings never parse them."""
 OBSERVATIONS = "refs/notes/mlm-observations"
 """Monitor results, as notes on a model version's commit."""
+SCANS = "refs/notes/mlm-scans"
+"""Model scan results (`git mlm scan`), as notes on a model version's commit."""
 PROFILES = "refs/notes/mlm-profiles"
 """Training data profiles, one table per run and dataset, on the run's commit: apart from the
 summaries so listings never parse them."""

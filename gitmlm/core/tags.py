@@ -4,12 +4,13 @@ Every tag name is made from one table of templates and read by one parser:
 
     churn@v1.2.0        register a version          churn@v1.2.0!       deregister it
     churn#prod#7        assign a stage (7th event)  churn#prod!#8       unassign it
-    churn@deprecated    deprecate the model
+    churn@deprecated    deprecate the model     churn@created       declare it (no version)
 
-GTO appends the `#N` counter (one per model, over all its tags) to stage tags, and to the
-others only when forced. A tag's message is a subject line, a blank line and a TOML body
-(`schema = 1`, event, sequence, run, artifact, metrics, who, why); GTO's own tags carry a
-plain sentence instead, which reads as a tag without a body.
+Names follow GTO 1.10's alphabet exactly (letters of either case, digits, `-`, `_`, `/`), so
+every tag GTO reads is read here too. GTO appends the `#N` counter (one per model, over all its
+tags) to stage tags, and to the others only when forced. A tag's message is a subject line, a
+blank line and a TOML body (`schema = 1`, event, sequence, run, artifact, metrics, who, why);
+GTO's own tags carry a plain sentence instead, which reads as a tag without a body.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ DEREGISTER = "deregister"
 ASSIGN = "assign"
 UNASSIGN = "unassign"
 DEPRECATE = "deprecate"
+CREATE = "create"
 
 TEMPLATES = {
     REGISTER: "{model}@{version}",
@@ -35,13 +37,14 @@ TEMPLATES = {
     ASSIGN: "{model}#{stage}",
     UNASSIGN: "{model}#{stage}!",
     DEPRECATE: "{model}@deprecated",
+    CREATE: "{model}@created",
 }
 COUNTER = "{tag}#{counter}"
 COUNTED = frozenset({ASSIGN, UNASSIGN})
 """Actions whose tags always carry the counter, as GTO writes them."""
 
-_NAME = r"[a-z0-9](?:[a-z0-9/\-]*[a-z0-9])?"
-_DIRNAME = r"[a-z0-9\-_./]+"
+_NAME = r"[a-zA-Z0-9](?:[a-zA-Z0-9/\-_]*[a-zA-Z0-9])?"
+_DIRNAME = r"[a-zA-Z0-9\-_./]+"
 _IDENT = r"(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
 SEMVER = (
     r"v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
@@ -50,14 +53,15 @@ SEMVER = (
 _MODEL_IN_TAG = rf"(?:{_DIRNAME}=)?{_NAME}"
 _TAG = re.compile(
     rf"(?P<model>{_MODEL_IN_TAG})"
-    rf"(?:(?:#(?P<stage>{_NAME})|@(?P<version>{SEMVER}))(?P<cancel>!?)|@(?P<deprecated>deprecated))"
+    rf"(?:(?:#(?P<stage>{_NAME})|@(?P<version>{SEMVER}))(?P<cancel>!?)"
+    r"|@(?P<deprecated>deprecated)|@(?P<created>created))"
     r"(?:#(?P<counter>[0-9]+))?"
 )
 _MODEL = re.compile(rf"(?:{_DIRNAME}:)?{_NAME}")
 _STAGE = re.compile(_NAME)
 _VERSION = re.compile(SEMVER)
 _SPEC = re.compile(
-    rf"(?P<model>(?:{_DIRNAME}:)?{_NAME})(?:#(?P<stage>{_NAME})|@(?P<version>latest|{SEMVER}))?"
+    rf"(?P<model>(?:{_DIRNAME}:)?{_NAME})(?:#(?P<stage>{_NAME})|@(?P<version>latest|greatest|{SEMVER}))?"
 )
 _SIGNATURE = re.compile(r"^-----BEGIN (?:PGP SIGNATURE|SSH SIGNATURE|SIGNED MESSAGE)-----$", re.M)
 
@@ -84,6 +88,8 @@ def parse(tag: str) -> TagName | None:
     model = m["model"].replace("=", ":")  # GTO writes a `dir:name` model as `dir=name` in tags
     if m["deprecated"]:
         return TagName(DEPRECATE, model, counter=counter)
+    if m["created"]:
+        return TagName(CREATE, model, counter=counter)
     cancel = m["cancel"] == "!"
     if m["version"]:
         return TagName(DEREGISTER if cancel else REGISTER, model, m["version"], None, counter)
@@ -109,8 +115,8 @@ def is_model_name(name: str) -> bool:
 def check_model_name(name: str) -> str:
     if not is_model_name(name):
         raise MlmError(
-            f"model name {name!r} is not valid in registry tags: use lowercase letters, digits, "
-            "'-' and '/', starting and ending with a letter or digit (e.g. churn, team/churn-v2)"
+            f"model name {name!r} is not valid in registry tags: use letters, digits, '-', '_' "
+            "and '/', starting and ending with a letter or digit (e.g. churn, team/churn_v2)"
         )
     return name
 
@@ -118,8 +124,8 @@ def check_model_name(name: str) -> str:
 def check_stage_name(stage: str) -> str:
     if _STAGE.fullmatch(stage) is None:
         raise MlmError(
-            f"stage name {stage!r} is not valid in registry tags: use lowercase letters, "
-            "digits, '-' and '/' (e.g. staging, prod)"
+            f"stage name {stage!r} is not valid in registry tags: use letters, digits, '-', "
+            "'_' and '/', starting and ending with a letter or digit (e.g. staging, Prod_EU)"
         )
     return stage
 
@@ -191,7 +197,7 @@ def parse_spec(text: str) -> Spec:
             "NAME#STAGE (e.g. churn#production)"
         )
     version = m["version"]
-    return Spec(m["model"], None if version == "latest" else version, m["stage"])
+    return Spec(m["model"], None if version in ("latest", "greatest") else version, m["stage"])
 
 
 # --- tag messages ---------------------------------------------------------------------------

@@ -119,3 +119,96 @@ def _parse_or_none(text: str) -> dict[str, Any] | None:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return None
+
+
+# --- any table, by its dotted name (storage remotes use these) ----------------------------------
+
+
+def _table_header(dotted: str) -> re.Pattern[str]:
+    parts = [
+        rf"""(?:{re.escape(p)}|"{re.escape(p)}"|'{re.escape(p)}')""" for p in dotted.split(".")
+    ]
+    return re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(parts) + r"\s*\]\s*(?:\#.*)?$")
+
+
+def _table_span(lines: list[str], dotted: str) -> tuple[int, int] | None:
+    header = _table_header(dotted)
+    for i, line in enumerate(lines):
+        if header.match(line):
+            end = i + 1
+            while end < len(lines) and not _HEADER.match(lines[end]):
+                end += 1
+            return i, end
+    return None
+
+
+def _dig(doc: dict[str, Any], dotted: str) -> dict[str, Any]:
+    node = doc
+    for part in dotted.split("."):
+        node = node.setdefault(part, {})
+    return node
+
+
+def _pruned(doc: Any) -> Any:
+    # An empty table and none at all mean the same.
+    if not isinstance(doc, dict):
+        return doc
+    out = {k: _pruned(v) for k, v in doc.items()}
+    return {k: v for k, v in out.items() if v != {}}
+
+
+def _checked(new: str, want: dict[str, Any], by_hand: str) -> str:
+    got = _parse_or_none(new)
+    if got is None or _pruned(got) != _pruned(want):
+        raise MlmError(f"could not edit mlm.toml for you; {by_hand}")
+    return new
+
+
+def set_keys(text: str, dotted: str, values: dict[str, Any]) -> str:
+    """mlm.toml with keys of table [DOTTED] set (the table is added at the end when missing)."""
+    import copy
+
+    before = _parse(text)
+    want = copy.deepcopy(before)
+    _dig(want, dotted).update(values)
+    lines = text.splitlines(keepends=True)
+    span = _table_span(lines, dotted)
+    if span is None:
+        sep = "" if not text or text.endswith("\n") else "\n"
+        new = f"{text}{sep}\n[{dotted}]\n{tomli_w.dumps(values)}"
+    else:
+        start, end = span
+        for k, v in values.items():
+            line = tomli_w.dumps({k: v})
+            pattern = re.compile(rf"""^\s*(?:{re.escape(k)}|"{re.escape(k)}")\s*=""")
+            for i in range(start + 1, end):
+                if pattern.match(lines[i]):
+                    lines[i] = line
+                    break
+            else:
+                lines.insert(start + 1, line)
+                end += 1
+        new = "".join(lines)
+    body = tomli_w.dumps(values)
+    return _checked(new, want, f"set this in it by hand:\n[{dotted}]\n{body}")
+
+
+def remove_table(text: str, dotted: str) -> str:
+    """mlm.toml without table [DOTTED] (a no-op when it is not there)."""
+    import copy
+
+    before = _parse(text)
+    want = copy.deepcopy(before)
+    *parents, leaf = dotted.split(".")
+    node = want
+    for part in parents:
+        node = node.get(part, {})
+    node.pop(leaf, None)
+    lines = text.splitlines(keepends=True)
+    span = _table_span(lines, dotted)
+    if span is not None:
+        start, end = span
+        while end > start + 1 and lines[end - 1].lstrip().startswith("#"):
+            end -= 1
+        del lines[start:end]
+    return _checked("".join(lines), want, f"remove [{dotted}] by hand")

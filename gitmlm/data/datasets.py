@@ -296,6 +296,7 @@ def add(
     cwd: Path | None = None,
     stage: bool = True,
     progress: hashing.ProgressFactory | None = None,
+    store: bool = True,
 ) -> list[Recorded]:
     """Record datasets in mlm.lock (declaring NAME as PATH first when given); all when no NAME.
 
@@ -340,6 +341,12 @@ def add(
             fps = fingerprint(repo, chosen, cache, progress)
         finally:
             cache.save()
+        from gitmlm.data import keep
+
+        for fp in fps if store else []:  # the bytes, so the version can be checked out later
+            entries = fp.entries()
+            kept = {path: entries[fp.fileset.rel(path)] for path, _ in fp.fileset.files}
+            keep.store_files(repo, root, kept, fp.spec.algorithm)
         out = []
         new_lock = dict(lock)
         for fp in fps:
@@ -533,11 +540,26 @@ def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]
     if name_or_path in project.specs:
         (st,) = status(repo, [name_or_path], changes=False)
         return name_or_path, _run_info(repo, st)
+    rel, fp = _path_fingerprint(repo, name_or_path, "log_dataset")
+    return rel, fp.summary() | {"manifest": store_manifest(repo, fp), "source": "hashed"}
+
+
+def current_digest(repo: Repo, name: str, path: str) -> str:
+    """The digest a run would record now for its dataset `name` at `path`, writing no record
+    (how a scan checks that the work tree still holds a run's training data)."""
+    project = Project.load(repo)
+    if name in project.specs and project.specs[name].path == path:
+        (st,) = status(repo, [name], changes=False)
+        return st.current.digest if st.current else ""
+    return _path_fingerprint(repo, path, "scan")[1].digest
+
+
+def _path_fingerprint(repo: Repo, name_or_path: str, what: str) -> tuple[str, Fingerprint]:
     root = repo.workdir
-    rel = dataspec.normalise(root, name_or_path, "log_dataset", Path.cwd())
+    rel = dataspec.normalise(root, name_or_path, what, Path.cwd())
     if not (root / rel).exists() and not any(c in rel for c in dataspec.GLOB_CHARS):
         raise MlmError(
-            f"log_dataset: {name_or_path!r} is neither a declared dataset nor an existing path"
+            f"{what}: {name_or_path!r} is neither a declared dataset nor an existing path"
         )
     spec = Spec(rel.replace("/", "_"), rel)
     fs = dataspec.enumerate_files(root, spec)
@@ -546,4 +568,4 @@ def dataset_for_run(repo: Repo, name_or_path: str) -> tuple[str, dict[str, Any]]
         (fp,) = fingerprint(repo, [fs], cache)
     finally:
         cache.save()
-    return rel, fp.summary() | {"manifest": store_manifest(repo, fp), "source": "hashed"}
+    return rel, fp

@@ -19,7 +19,7 @@ from gitmlm.core import codec, ids, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.tracking import artifacts
+from gitmlm.tracking import logged
 from gitmlm.tracking import record as tracking
 
 IMPORTED = "imported"
@@ -159,10 +159,10 @@ def write(repo: Repo, sources: Sequence[Source], *, dry_run: bool = False) -> Re
         return report
     # Artifacts first: a record never names bytes that are not there.
     for rid, name, read in kept:
-        info = artifacts.keep(repo, rid, name, read())
+        info = logged.keep(repo, rid, name, read())
         for runs in by_commit.values():
             if rid in runs:
-                runs[rid].setdefault("artifacts", {})[artifacts.check_name(name)] = info
+                runs[rid].setdefault("artifacts", {})[logged.check_name(name)] = info
         report.artifacts += 1
     # Series before summaries (a summary names its series); each ref moves in one commit.
     _put_all(repo, refs.SERIES, series, f"gitmlm: import series of {len(report.imported)} runs")

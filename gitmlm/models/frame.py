@@ -6,14 +6,16 @@ import pandas as pd
 
 from gitmlm.core.git import Repo
 from gitmlm.models import ops as lifecycle
-from gitmlm.models import state as model_registry
+from gitmlm.models import signing
 
 _VERSION_FIRST = ["model", "version", "stages", "active", "commit", "tag", "registered"]
 
 
 def registry_frame(path: str | None = None) -> pd.DataFrame:
     """One row per registered model version: stages, commit, tag, run, artifact, metrics.*."""
-    rows = lifecycle.version_rows(model_registry.load(Repo.open(path)))
+    reg = signing.load(Repo.open(path))[0]
+    signing.warn(reg)
+    rows = lifecycle.version_rows(reg)
     frame = pd.DataFrame.from_records(rows)
     if frame.empty:
         return pd.DataFrame(columns=_VERSION_FIRST)

@@ -6,21 +6,33 @@ better_than_current = "auc"        # by [metrics] auc = "max"/"min", against the
 datasets_match_lock = true         # the run's dataset digests equal mlm.lock's
 clean_checkpoint = true            # the run was made from committed code
 signed = true                      # the stage's tags must be signed (see signing.py)
+scan = { data = "holdout.csv", target = "churned", max_major = 0 }   # `git mlm scan` findings
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gitmlm.core import config, fmt, where
+from gitmlm.core import config, fmt, scans, where
+from gitmlm.core import digest as artifact_digest
 from gitmlm.core.records import Run, flat_row
 from gitmlm.data import lock as lockfile
 from gitmlm.errors import MlmError
 
-KNOWN = ("require", "better_than_current", "datasets_match_lock", "clean_checkpoint", "signed")
+if TYPE_CHECKING:
+    from gitmlm.core.git import Repo
+
+KNOWN = config.GATE_KEYS
+SCAN_KEYS = ("data", "target", "max_major", "max_medium", "max_minor")
+
+Scanner = Callable[[str, Path, str], scans.Recorded]
+"""Runs and records a scan of (model@version, data file, target column) for the scan gate when
+none is recorded; given by the caller (the command line), so the registry never imports the
+scanner."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,8 @@ class Evidence:
     row: dict[str, Any]
     source: str
     """"run <id>", "tag snapshot" or "nothing recorded"."""
+    model: str = ""
+    commit: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,11 +54,13 @@ class Check:
     detail: str
 
 
-def evidence(version: str, body: dict[str, Any], run: Run | None) -> Evidence:
+def evidence(
+    version: str, body: dict[str, Any], run: Run | None, model: str = "", commit: str = ""
+) -> Evidence:
     if run is not None:
-        return Evidence(version, flat_row(run), f"run {run.id}")
+        return Evidence(version, flat_row(run), f"run {run.id}", model, commit)
     if not body:
-        return Evidence(version, {}, "nothing recorded")
+        return Evidence(version, {}, "nothing recorded", model, commit)
     row: dict[str, Any] = {"run_id": body.get("run", "")}
     if "checkpoint" in body:
         row["checkpoint"] = body["checkpoint"]
@@ -52,7 +68,7 @@ def evidence(version: str, body: dict[str, Any], run: Run | None) -> Evidence:
         row[f"metrics.{name}"] = value
     for name, digest in dict(body.get("datasets", {})).items():
         row[f"datasets.{name}"] = digest
-    return Evidence(version, row, "tag snapshot")
+    return Evidence(version, row, "tag snapshot", model, commit)
 
 
 def _names(value: Any, key: str, stage: str) -> list[str]:
@@ -71,6 +87,9 @@ def evaluate(
     settings: dict[str, Any],
     candidate: Evidence,
     current: Evidence | None,
+    *,
+    repo: Repo | None = None,
+    scanner: Scanner | None = None,
 ) -> list[Check]:
     """Every gate of `stage` applied to the candidate; an empty list when the stage has none."""
     unknown = sorted(set(settings) - set(KNOWN))
@@ -82,10 +101,17 @@ def evaluate(
     row = candidate.row
     checks: list[Check] = []
     for text in _names(settings.get("require", []), "require", stage):
-        predicate = where.compile_where(text)
+        try:
+            predicate = where.compile_where(text)
+            used = where.columns(where.parse(text))
+        except MlmError as exc:
+            # The condition comes from the file, not a --where option: say where to fix it.
+            what = str(exc).replace("bad --where expression", "bad condition")
+            raise MlmError(
+                f"{config.FILE}: [registry.gates.{stage}] require {text!r}: {what}"
+            ) from None
         shown = ", ".join(
-            f"{c} = {fmt.cell(row[c]) if c in row else 'missing'}"
-            for c in sorted(where.columns(where.parse(text)))
+            f"{c} = {fmt.cell(row[c]) if c in row else 'missing'}" for c in sorted(used)
         )
         checks.append(Check(text, bool(row) and predicate(row), shown or candidate.source))
     for metric in _names(settings.get("better_than_current", []), "better_than_current", stage):
@@ -103,7 +129,74 @@ def evaluate(
                 else f"no run recorded ({candidate.source})",
             )
         )
+    if "scan" in settings:
+        checks.append(_scan(root, stage, settings["scan"], candidate, repo, scanner))
     return checks
+
+
+def _scan(
+    root: Path,
+    stage: str,
+    spec: Any,
+    candidate: Evidence,
+    repo: Repo | None,
+    scanner: Scanner | None,
+) -> Check:
+    """The version's recorded scan on the gate's data (scanned now if none is recorded and a
+    scanner is at hand) must not have more findings of each severity than the limits."""
+    where_ = f"{config.FILE}: [registry.gates.{stage}] scan"
+    if not isinstance(spec, dict) or not isinstance(spec.get("data"), str):
+        raise MlmError(f'{where_} must be a table like {{ data = "holdout.csv", max_major = 0 }}')
+    unknown = sorted(set(spec) - set(SCAN_KEYS))
+    if unknown:
+        raise MlmError(
+            f"{where_} has unknown key(s) {', '.join(unknown)}; known: {', '.join(SCAN_KEYS)}"
+        )
+    limits = {"major": spec.get("max_major", 0)}
+    for sev in ("medium", "minor"):
+        if f"max_{sev}" in spec:
+            limits[sev] = spec[f"max_{sev}"]
+    for sev, limit in limits.items():
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise MlmError(f"{where_}: max_{sev} must be a whole number >= 0")
+    gate = "scan: " + ", ".join(f"{sev} <= {n}" for sev, n in limits.items())
+    data_path = root / spec["data"]
+    if not data_path.is_file():
+        return Check(gate, False, f"{spec['data']} is not in the work tree")
+    if repo is None or not candidate.commit or not candidate.model:
+        return Check(gate, False, "no registered version to read scans of")
+    subject = f"{candidate.model}@{candidate.version}"
+    digest = artifact_digest.of_file(data_path)
+    found = scans.find(repo, candidate.commit, scans.key(subject, digest))
+    how = "recorded"
+    if found is None:
+        target = spec.get("target")
+        if scanner is None or not isinstance(target, str):
+            return Check(
+                gate,
+                False,
+                f"no recorded scan of {subject} on {spec['data']} ({digest[:19]}…): run "
+                f"`git mlm scan {subject} {spec['data']} --target COL`"
+                + ("" if isinstance(target, str) else ", or add target = COL to the gate"),
+            )
+        found = scanner(subject, data_path, target)
+        how = "scanned now"
+    over = [
+        f"{found.count(sev)} {sev} > {limit}"
+        for sev, limit in limits.items()
+        if found.count(sev) > limit
+    ]
+    counted = ", ".join(f"{found.count(s)} {s}" for s in scans.SEVERITIES)
+    if not over:
+        return Check(gate, True, f"{counted} ({how})")
+    worst = [
+        f"{f.get('severity')} {f.get('detector')}: {f.get('message', '')}"
+        for f in found.findings
+        if f.get("severity") in limits
+        and found.count(str(f.get("severity"))) > limits[str(f.get("severity"))]
+    ]
+    shown = "; ".join(worst[:5]) + (f"; and {len(worst) - 5} more" if len(worst) > 5 else "")
+    return Check(gate, False, f"{', '.join(over)} ({how}): {shown}")
 
 
 def direction(cfg: dict[str, Any], metric: str) -> str:

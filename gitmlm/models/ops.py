@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gitmlm.core import config, tags
+from gitmlm.core import config, scans, tags
 from gitmlm.core import digest as artifact_digest
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
@@ -92,12 +92,13 @@ def register(
     """Tag the model artifact at REF as a new version, with its run, digest and metrics."""
     cfg = config.load(repo.workdir)
     tags.check_model_name(name)
+    # Before the declaration: advice to declare a name git refuses would be wrong advice.
+    model_registry.check_tag_name(repo, tags.format_tag(tags.REGISTER, name, version="v0.0.1"))
     path = _norm(str(model_registry.declared(cfg, name)["path"]))
     if version is not None and bump is not None:
         raise MlmError("give either --version or --bump, not both")
     if version is not None:
         tags.check_version(version)
-    model_registry.check_tag_name(repo, tags.format_tag(tags.REGISTER, name, version="v0.0.1"))
     commit = repo.resolve(ref or "HEAD")
     content = repo.file_at(commit, path)
     listing = _listing(repo)
@@ -107,7 +108,7 @@ def register(
 
         run = runs.resolve(listing, run_id)
     with repo.lock(LOCK):
-        reg = model_registry.load(repo)
+        reg = signing.load(repo)[0]
         model = reg.models.get(name)
         if model is not None:
             if model.deprecated:
@@ -227,7 +228,7 @@ def pick_version(model: Model, version: str | None) -> Version:
 
 def evidence_of(v: Version, listing: runs.Listing | None) -> gates.Evidence:
     run = find_run(listing, v.run) if listing is not None else None
-    return gates.evidence(v.version, v.body, run)
+    return gates.evidence(v.version, v.body, run, v.model, v.commit)
 
 
 def plan(
@@ -238,6 +239,7 @@ def plan(
     stage: str,
     version: str | None = None,
     listing: runs.Listing | None = None,
+    scanner: gates.Scanner | None = None,
 ) -> Plan:
     """Which version would enter the stage, what holds it now, and how each gate judges."""
     model_registry.check_stage(cfg, stage)
@@ -251,7 +253,9 @@ def plan(
     candidate = evidence_of(chosen, listing)
     holder = evidence_of(current, listing) if current else None
     settings = model_registry.stage_settings(cfg, stage)
-    checks = gates.evaluate(cfg, repo.workdir, stage, settings, candidate, holder)
+    checks = gates.evaluate(
+        cfg, repo.workdir, stage, settings, candidate, holder, repo=repo, scanner=scanner
+    )
     return Plan(
         name,
         stage,
@@ -325,12 +329,13 @@ def promote(
     force: bool = False,
     reason: str | None = None,
     message: str = "",
+    scanner: gates.Scanner | None = None,
 ) -> tuple[Plan, str]:
     cfg = config.load(repo.workdir)
     listing = _listing(repo)
     with repo.lock(LOCK):
-        reg = model_registry.load(repo)
-        p = plan(repo, cfg, reg, name, stage, version, listing)
+        reg = signing.load(repo)[0]
+        p = plan(repo, cfg, reg, name, stage, version, listing, scanner)
         return p, apply_plan(repo, reg, p, force=force, reason=reason, message=message)
 
 
@@ -349,7 +354,7 @@ def demote(repo: Repo, name: str, stage: str, message: str = "") -> Demoted:
     cfg = config.load(repo.workdir)
     model_registry.check_stage(cfg, stage)
     with repo.lock(LOCK):
-        reg = model_registry.load(repo)
+        reg = signing.load(repo)[0]
         model = reg.model(name)
         current = model.holder(stage)
         if current is None:
@@ -386,7 +391,7 @@ def deprecate(repo: Repo, spec_text: str, message: str = "") -> str:
     if spec.stage is not None:
         raise MlmError("deprecate takes NAME or NAME@vX.Y.Z, not a stage (use git mlm demote)")
     with repo.lock(LOCK):
-        reg = model_registry.load(repo)
+        reg = signing.load(repo)[0]
         model = reg.model(spec.model)
         who = model_registry.identity(repo)
         if spec.version is None and spec_text.strip().endswith("@latest"):
@@ -480,9 +485,10 @@ class Resolved:
 
 
 def resolved(repo: Repo, spec_text: str) -> Resolved:
-    reg = model_registry.load(repo)
-    model, v, stage = resolve(reg, spec_text)
     cfg = config.load(repo.root) if repo.root else {}
+    reg = signing.load(repo, cfg)[0]
+    signing.warn(reg)
+    model, v, stage = resolve(reg, spec_text)
     declared = model_registry.declared_models(cfg).get(model.name, {})
     artifact = v.artifact
     return Resolved(
@@ -533,21 +539,44 @@ def when(e: model_registry.Event) -> str:
 def model_rows(
     reg: Registry, stage_names: list[str], *, include_deprecated: bool = False
 ) -> list[dict[str, Any]]:
-    """One row per model: the latest version, and the version in each stage."""
+    """One row per model: the latest version, and under `stages` the version in each stage
+    (None when empty). Stages are nested, as in `gto show --json`, so a stage named `model` or
+    `latest` cannot overwrite another key."""
     rows = []
     for model in reg.models.values():
         if model.deprecated and not include_deprecated:
             continue
         latest = model.latest()
-        row: dict[str, Any] = {"model": model.name, "latest": latest.version if latest else ""}
+        row: dict[str, Any] = {"model": model.name, "latest": latest.version if latest else None}
         used = [s for s in model.assigned if s not in stage_names]
-        for stage in [*stage_names, *used]:
-            held = model.holder(stage)
-            row[stage] = held.version if held else ""
+        held = {stage: model.holder(stage) for stage in [*stage_names, *used]}
+        row["stages"] = {stage: v.version if v else None for stage, v in held.items()}
         if include_deprecated:
             row["deprecated"] = model.deprecated
         rows.append(row)
     return rows
+
+
+def flat_model_rows(
+    rows: list[dict[str, Any]], stage_names: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`model_rows` for a table, CSV or Markdown: one column per stage, and the columns.
+
+    A stage whose name is another column's (`model`, `latest`) is shown as `#NAME`.
+    """
+    fixed = ["model", "latest", "deprecated"]
+    stages = dict.fromkeys(stage_names)
+    for row in rows:
+        stages.update(dict.fromkeys(row["stages"]))
+    label = {s: f"#{s}" if s in fixed else s for s in stages}
+    flat = []
+    for row in rows:
+        out = {k: "" if v is None else v for k, v in row.items() if k != "stages"}
+        out.update({label[s]: v or "" for s, v in row["stages"].items()})
+        flat.append(out)
+    with_deprecated = any("deprecated" in row for row in rows)
+    columns = ["model", "latest", *label.values(), *(["deprecated"] if with_deprecated else [])]
+    return flat, columns
 
 
 def history_rows(model: Model) -> list[dict[str, Any]]:
@@ -601,4 +630,12 @@ def show(repo: Repo, reg: Registry, spec_text: str) -> dict[str, Any]:
             {k: d.get("digest", "") for k, d in run.datasets.items()} if run else v.datasets
         ),
     }
+    latest: dict[str, scans.Recorded] = {}
+    for r in scans.of_version(repo, v.commit, model.name, v.version):
+        latest[str(r.doc.get("data_digest", r.key))] = r  # oldest first: the last one wins
+    if latest:
+        info["scans"] = {str(r.doc.get("data", r.key)): r.summary for r in latest.values()}
+        info["findings"] = [
+            {"data": str(r.doc.get("data", "")), **f} for r in latest.values() for f in r.findings
+        ]
     return info

@@ -16,7 +16,7 @@ from typing import Any
 
 import tomli_w
 
-from gitmlm.core import codec, config, fmt, tags
+from gitmlm.core import codec, config, fmt, scans, tags
 from gitmlm.core import remote as transport
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
@@ -26,6 +26,8 @@ from gitmlm.models import state as model_registry
 
 DIR = ".mlm/requests"
 PUSH_BATCH = 3
+MAX_FINDINGS = 20
+"""Scan findings shown per scan in the pull-request report."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,14 @@ def write_request(
     message: str = "",
     force: bool = False,
     reason: str | None = None,
+    scanner: gates.Scanner | None = None,
 ) -> tuple[Request, life.Plan]:
     """Validate a promotion and write it as a request file (not committed: the user commits)."""
     cfg = config.load(repo.workdir)
     tags.check_version(version)
     if force and not (reason or "").strip():
         raise MlmError("--force needs --reason TEXT: the override is recorded in the tag")
-    plan = life.plan(repo, cfg, model_registry.load(repo), name, stage, version)
+    plan = life.plan(repo, cfg, signing.load(repo)[0], name, stage, version, scanner=scanner)
     rel = request_path(name, stage)
     file = repo.workdir / rel
     if file.exists():
@@ -146,6 +149,8 @@ class Review:
     error: str | None = None
     applied: str | None = None
     """The tag that applied this request already, if one did."""
+    scanned: list[scans.Recorded] = field(default_factory=list)
+    """The candidate's latest recorded scan per evaluation data (`git mlm scan`)."""
 
     @property
     def ok(self) -> bool:
@@ -168,10 +173,10 @@ class Report:
         return all(r.ok for r in self.reviews) and all(v.ok for v in self.verdicts)
 
 
-def check(repo: Repo) -> Report:
+def check(repo: Repo, scanner: gates.Scanner | None = None) -> Report:
     """Judge every request in the work tree against the gates and the registry as it is."""
     cfg = config.load(repo.workdir)
-    reg = model_registry.load(repo)
+    reg, verdicts = signing.load(repo, cfg)
     listing = life._listing(repo)
     reviews = []
     for req in read_requests(repo):
@@ -181,19 +186,56 @@ def check(repo: Repo) -> Report:
             try:
                 tags.check_model_name(req.model)
                 tags.check_version(req.version)
-                review.plan = life.plan(repo, cfg, reg, req.model, req.stage, req.version, listing)
+                _check_published(reg, req)
+                review.plan = life.plan(
+                    repo, cfg, reg, req.model, req.stage, req.version, listing, scanner
+                )
+                review.scanned = _latest_scans(repo, review.plan)
             except MlmError as exc:
                 review.error = str(exc)
         reviews.append(review)
-    verdicts = [v for v in _verdicts(repo, cfg, reg) if not v.ok]
-    return Report(reviews, cfg, verdicts, reg.problems)
+    problems = [p for p in reg.problems if p not in reg.rejected]  # the report lists those
+    return Report(reviews, cfg, verdicts, problems)
 
 
-def _verdicts(
-    repo: Repo, cfg: dict[str, Any], reg: model_registry.Registry
-) -> list[signing.Verdict]:
-    events = [e for m in reg.models.values() for e in m.events]
-    return signing.verify(repo, cfg, events)
+def _check_published(reg: model_registry.Registry, req: Request) -> None:
+    """A request for a version this clone has no tag of: most often registered on a laptop
+    and pushed with plain `git push`, which carries no tags. Say how to publish it."""
+    model = reg.models.get(req.model)
+    found = model.versions.get(req.version) if model else None
+    if found is None or found.registered is None:
+        raise MlmError(
+            f"{req.model} has no version {req.version} here: if it was registered on another "
+            "clone, publish its registry tags there with `git mlm push` (plain `git push` "
+            "carries no tags), then run the check again"
+        )
+
+
+def _latest_scans(repo: Repo, p: life.Plan) -> list[scans.Recorded]:
+    latest: dict[str, scans.Recorded] = {}
+    for r in scans.of_version(repo, p.version.commit, p.model, p.version.version):
+        latest[str(r.doc.get("data_digest", r.key))] = r  # oldest first: the last one wins
+    return list(latest.values())
+
+
+def _scan_lines(recorded: list[scans.Recorded]) -> list[str]:
+    lines: list[str] = []
+    for r in recorded:
+        lines += [f"**Scan findings** on {r.doc.get('data', '?')}: {r.summary}.", ""]
+        rows = [
+            {
+                "severity": f.get("severity", ""),
+                "detector": f.get("detector", ""),
+                "where": f.get("slice", "") or "(all rows)",
+                "finding": f.get("message", ""),
+            }
+            for f in r.findings[:MAX_FINDINGS]
+        ]
+        if rows:
+            lines += [fmt.render(rows, ["severity", "detector", "where", "finding"], "md"), ""]
+        if len(r.findings) > MAX_FINDINGS:
+            lines += [f"… and {len(r.findings) - MAX_FINDINGS} more (`git mlm scan history`)", ""]
+    return lines
 
 
 def _title(req: Request) -> str:
@@ -256,6 +298,7 @@ def markdown(report: Report) -> str:
             lines += [fmt.render(rows, ["gate", "result", "detail"], "md"), ""]
         else:
             lines += [f"Stage {p.stage} has no gates.", ""]
+        lines += _scan_lines(r.scanned)
         if r.request.force and not p.passed:
             lines += [f"**Override requested:** {r.request.reason}", ""]
         if p.signed:
@@ -326,7 +369,7 @@ def apply(repo: Repo, *, remote: str | None = "origin", branch: str | None = Non
     outcomes: list[Outcome] = []
     with repo.lock(life.LOCK):
         for req in requests:
-            reg = model_registry.load(repo)
+            reg = signing.load(repo)[0]
             done = _applied_by(reg, req)
             if done is not None:
                 outcomes.append(Outcome(req, done, "already applied"))

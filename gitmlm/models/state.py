@@ -17,6 +17,7 @@ import gc
 import heapq
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from gitmlm.errors import MlmError
 
 DEFAULT_STAGES = ("dev", "staging", "production")
 _PRIORITY = {
+    tags.CREATE: -1,
     tags.REGISTER: 0,
     tags.ASSIGN: 1,
     tags.UNASSIGN: 2,
@@ -53,6 +55,8 @@ class Event:
     subject: str
     text: str
     body: dict[str, Any]
+    oid: str = ""
+    """The tag object's id."""
 
     @property
     def sequence(self) -> int | None:
@@ -114,6 +118,9 @@ class Model:
     ordered set, so moving a version to the end stays O(1) however many there are)."""
     events: list[Event] = field(default_factory=list)
     deprecated: bool = False
+    dropped: list[Event] = field(default_factory=list)
+    """Events left out of the state (say, badly signed tags of a protected stage): their
+    names and numbers are still taken, so the next event numbers past them."""
 
     def holder(self, stage: str) -> Version | None:
         held = self.assigned.get(stage)
@@ -130,15 +137,24 @@ class Model:
     def next_sequence(self) -> int:
         """One more than any sequence or counter this model's tags carry."""
         top = 0
-        for e in self.events:
+        for e in (*self.events, *self.dropped):
             top = max(top, e.sequence or 0, e.counter or 0)
         return top + 1
+
+    def next_time(self) -> int:
+        """One second after this model's newest tag: GTO orders events by tagger time, so
+        each new tag of a model is dated strictly after the others (GTO then reads them in
+        gitmlm's order, even for two promotions within one second)."""
+        return max((e.time for e in (*self.events, *self.dropped)), default=0) + 1
 
 
 @dataclass
 class Registry:
     models: dict[str, Model]
     problems: list[str]
+    rejected: list[str] = field(default_factory=list)
+    """Tags of protected stages left out because their signature does not verify (also in
+    `problems`): every reader warns about these."""
 
     def model(self, name: str) -> Model:
         found = self.models.get(name)
@@ -242,11 +258,14 @@ def _read_tags(repo: Repo, refs: list[tuple[str, str]]) -> dict[str, _Tag]:
     return out
 
 
-def read_events(repo: Repo) -> tuple[list[Event], list[str]]:
-    """Every registry event in the repository's tags, and what was ignored and why."""
+def read_events(
+    repo: Repo, refs: Iterable[tuple[str, str]] | None = None
+) -> tuple[list[Event], list[str]]:
+    """Every registry event in the repository's tags (or in these (tag name, object id)
+    pairs), and what was ignored and why."""
     problems: list[str] = []
     wanted: list[tuple[str, str, tags.TagName]] = []
-    for name, oid in repo.tag_refs():
+    for name, oid in repo.tag_refs() if refs is None else refs:
         if "@" not in name and "#" not in name:
             continue  # a release tag or the like: not ours to read
         parsed = tags.parse(name)
@@ -288,6 +307,7 @@ def read_events(repo: Repo) -> tuple[list[Event], list[str]]:
                 subject=msg.subject,
                 text=msg.text,
                 body=msg.body,
+                oid=oid,
             )
         )
     return events, problems
@@ -346,8 +366,8 @@ def _fold(name: str, events: list[Event], problems: list[str]) -> Model:
             gone.active = False
             for held in model.assigned.values():
                 held.pop(e.version, None)
-            if by_commit.get(gone.commit) == e.version:
-                del by_commit[gone.commit]
+            # The commit still names this version (as in GTO): a later stage tag there acts on
+            # the deregistered version, and is ignored, rather than inventing a version.
         elif e.action in (tags.ASSIGN, tags.UNASSIGN):
             assert e.stage is not None
             v = version_of(e)
@@ -361,6 +381,8 @@ def _fold(name: str, events: list[Event], problems: list[str]) -> Model:
                 held[v.version] = None
         elif e.action == tags.DEPRECATE:
             model.deprecated = True
+        elif e.action == tags.CREATE:
+            model.deprecated = False  # GTO's `NAME@created`: the model exists, without versions
     return model
 
 
@@ -380,10 +402,12 @@ def load(repo: Repo, *, drop: Callable[[Event], bool] | None = None) -> Registry
 def _load(repo: Repo, drop: Callable[[Event], bool] | None) -> Registry:
     events, problems = read_events(repo)
     grouped: dict[str, list[Event]] = {}
+    left_out: dict[str, list[Event]] = {}
     for e in events:
-        if drop is None or not drop(e):
-            grouped.setdefault(e.model, []).append(e)
+        (left_out if drop is not None and drop(e) else grouped).setdefault(e.model, []).append(e)
     models = {name: _fold(name, ordered(evs), problems) for name, evs in sorted(grouped.items())}
+    for name, evs in left_out.items():
+        models.setdefault(name, Model(name)).dropped = evs
     return Registry(models, problems)
 
 
@@ -421,9 +445,10 @@ def declared(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     """A model's `[models.NAME]` table, with a `path`; a clear error when it is missing."""
     found = declared_models(cfg).get(name)
     if found is None or not isinstance(found.get("path"), str):
+        key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
         raise MlmError(
             f"model {name!r} is not declared: add to {config.FILE}\n"
-            f'[models.{name}]\npath = "models/{name}.pkl"'
+            f'[models.{key}]\npath = "models/{name}.pkl"'
         )
     return found
 
@@ -485,7 +510,10 @@ def write_event(
         check_tag_name(repo, name)
         full = {"event": action, "sequence": sequence, "model": model, **body}
         try:
-            repo.create_tag(name, commit, tags.encode_message(subject, full), sign=sign)
+            not_before = known.next_time() if known else 0
+            repo.create_tag(
+                name, commit, tags.encode_message(subject, full), sign=sign, not_before=not_before
+            )
             return name
         except TagExists:
             if not counted:

@@ -9,14 +9,11 @@ incident as it is.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 from typing import Any
 
-from gitmlm.core import fmt
-from gitmlm.errors import MlmError
+from gitmlm.core import fmt, page
 from gitmlm.monitor.monitor import Result
 from gitmlm.monitor.report import (
     FEATURE_COLUMNS,
@@ -35,34 +32,15 @@ MAX_CATEGORIES = 15
 
 def require() -> None:
     """Raise the clear error now when matplotlib is missing."""
-    _matplotlib()
-
-
-def _matplotlib() -> Any:
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise MlmError("--html needs matplotlib: pip install 'gitmlm[html]'") from exc
-    matplotlib.use("Agg")  # files only: never a window, works without a display
-    from matplotlib.figure import Figure
-
-    return Figure
+    page.figure_class()
 
 
 def write(result: Result, path: Path) -> None:
-    """Write the page to `path` (atomically: a half-written report never replaces a good one)."""
-    page = render(result)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise MlmError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    page.write(render(result), path)
 
 
 def render(result: Result) -> str:
-    figure = _matplotlib()
+    figure = page.figure_class()
     e = html.escape
     head = [
         f"Monitor {result.target.label}",
@@ -94,16 +72,16 @@ def render(result: Result) -> str:
         now = result.serving.columns.get(f.feature)
         png = _feature_png(figure, f.feature, f.status, f.psi, ref, now)
         if png is not None:
-            parts.append(_img(png, f"{f.feature}: training vs serving"))
+            parts.append(page.img(png, f"{f.feature}: training vs serving"))
     parts.append("</div>")
     if result.quality:
         q = quality_rows(result)
         parts += ["<h2>Quality</h2>", _table(q, ["window", "n", "dropped", *QUALITY_METRICS])]
-        parts.append(_img(_quality_png(figure, result), "quality per window"))
+        parts.append(page.img(_quality_png(figure, result), "quality per window"))
     if result.latency:
         lat = latency_rows(result)
         parts += ["<h2>Latency</h2>", _table(lat, ["window", "n", "p50", "p95", "p99", "breaches"])]
-        parts.append(_img(_latency_png(figure, result), "latency per window"))
+        parts.append(page.img(_latency_png(figure, result), "latency per window"))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -134,17 +112,6 @@ def _table(rows: list[dict[str, object]], columns: list[str]) -> str:
     return "\n".join(out)
 
 
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode()
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    return buf.getvalue()
-
-
 def _feature_png(
     figure: Any,
     name: str,
@@ -167,7 +134,7 @@ def _feature_png(
         ax.text(0.5, 0.5, _mismatch(ref, now), ha="center", va="center", wrap=True, fontsize=9)
         ax.set_axis_off()
     ax.tick_params(labelsize=8)
-    return _png(fig)
+    return page.png(fig)
 
 
 def _mismatch(ref: Column | None, now: Column | None) -> str:
@@ -267,7 +234,7 @@ def _quality_png(figure: Any, result: Result) -> bytes:
         title += " (dashed: the run's training metric)"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return page.png(fig)
 
 
 def _latency_png(figure: Any, result: Result) -> bytes:
@@ -285,4 +252,4 @@ def _latency_png(figure: Any, result: Result) -> bytes:
     title = "latency per window" + (" (dashed: SLO)" if result.slo else "")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return page.png(fig)

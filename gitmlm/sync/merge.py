@@ -10,7 +10,6 @@ clones that sync in any order converge on the same records.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -133,61 +132,3 @@ def changed_runs(before: Mapping[str, Table], after: Mapping[str, Table]) -> tup
     added = sum(1 for rid in after if rid not in before)
     changed = sum(1 for rid, t in after.items() if rid in before and before[rid] != t)
     return added, changed
-
-
-# --- splicing encoded run tables -------------------------------------------------------------
-# Encoding a merged note costs more than merging it. A note written by codec.encode_doc is
-# "schema = 1" followed by one block per run, in run id order, each starting at a
-# `[runs.<id>]` header; so a merged note whose runs are unchanged copies of either side's can
-# be assembled from those blocks, byte for byte what encode_doc would write.
-
-_HEAD = b"schema = 1\n"
-_HEADER = re.compile(rb"^\[(?:\[?runs\.([0-9a-z]+)[.\]])?", re.MULTILINE)
-
-
-def sections(data: bytes) -> dict[str, bytes] | None:
-    """Run id -> its encoded block, or None when `data` is not laid out as encode_doc writes.
-
-    Only whole, contiguous per-run blocks qualify: every line that opens a table must open one
-    of a run's tables, and the blocks of one run must be adjacent.
-    """
-    if not data.startswith(_HEAD):
-        return None
-    found = list(_HEADER.finditer(data))
-    if not found or data[len(_HEAD) : found[0].start()] != b"\n":
-        return None
-    out: dict[str, bytes] = {}
-    last = ""
-    for i, m in enumerate(found):
-        if m.group(1) is None:
-            return None  # a table that is not a run's
-        rid = m.group(1).decode()
-        end = found[i + 1].start() if i + 1 < len(found) else len(data)
-        block = data[m.start() : end].rstrip(b"\n")
-        if rid in out:
-            if rid != last:
-                return None
-            out[rid] += b"\n\n" + block
-        else:
-            out[rid] = block
-        last = rid
-    return out
-
-
-def concatenate(first: bytes, second: bytes) -> bytes | None:
-    """Two notes laid out by encode_doc whose run ids are disjoint and every id in `first`
-    sorts before every id in `second` (the usual case: run ids are times) as one note, or None.
-
-    The cheap path of the merge: no splitting, just a check that every table header is a run's.
-    """
-    for data in (first, second):
-        if not data.startswith(_HEAD + b"\n[runs.") or data.count(b"\n[") != data.count(
-            b"\n[runs."
-        ) + data.count(b"\n[[runs."):
-            return None
-    return first + second[len(_HEAD) :]
-
-
-def assemble(blocks: Mapping[str, bytes]) -> bytes:
-    """A note from run blocks as `sections` returns them: the inverse of `sections`."""
-    return _HEAD + b"".join(b"\n" + blocks[rid] + b"\n" for rid in sorted(blocks))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gitmlm.core import codec, refs
@@ -46,6 +47,10 @@ class FetchReport:
     changes: list[RefChange] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Things kept as they were and why: invalid notes, refs that differ on the two sides."""
+    registry: list[str] = field(default_factory=list)
+    """What reconciling the registry did: local events replayed after the remote's."""
+    diverged: list[str] = field(default_factory=list)
+    """Registry tags that still differ from the remote's: the clones disagree until fixed."""
     remote_refs: dict[str, str] = field(default_factory=dict)
     """The remote's gitmlm refs and registry tags as this fetch saw them (ref -> oid)."""
 
@@ -78,7 +83,16 @@ def _wanted(shallow: bool, name: str) -> bool:
     return not (shallow and name.startswith(refs.KEEP))
 
 
-def fetch(repo: Repo, remote: str) -> FetchReport:
+Reconcile = Callable[[Repo, str, Mapping[str, str]], list[str]]
+"""Makes the registry tags here agree with the remote's (short name -> object id, objects
+fetched) and replays local events after them; what it did, one line each. The registry part
+provides it (sync knows refs, not registry events); the command line passes it in."""
+
+INCOMING = "refs/mlm-incoming/tags/"
+"""Where the remote's version of a registry tag we hold differently waits for `reconcile`."""
+
+
+def fetch(repo: Repo, remote: str, reconcile: Reconcile | None = None) -> FetchReport:
     """Bring the remote's records here and merge them into ours; pushes nothing."""
     transport.check_remote(repo, remote)
     advertised = transport.ls_remote(repo, remote)
@@ -105,18 +119,28 @@ def fetch(repo: Repo, remote: str) -> FetchReport:
             specs.append(f"^{refs.KEEP}*")
     tags = {n: oid for n, oid in advertised.items() if _is_registry_tag(n)}
     new_tags = []
+    differing: dict[str, str] = {}
     for name, oid in sorted(tags.items()):
         mine = local.get(name)
         if mine is None:
             specs.append(f"{name}:{name}")
             new_tags.append(RefChange(name, "created"))
         elif mine != oid:
-            report.problems.append(
-                f"tag {name[len(refs.TAGS) :]} differs from {remote}'s; kept ours "
-                f"({mine[:10]}, theirs {oid[:10]})"
-            )
+            differing[name] = oid
+            specs.append(f"+{name}:{INCOMING}{name[len(refs.TAGS) :]}")
     transport.fetch(repo, remote, specs)
     report.changes += new_tags
+    if reconcile is not None:
+        report.registry = reconcile(repo, remote, {n[len(refs.TAGS) :]: o for n, o in tags.items()})
+        now = repo.ref_table(refs.TAGS)
+        differing = {n: o for n, o in tags.items() if now.get(n) not in (None, o)}
+    for name, oid in sorted(differing.items()):
+        report.diverged.append(
+            f"tag {name[len(refs.TAGS) :]} differs from {remote}'s (theirs {oid[:10]}); "
+            f"run `git mlm sync {remote}` to make yours again after theirs"
+        )
+    for ref, oid in repo.ref_table(INCOMING).items():
+        repo.delete_ref(ref, oid)
 
     # What the remote has, as fetched: leases for the push that follows are taken from this.
     for tracking, oid in repo.ref_table(*tracking_prefixes).items() if specs else local.items():
@@ -228,10 +252,15 @@ class _Note:
         doc = store.cached_doc(repo, blob)
         if doc is None:
             try:
-                doc = codec.decode_doc(self.data)
+                if store.is_index(self.data):
+                    doc = store.read_doc(repo, blob)
+                else:
+                    doc = codec.decode_doc(self.data)
             except codec.NoteError:
                 doc = None
         self.doc = doc
+        self.known = store.store_blobs(repo, self.data) if doc is not None else {}
+        """Run id -> blob of an index note's runs, reused when the merge keeps a run as is."""
 
 
 def _encode(merged: store.Doc, sides: tuple[_Note, _Note]) -> bytes:
@@ -239,16 +268,16 @@ def _encode(merged: store.Doc, sides: tuple[_Note, _Note]) -> bytes:
     a, b = sides
     if a.doc and b.doc:  # ids disjoint and in order: the two notes simply follow each other
         if max(a.doc) < min(b.doc):
-            joined = merge.concatenate(a.data, b.data)
+            joined = codec.concatenate(a.data, b.data)
         elif max(b.doc) < min(a.doc):
-            joined = merge.concatenate(b.data, a.data)
+            joined = codec.concatenate(b.data, a.data)
         else:
             joined = None
         if joined is not None:
             return joined
     found = []
     for side in sides:
-        blocks, doc = merge.sections(side.data), side.doc or {}
+        blocks, doc = codec.sections(side.data), side.doc or {}
         if blocks is None or blocks.keys() != doc.keys():
             return codec.encode_doc(merged)
         found.append((blocks, doc))
@@ -259,11 +288,11 @@ def _encode(merged: store.Doc, sides: tuple[_Note, _Note]) -> bytes:
                 out[rid] = blocks[rid]
                 break
         else:
-            fresh = merge.sections(codec.encode_doc({rid: table}))
+            fresh = codec.sections(codec.encode_doc({rid: table}))
             if fresh is None or rid not in fresh:
                 return codec.encode_doc(merged)
             out[rid] = fresh[rid]
-    return merge.assemble(out)
+    return codec.assemble(out)
 
 
 def _merge_trees(
@@ -285,7 +314,7 @@ def _merge_trees(
         tdoc = tnote.doc
         if oblob is None:
             # Theirs alone: taken as it is, even when unreadable, so nothing is lost.
-            updates[commit] = tblob
+            updates.update(store.adopt(commit, tblob, tnote.data))
             change.notes += 1
             if tdoc is None:
                 problems.append(f"{remote}'s note on {commit[:12]} in {ref} is not valid; kept")
@@ -301,7 +330,7 @@ def _merge_trees(
             if tdoc is None and odoc is None:
                 updates[commit] = max(oblob, tblob)  # any fixed choice, the same on both sides
             elif odoc is None:
-                updates[commit] = tblob
+                updates.update(store.adopt(commit, tblob, tnote.data))
             problems.append(
                 f"{bad} note on {commit[:12]} in {ref} is not valid TOML of schema "
                 f"{codec.SCHEMA}; kept the other side's, the invalid one stays in the history "
@@ -318,7 +347,15 @@ def _merge_trees(
         change.runs_added += added
         change.runs_changed += changed
         if merged == tdoc:
-            updates[commit] = tblob
+            updates.update(store.adopt(commit, tblob, tnote.data))
+        elif len(merged) > store.INLINE_MAX:  # an index and its store of run blobs
+            known = {
+                rid: blob
+                for side in (onote, tnote)
+                for rid, blob in side.known.items()
+                if side.doc is not None and side.doc.get(rid) == merged.get(rid)
+            }
+            updates.update(store.stage_doc(repo, commit, merged, known))
         else:
             fresh[commit] = _encode(merged, (onote, tnote))
     for commit, blob in zip(fresh, repo.write_blobs(list(fresh.values())), strict=True):
@@ -348,6 +385,10 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
     table = repo.ref_table(refs.NOTES_GLOB, refs.PREFIX, refs.TAGS)
     locals_ = {n: o for n, o in table.items() if refs.is_carried(n) or _is_registry_tag(n)}
     # Keep refs for annotated commits nothing pins yet: pushed now, made here once pushed.
+    lacking = [n for n in remote_refs if _is_registry_tag(n) and n not in locals_]
+    if lacking:
+        # Registry events here may have to come after those: only a sync can tell.
+        raise _diverged(remote, lacking[0])
     pins = keep.unpinned(repo, table)
     locals_.update(pins)
     report.kept = len(pins)
@@ -361,6 +402,8 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
             moving.append(transport.Update(name, mine, theirs))
         elif theirs is None:
             unique.append(transport.Update(name, mine, None))
+        elif _is_registry_tag(name):
+            raise _diverged(remote, name)  # the remote's tag wins; ours is made again after it
         else:
             report.problems.append(
                 f"{name} differs on {remote} ({theirs[:10]}, ours {mine[:10]}); not pushed"
@@ -382,16 +425,22 @@ def _diverged(remote: str, name: str) -> Diverged:
 # --- sync ------------------------------------------------------------------------------------
 
 
-def sync(repo: Repo, remote: str, attempts: int = MAX_ATTEMPTS) -> SyncReport:
+def sync(
+    repo: Repo, remote: str, attempts: int = MAX_ATTEMPTS, reconcile: Reconcile | None = None
+) -> SyncReport:
     """Fetch, merge and push until the remote holds everything we hold (bounded retries)."""
     first: FetchReport | None = None
     for attempt in range(1, attempts + 1):
-        fetched = fetch(repo, remote)
+        fetched = fetch(repo, remote, reconcile)
         if first is None:
             first = fetched
         else:
             first.changes.extend(fetched.changes)
             first.problems.extend(p for p in fetched.problems if p not in first.problems)
+            first.registry.extend(fetched.registry)
+        if fetched.diverged:
+            # Pushing now would publish a registry the remote contradicts.
+            raise MlmError("; ".join(fetched.diverged))
         try:
             pushed = push(repo, remote, fetched.remote_refs)
         except (transport.Raced, Diverged):

@@ -1,162 +1,111 @@
-"""What a run logs besides numbers: files and folders of the work tree, and things made in
-memory (text, dicts, figures, tables, the output of `git mlm run`) kept as files of the run.
-
-A work-tree file is recorded by path, content digest and size (its bytes stay where they are).
-Something made in memory has no path, so its bytes are kept under
-`.git/mlm/artifacts/<run-id>/<name>` and recorded under `<name>` with `kept = true`. These bytes
-stay on this machine (sync carries records, not artifact bytes) until the object store
-(docs/storage.md) holds them.
-"""
+"""A run's artifacts: what it logged, and their bytes back from the object store."""
 
 from __future__ import annotations
 
-import io
-import json
-import os
-from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from gitmlm.core import digest
+from gitmlm import storage
 from gitmlm.core.git import Repo
+from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-
-TABLE_CAP = 16 << 20
-"""Largest table log_table keeps (encoded bytes): a table is a result to look at, not data."""
-OUTPUT_CAP = 1 << 20
-"""Bytes of stdout or stderr `git mlm run` keeps of each stream (the end, where errors are)."""
+from gitmlm.storage import settings
+from gitmlm.storage.transfer import Progress
+from gitmlm.tracking import record
 
 
-def digest_file(full: Path) -> dict[str, Any]:
-    return {"digest": digest.of_file(full), "size": full.stat().st_size}
+@dataclass(frozen=True)
+class Artifact:
+    path: str
+    digest: str
+    size: int | None
+    files: int
+    folder: bool
+    cached: bool
+    """Whether its bytes (for a folder: its listing) are in the local cache."""
 
 
-def work_tree_files(repo: Repo, path: Path) -> dict[str, dict[str, Any]]:
-    """A file, or every file under a folder (`.git` excluded): repo-relative path -> digest."""
-    root = repo.workdir.resolve()
-    full = (path if path.is_absolute() else Path.cwd() / path).resolve()
-    if not full.is_relative_to(root):
-        raise MlmError(f"artifact {path} is outside the repository {root}")
-    if full.is_file():
-        return {full.relative_to(root).as_posix(): digest_file(full)}
-    if not full.is_dir():
-        raise MlmError(f"artifact {path} does not exist")
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(full):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git")
-        for name in sorted(filenames):
-            file = Path(dirpath) / name
-            if file.is_file():
-                out[file.relative_to(root).as_posix()] = digest_file(file)
-    if not out:
-        raise MlmError(f"artifact folder {path} has no files")
+def _artifact(repo: Repo, path: str, info: dict[str, Any]) -> Artifact:
+    digest = str(info.get("digest", ""))
+    folder = info.get("kind") == "dir"
+    cached = bool(digest) and settings.cache(repo).has(digest)
+    size = info.get("size")
+    return Artifact(
+        path,
+        digest,
+        int(size) if isinstance(size, int) else None,
+        int(info.get("files", 1)),
+        folder,
+        cached,
+    )
+
+
+def of_run(repo: Repo, run_id: str) -> tuple[Run, list[Artifact]]:
+    run = record.resolve(record.list_runs(repo), run_id)
+    return run, [_artifact(repo, p, dict(i)) for p, i in sorted(run.artifacts.items())]
+
+
+def pick(run: Run, found: list[Artifact], path: str) -> Artifact:
+    wanted = path.strip().rstrip("/")
+    for a in found:
+        if a.path.rstrip("/") == wanted:
+            return a
+    close = difflib.get_close_matches(wanted, [a.path for a in found], n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    known = ", ".join(a.path for a in found) or "none"
+    raise MlmError(f"run {run.id[:12]} logged no artifact {path!r}{hint} (logged: {known})")
+
+
+def get(
+    repo: Repo,
+    run_id: str,
+    path: str | None,
+    dest: Path,
+    *,
+    remote: str | None = None,
+    progress: Progress | None = None,
+) -> list[str]:
+    """Write a run's artifact (or all of them) to `dest`: one artifact to `dest` itself, or
+    into it under its own name when `dest` is a folder; all artifacts below `dest` at their
+    recorded paths."""
+    run, found = of_run(repo, run_id)
+    if not found:
+        raise MlmError(f"run {run.id[:12]} logged no artifacts")
+    chosen = [pick(run, found, path)] if path is not None else found
+    written: list[str] = []
+    for a in chosen:
+        if not a.digest:
+            raise MlmError(f"artifact {a.path} of run {run.id[:12]} has no digest")
+        if path is None:
+            target = dest / a.path
+        elif dest.is_dir():  # as `cp -r`: into an existing folder, under its own name
+            target = dest / Path(a.path).name
+        else:
+            target = dest
+        written += storage.export(
+            repo, a.digest, target, folder=a.folder, remote=remote, progress=progress
+        )
+    return written
+
+
+def digests(run: Run) -> list[tuple[str, bool]]:
+    """(digest, is folder) of every artifact a run logged."""
+    return [
+        (str(i["digest"]), i.get("kind") == "dir")
+        for i in run.artifacts.values()
+        if isinstance(i, dict) and i.get("digest")
+    ]
+
+
+def live(repo: Repo) -> set[str]:
+    """Every object the runs here name, folders' files included when their listing is cached."""
+    store = settings.cache(repo)
+    out: set[str] = set()
+    for run in record.list_runs(repo).runs:
+        for digest, folder in digests(run):
+            out.add(digest)
+            if folder and store.has(digest):
+                out.update(store.folder_files(digest).values())
     return out
-
-
-def check_name(name: str) -> str:
-    """An artifact name: a relative path inside the run's artifacts, like MLflow's."""
-    if not isinstance(name, str) or not name.strip():
-        raise MlmError(f"an artifact needs a file name, e.g. 'config.json', not {name!r}")
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts:
-        raise MlmError(f"artifact name {name!r} must be a relative path without '..'")
-    return pure.as_posix()
-
-
-def keep(repo: Repo, run_id: str, name: str, data: bytes) -> dict[str, Any]:
-    """Keep bytes made in memory as the run's artifact `name`; returns its record entry."""
-    name = check_name(name)
-    target = repo.mlm_dir / "artifacts" / run_id / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    return {"digest": digest.of_bytes(data), "size": len(data), "kept": True}
-
-
-def kept_path(repo: Repo, run_id: str, name: str) -> Path:
-    return repo.mlm_dir / "artifacts" / run_id / check_name(name)
-
-
-# --- encoders: objects to bytes -------------------------------------------------------------
-
-
-def dict_bytes(value: Mapping[str, Any], name: str) -> bytes:
-    if not isinstance(value, Mapping):
-        raise MlmError(f"log_dict: expected a dict, got {type(value).__name__}")
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError as exc:
-            raise MlmError(f"log_dict: {name} needs PyYAML (pip install pyyaml)") from exc
-        return str(yaml.safe_dump(dict(value), sort_keys=False)).encode()
-    try:
-        return json.dumps(value, indent=2, default=str).encode()
-    except (TypeError, ValueError) as exc:
-        raise MlmError(f"log_dict: cannot write {name} as JSON: {exc}") from exc
-
-
-def figure_bytes(figure: Any, name: str) -> bytes:
-    """A matplotlib figure (or an Axes' figure) as PNG, or whatever format `name` ends with."""
-    fig = getattr(figure, "figure", None) if not hasattr(figure, "savefig") else figure
-    module = type(fig).__module__ if fig is not None else ""
-    if fig is None or not module.startswith("matplotlib") or not hasattr(fig, "savefig"):
-        raise MlmError(
-            f"log_figure: expected a matplotlib Figure, got {type(figure).__name__} "
-            "(plotly figures: save with fig.write_html and log_artifact the file)"
-        )
-    suffix = PurePosixPath(name).suffix.lower().lstrip(".") or "png"
-    buf = io.BytesIO()
-    fig.savefig(buf, format=suffix)
-    return buf.getvalue()
-
-
-def table_bytes(table: Any, name: str) -> bytes:
-    """A DataFrame (or a dict of columns) as MLflow's table JSON, or CSV for `.csv` names."""
-    import pandas as pd
-
-    if isinstance(table, Mapping):
-        try:
-            table = pd.DataFrame(dict(table))
-        except ValueError as exc:
-            raise MlmError(f"log_table: the columns do not make a table: {exc}") from exc
-    if not isinstance(table, pd.DataFrame):
-        raise MlmError(
-            f"log_table: expected a pandas DataFrame or dict, got {type(table).__name__}"
-        )
-    if PurePosixPath(name).suffix.lower() == ".csv":
-        data = table.to_csv(index=False).encode()
-    else:
-        data = table.to_json(orient="split", index=False, default_handler=str).encode()
-    if len(data) > TABLE_CAP:
-        raise MlmError(
-            f"log_table: {name} is {len(data) >> 20} MB encoded, over the {TABLE_CAP >> 20} MB "
-            "cap; log a sample, or write the file and log_artifact it"
-        )
-    return data
-
-
-class Tail:
-    """The last `cap` bytes of a stream, and how many bytes went by."""
-
-    def __init__(self, cap: int = OUTPUT_CAP) -> None:
-        self.cap = cap
-        self.buf = bytearray()
-        self.total = 0
-
-    def add(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        self.buf += chunk
-        if len(self.buf) > 2 * self.cap:
-            del self.buf[: len(self.buf) - self.cap]
-
-    def value(self) -> bytes:
-        data = bytes(self.buf[-self.cap :])
-        cut = self.total - len(data)
-        if cut:
-            return (
-                f"[gitmlm: the first {cut} bytes were cut; kept the last {len(data)}]\n".encode()
-                + data
-            )
-        return data

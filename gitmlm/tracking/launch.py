@@ -15,12 +15,12 @@ from gitmlm.checkpoints import rules as coderules
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-from gitmlm.tracking import artifacts
+from gitmlm.tracking import logged
 from gitmlm.tracking import record as tracking
 from gitmlm.tracking.record import ActiveRun
 
 
-def _pump(source: IO[bytes], sink: int, tail: artifacts.Tail) -> None:
+def _pump(source: IO[bytes], sink: int, tail: logged.Tail) -> None:
     """Copy the child's stream to ours as it comes (the user still sees it) and keep its end."""
     while chunk := source.read1(1 << 16):  # type: ignore[attr-defined]
         tail.add(chunk)
@@ -88,12 +88,12 @@ def execute(
             raise MlmError(f"cannot run {command[0]!r}: {exc.strerror}", 127) from exc
         if system_metrics:
             active.sample_system_metrics()
-        tails: dict[str, artifacts.Tail] = {}
+        tails: dict[str, logged.Tail] = {}
         pumps = []
         streams = (("stdout.log", child.stdout, 1), ("stderr.log", child.stderr, 2))
         for name, stream, sink in streams:
             if stream is not None:
-                tails[name] = artifacts.Tail()
+                tails[name] = logged.Tail()
                 pump = threading.Thread(target=_pump, args=(stream, sink, tails[name]), daemon=True)
                 pump.start()
                 pumps.append(pump)

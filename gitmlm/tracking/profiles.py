@@ -118,18 +118,15 @@ def put(repo: Repo, commit: str, run_id: str, name: str, profile: Profile) -> No
     table = profile.to_dict()
 
     def change(snap: store.Snapshot) -> dict[str, str | None]:
-        doc: store.Doc = {}
-        blob = snap.entries.get(commit)
-        if blob is not None:
-            try:
-                doc = {k: dict(v) for k, v in store.read_doc(repo, blob).items()}
-            except codec.NoteError as exc:
-                raise MlmError(
-                    f"the note on {commit[:12]} in {refs.PROFILES} is not valid ({exc}); fix or "
-                    f"remove it with `git notes --ref {refs.PROFILES} edit {commit[:12]}`"
-                ) from exc
-        doc.setdefault(run_id, {})[name] = table
-        return {commit: repo.write_blob(codec.encode_doc(doc))}
+        try:
+            mine = dict(store.run_table(repo, snap, commit, run_id) or {})
+            mine[name] = table
+            return store.stage_runs(repo, snap, commit, {run_id: mine})
+        except codec.NoteError as exc:
+            raise MlmError(
+                f"the note on {commit[:12]} in {refs.PROFILES} is not valid ({exc}); fix or "
+                f"remove it with `git notes --ref {refs.PROFILES} edit {commit[:12]}`"
+            ) from exc
 
     store.update(repo, refs.PROFILES, change, f"gitmlm: profile {name} of run {run_id}")
 

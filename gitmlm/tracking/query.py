@@ -10,9 +10,10 @@ from __future__ import annotations
 import difflib
 import math
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from gitmlm.core import config, where
+from gitmlm.core import config, refs, where
 from gitmlm.core.git import Repo
 from gitmlm.core.records import ATTRIBUTES, flat_row
 from gitmlm.errors import MlmError
@@ -126,6 +127,33 @@ def select(
     """Rows of the listing's runs: archived ones only if asked; `require` keeps rows that have
     that column; `tree` puts children under their parents (then `limit` counts rows)."""
     rows = [flat_row(r) for r in listing.runs if archived or not r.archived]
+    return _select(rows, where_text, order_by, limit, require=require, tree=tree)
+
+
+def select_rows(
+    rows: list[dict[str, Any]],
+    where_text: str | None = None,
+    order_by: str | list[str] | None = None,
+    limit: int | None = None,
+    *,
+    require: str | None = None,
+    tree: bool = False,
+) -> list[dict[str, Any]]:
+    """`select` over rows already flattened (the ui keeps them between requests); the rows
+    given are left as they are."""
+    return _select(rows, where_text, order_by, limit, require=require, tree=tree)
+
+
+def _select(
+    rows: list[dict[str, Any]],
+    where_text: str | None,
+    order_by: str | list[str] | None,
+    limit: int | None,
+    *,
+    require: str | None = None,
+    tree: bool = False,
+) -> list[dict[str, Any]]:
+    # _select works on copies: the rows given stay as they were.
     if require:
         rows = [r for r in rows if _rank(r.get(require)) == 0]
     known = set(ATTRIBUTES).union(where.DERIVED, *rows)
@@ -138,9 +166,12 @@ def select(
         name = where.canonical(column, known)
         where.check_column(name, known, open_prefixes, "--order-by")
         keys.append((name, desc))
-    # The rows carry MLflow's derived times only while they are filtered and ordered.
-    for row in rows:
-        row["start_time"], row["end_time"] = _epoch_ms(row["started"]), _epoch_ms(row["ended"])
+    # The rows carry MLflow's derived times only while they are filtered and ordered (copies:
+    # the rows given stay as they were).
+    rows = [
+        {**row, "start_time": _epoch_ms(row["started"]), "end_time": _epoch_ms(row["ended"])}
+        for row in rows
+    ]
     if keep is not None:
         rows = [r for r in rows if keep(r)]
     rows = _order(rows, keys)
@@ -151,6 +182,10 @@ def select(
     for row in rows:
         del row["start_time"], row["end_time"]
     return rows
+
+
+_listed: dict[tuple[Path, bool], tuple[str | None, runs.Listing, list[dict[str, Any]]]] = {}
+"""The last listing of each repository in this process, with its rows, by notes tip."""
 
 
 def select_runs(
@@ -164,18 +199,23 @@ def select_runs(
     best: str | None = None,
     tree: bool = False,
 ) -> tuple[list[dict[str, Any]], runs.Listing]:
-    """`best` orders by that metric, best first ([metrics] in mlm.toml), and drops runs
-    without it; `archived` includes archived runs."""
+    """Rows of the runs that match. `best` orders by that metric, best first ([metrics] in
+    mlm.toml), and drops runs without it; `archived` includes archived runs. A process that
+    asks again (a notebook) while the notes have not moved reuses its listing and rows: only
+    the filter and the order run again."""
     if best:
         order_by = best_order(repo, best)
-    listing = runs.list_runs(repo, placed_only=placed_only)
-    rows = select(
-        listing,
-        where_text,
-        order_by,
-        limit,
-        archived=archived,
-        require=f"metrics.{best}" if best else None,
-        tree=tree,
-    )
-    return rows, listing
+    key = (repo.common_dir, placed_only)
+    tip = repo.ref(refs.RUNS)
+    memo = _listed.get(key)
+    if memo is not None and memo[0] == tip:
+        listing, every = memo[1], memo[2]
+    else:
+        listing = runs.list_runs(repo, placed_only=placed_only)
+        every = [flat_row(r) for r in listing.runs]
+        # A running run may crash (its status is worked out at listing time): not kept.
+        if not any(r.status == "running" for r in listing.runs):
+            _listed[key] = (tip, listing, every)
+    rows = [row for r, row in zip(listing.runs, every, strict=True) if archived or not r.archived]
+    require = f"metrics.{best}" if best else None
+    return select_rows(rows, where_text, order_by, limit, require=require, tree=tree), listing

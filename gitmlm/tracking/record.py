@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from gitmlm.checkpoints import checkpoint
 from gitmlm.checkpoints import placement as attachments
-from gitmlm.core import codec, ids, refs
+from gitmlm.core import codec, digest, ids, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 from gitmlm.data import datasets as data
 from gitmlm.errors import MlmError
-from gitmlm.tracking import artifacts, envinfo, journal, liveness, sysmetrics
+from gitmlm.tracking import envinfo, journal, liveness, logged, sysmetrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,16 +114,14 @@ class ActiveRun:
             self._write({"k": "tags", "v": checked})
 
     def log_artifact(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Record an output file, or every file of a folder, by content digest, so a commit of
-        them can be traced to this run. Returns the entry of a file; {path: entry} of a folder."""
-        files = artifacts.work_tree_files(self.repo, Path(path))
-        self._add_artifacts(files)
-        if len(files) == 1 and Path(path).is_file():
-            return next(iter(files.values()))
-        return files
+        """Record an output file or folder by content digest and keep its bytes in the object
+        cache (`git mlm artifacts get` brings them back; a commit of it traces to this run)."""
+        rel, info = artifact_info(self.repo, Path(path))
+        self._add_artifacts({rel: info})
+        return info
 
     def log_artifacts(self, folder: str | os.PathLike[str]) -> dict[str, Any]:
-        """Every file under `folder` (as MLflow's log_artifacts)."""
+        """A folder and every file under it (as MLflow's log_artifacts), stored as one entry."""
         return self.log_artifact(folder)
 
     def log_text(self, text: str, name: str) -> dict[str, Any]:
@@ -134,20 +132,21 @@ class ActiveRun:
 
     def log_dict(self, value: Mapping[str, Any], name: str) -> dict[str, Any]:
         """Keep a dict as JSON (or YAML for a .yaml/.yml `name`)."""
-        return self.log_bytes(artifacts.dict_bytes(value, name), name)
+        return self.log_bytes(logged.dict_bytes(value, name), name)
 
     def log_figure(self, figure: Any, name: str) -> dict[str, Any]:
         """Keep a matplotlib figure as PNG (or the format `name` ends with)."""
-        return self.log_bytes(artifacts.figure_bytes(figure, name), name)
+        return self.log_bytes(logged.figure_bytes(figure, name), name)
 
     def log_table(self, table: Any, name: str) -> dict[str, Any]:
         """Keep a DataFrame (or dict of columns) as JSON (MLflow's layout) or CSV (.csv)."""
-        return self.log_bytes(artifacts.table_bytes(table, name), name)
+        return self.log_bytes(logged.table_bytes(table, name), name)
 
     def log_bytes(self, data: bytes, name: str) -> dict[str, Any]:
-        """Keep bytes made in memory as the run's artifact `name` (docs/tracking.md)."""
-        info = artifacts.keep(self.repo, self.id, name, data)
-        self._add_artifacts({artifacts.check_name(name): info})
+        """Keep bytes made in memory as the run's artifact `name`, in the object store like
+        log_artifact's (docs/tracking.md)."""
+        info = logged.keep(self.repo, self.id, name, data)
+        self._add_artifacts({logged.check_name(name): info})
         return info
 
     def _add_artifacts(self, files: Mapping[str, dict[str, Any]]) -> None:
@@ -273,6 +272,31 @@ def _profile_files(repo: Repo, name_or_path: str, info: Mapping[str, Any]) -> li
         if matched:
             return matched
     raise MlmError(f"log_dataset: cannot find the files of {name_or_path!r} to profile")
+
+
+def artifact_info(repo: Repo, path: Path) -> tuple[str, dict[str, Any]]:
+    """Store a file's or a folder's bytes in the object cache now (a later overwrite loses
+    nothing) and return its repo-relative path and record: digest, size (and files for a
+    folder, whose digest is that of its listing: docs/storage.md)."""
+    from gitmlm import storage
+
+    root = repo.workdir.resolve()
+    full = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    if not full.is_relative_to(root):
+        raise MlmError(f"artifact {path} is outside the repository {root}")
+    if not full.exists():
+        raise MlmError(f"artifact {path} does not exist")
+    if not full.is_file() and not full.is_dir():
+        raise MlmError(f"artifact {path} is not a file or a folder")
+    stored, size, files = storage.store_path(repo, full)
+    info: dict[str, Any] = {"digest": stored, "size": size}
+    if full.is_dir():
+        info |= {"files": files, "kind": "dir"}
+    elif size <= digest.LFS_POINTER_MAX:
+        # An unsmudged Git LFS pointer stands for its object (core/digest.py): the run names
+        # the oid, whose bytes live in LFS, not the pointer's.
+        info["digest"] = digest.lfs_oid(full.read_bytes()) or stored
+    return full.relative_to(root).as_posix(), info
 
 
 def begin(
@@ -702,13 +726,24 @@ def get_run(repo: Repo, run_id: str, problems: list[str] | None = None) -> Run:
     """
     listing = list_runs(repo)
     run = resolve(listing, run_id)
+    run.steps = load_steps(repo, listing, run, problems)
+    return run
+
+
+def load_steps(
+    repo: Repo, listing: Listing, run: Run, problems: list[str] | None = None
+) -> dict[str, dict[str, list[float]]]:
+    """A run's per-step series ({metric: {"step": [...], "value": [...]}}), from the series
+    notes of whichever commit carries them; reads no other run's series. Problems as for
+    get_run."""
     snap = store.snapshot(repo, refs.SERIES)
+    steps: dict[str, dict[str, list[float]]] = {}
     for commit in listing.commits.get(run.id, [run.commit]):
         docs = store.read_all(repo, snap, [commit])
         table = docs.get(commit, {}).get(run.id)
         if table:
             try:
-                run.steps = {
+                steps = {
                     k: {"step": list(v["step"]), "value": list(v["value"])}
                     for k, v in table.items()
                 }
@@ -716,17 +751,17 @@ def get_run(repo: Repo, run_id: str, problems: list[str] | None = None) -> Run:
                 snap.errors.append((commit, f"run {run.id} has a bad series table ({exc})"))
                 continue
             break
-    if run.series and not run.steps:
+    if run.series and not steps:
         found = [f"{c[:12]}: {why}" for c, why in snap.errors] or ["no series note was found"]
         message = (
             f"the step series of run {run.id[: ids.SHORT]} ({', '.join(run.series)}) cannot be "
             f"read from {refs.SERIES}: {'; '.join(found)}"
         )
         if problems is None:
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, stacklevel=3)
         else:
             problems.append(message)
-    return run
+    return steps
 
 
 def recover(repo: Repo) -> list[Run]:

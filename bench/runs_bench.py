@@ -1,0 +1,224 @@
+"""Benchmark of recording many runs on one commit (issue 12). Prints each figure beside its
+reference, measured in the same run: the same workload on the code of BASELINE (the last commit
+before index notes), extracted from this repository's history into a temp folder.
+
+    python bench/runs_bench.py [--runs 10000] [--writers 16] [--per-writer 100]
+                               [--baseline af30cf3] [--baseline-runs 300] [--baseline-per-writer 25]
+                               [--query-runs 100000] [--query-commits 10000]
+
+1. RUNS small runs (one param, one metric) on one clean commit in one process: median cost per
+   run, the first and the last 1,000; the baseline's cost grows with the note, so it records
+   BASELINE_RUNS only (its growth is quoted per tenth).
+2. WRITERS processes x PER_WRITER runs on one commit: wall time, runs per second, every run
+   there; the baseline runs WRITERS x BASELINE_PER_WRITER (a smaller note, so its throughput is
+   flattered: the ratio is a lower bound).
+3. `gitmlm.runs(where=...)` over QUERY_RUNS runs on QUERY_COMMITS commits: cold (a new process,
+   no parse cache) and warm (the same process again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT), str(HERE)]  # this checkout's gitmlm, and tracking_bench beside us
+
+ONE_PROCESS = """\
+import json, sys, time, gitmlm
+n = int(sys.argv[1])
+times = []
+for i in range(n):
+    t = time.perf_counter()
+    with gitmlm.start_run(params={"lr": i / n}) as run:
+        run.log_metric("acc", i / n)
+    times.append(time.perf_counter() - t)
+json.dump(times, open(sys.argv[2], "w"))
+"""
+
+WRITER = """\
+import sys, gitmlm
+for i in range(int(sys.argv[2])):
+    with gitmlm.start_run(name=f"w{sys.argv[1]}-{i}", params={"writer": int(sys.argv[1])}) as run:
+        run.log_metric("i", i)
+"""
+
+COUNT = """\
+from gitmlm.core.git import Repo
+from gitmlm.tracking import record
+runs = record.list_runs(Repo.open()).runs
+print(len(runs), sum(r.status == "finished" for r in runs))
+"""
+
+QUERY = """\
+import json, sys, time, gitmlm
+t = time.perf_counter()
+df = gitmlm.runs(where="metrics.m0 > 0.5")
+cold = time.perf_counter() - t
+warm = []
+for _ in range(3):
+    t = time.perf_counter()
+    gitmlm.runs(where="metrics.m0 > 0.5")
+    warm.append(time.perf_counter() - t)
+print(json.dumps([cold, min(warm), len(df)]))
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def new_repo(path: Path) -> Path:
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    git(path, "config", "user.name", "Bench")
+    git(path, "config", "user.email", "bench@example.com")
+    (path / "train.py").write_text("print('train')\n")
+    (path / "writer.py").write_text(WRITER)
+    (path / "one.py").write_text(ONE_PROCESS)
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "code")
+    return path
+
+
+def extract(rev: str, dest: Path) -> Path:
+    """The gitmlm package as it was at `rev`, importable from `dest`."""
+    data = subprocess.run(
+        ["git", "archive", rev, "gitmlm"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def python(code_root: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+
+
+def one_process(code_root: Path, repo: Path, runs: int) -> list[float]:
+    out = repo.parent / f"{repo.name}-times.json"
+    python(code_root, "one.py", str(runs), str(out), cwd=repo)
+    times: list[float] = json.loads(out.read_text())
+    return times
+
+
+def ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def writers(code_root: Path, repo: Path, count: int, each: int) -> tuple[float, int, int]:
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen([sys.executable, "writer.py", str(w), str(each)], cwd=repo, env=env)
+        for w in range(count)
+    ]
+    if any(p.wait() for p in procs):
+        raise SystemExit("a writer failed")
+    wall = time.perf_counter() - start
+    total, finished = map(int, python(code_root, "-c", COUNT, cwd=repo).stdout.split())
+    return wall, total, finished
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10000)
+    parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--per-writer", type=int, default=100)
+    parser.add_argument("--baseline", default="af30cf3")
+    parser.add_argument("--baseline-runs", type=int, default=300)
+    parser.add_argument("--baseline-per-writer", type=int, default=25)
+    parser.add_argument("--query-runs", type=int, default=100000)
+    parser.add_argument("--query-commits", type=int, default=10000)
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: one,writers,query")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        old = extract(args.baseline, base / "baseline")
+        print(f"baseline: gitmlm at {args.baseline}; new: {ROOT}")
+
+        if "one" not in skip:
+            tenth = max(1, args.baseline_runs // 10)
+            before = one_process(old, new_repo(base / "old-one"), args.baseline_runs)
+            after = one_process(ROOT, new_repo(base / "new-one"), args.runs)
+            k = min(1000, max(1, args.runs // 3))
+            first, last = ms(after[:k]), ms(after[-k:])
+            print(
+                f"{args.runs} runs on one commit, one process: median {ms(after):.1f} ms per run "
+                f"(target <= 5 ms); first {k} {first:.1f} ms, last {k} {last:.1f} ms, "
+                f"last/first {last / first:.2f} (target <= 1.5); total {sum(after):.1f} s"
+            )
+            print(
+                f"  baseline, {args.baseline_runs} runs: median {ms(before):.1f} ms; first "
+                f"{tenth} {ms(before[:tenth]):.1f} ms, last {tenth} {ms(before[-tenth:]):.1f} ms "
+                f"(grows with the note); same-size new/baseline median "
+                f"{ms(after[: args.baseline_runs]) / ms(before):.2f}x"
+            )
+
+        if "writers" not in skip:
+            new_w = new_repo(base / "new-w")
+            wall, total, done = writers(ROOT, new_w, args.writers, args.per_writer)
+            n = args.writers * args.per_writer
+            owall, ototal, _ = writers(
+                old, new_repo(base / "old-w"), args.writers, args.baseline_per_writer
+            )
+            on = args.writers * args.baseline_per_writer
+            print(
+                f"{args.writers} writers x {args.per_writer} runs on one commit: {wall:.1f} s, "
+                f"{n / wall:.1f} runs/s, {total}/{n} runs there, {done} finished"
+            )
+            print(
+                f"  baseline {args.writers} x {args.baseline_per_writer}: {owall:.1f} s, "
+                f"{on / owall:.1f} runs/s, {ototal}/{on} there; throughput ratio "
+                f"{(n / wall) / (on / owall):.1f}x (target >= 4x; the baseline's smaller note "
+                f"flatters it)"
+            )
+
+        if "query" not in skip:
+            from tracking_bench import build
+
+            repo = base / "query"
+            t0 = time.perf_counter()
+            build(repo, args.query_commits, args.query_runs)
+            print(
+                f"built {args.query_runs} runs on {args.query_commits} commits in "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
+            cold, warm, rows = json.loads(python(ROOT, "-c", QUERY, cwd=repo).stdout)
+            again, _, _ = json.loads(python(ROOT, "-c", QUERY, cwd=repo).stdout)
+            ocold, owarm, _ = json.loads(
+                python(old, "-c", QUERY, cwd=_fresh_copy(repo, base / "query-old")).stdout
+            )
+            print(
+                f"gitmlm.runs(where='metrics.m0 > 0.5') over {args.query_runs} runs ({rows} rows):"
+                f" cold {cold:.2f} s (new process, no parse cache; target <= 2 s), warm "
+                f"{warm:.2f} s (same process; target <= 0.3 s), new process with the cache "
+                f"{again:.2f} s"
+            )
+            print(f"  baseline: cold {ocold:.2f} s, warm {owarm:.2f} s")
+
+
+def _fresh_copy(repo: Path, dest: Path) -> Path:
+    """A clone of the notes without the parse cache, so the baseline starts cold too."""
+    subprocess.run(["cp", "-a", str(repo), str(dest)], check=True)
+    subprocess.run(["rm", "-rf", str(dest / ".git" / "mlm" / "cache")], check=True)
+    return dest
+
+
+if __name__ == "__main__":
+    main()

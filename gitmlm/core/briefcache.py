@@ -1,0 +1,63 @@
+"""What `git mlm log` reads, cached under .git/mlm/cache: plain JSON files, no pygit2, so the
+fast path of `git mlm log` (tracking/fastlog.py) reads them without loading git bindings.
+
+- `briefs-2.json`: note blob id -> the runs of that note, briefly (never stale: keyed by blob;
+  "-2" since a tombstone's status reads "deleted", so packs written before are not read);
+- `logview.json`: the notes tip it describes, annotated commit -> note blob for that tip, and
+  the checkpoint refs with their base commits (stale as soon as either moved: then unused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+Brief = tuple[str, str, str, str, int, dict[str, float]]
+"""What `git mlm log` shows of a run: (id, name, status, host, pid, metrics)."""
+
+
+def _read(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _write(path: Path, value: Any) -> None:
+    """Atomically; a read-only .git just goes without the cache."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def load_pack(mlm_dir: Path) -> dict[str, list[Brief]]:
+    pack = _read(mlm_dir / "cache" / "briefs-2.json")
+    return pack if isinstance(pack, dict) else {}
+
+
+def save_pack(mlm_dir: Path, pack: dict[str, list[Brief]]) -> None:
+    _write(mlm_dir / "cache" / "briefs-2.json", pack)
+
+
+def load_view(mlm_dir: Path) -> dict[str, Any]:
+    view = _read(mlm_dir / "cache" / "logview.json")
+    return view if isinstance(view, dict) else {}
+
+
+def save_view(
+    mlm_dir: Path,
+    tip: str | None,
+    entries: dict[str, str],
+    checkpoints: dict[str, str],
+    bases: dict[str, list[str]],
+) -> None:
+    """The notes of `tip` by commit, and checkpoint refs -> commit with their bases."""
+    value = {"tip": tip, "entries": entries, "checkpoints": checkpoints, "bases": bases}
+    _write(mlm_dir / "cache" / "logview.json", value)

@@ -1,0 +1,108 @@
+"""The storage part's API for the other parts: bytes by digest, from the cache or a remote.
+
+ensure(repo, digests)             -> Report     the objects in the cache, pulled if needed
+fetch(repo, digest)               -> Path       one verified object in the cache
+export(repo, digest, dest, ...)   -> list[str]  a file or a folder object placed at dest
+store_path(repo, path)            -> (digest, size, files)  bytes in, at once
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from gitmlm.core.git import Repo
+from gitmlm.errors import MlmError
+from gitmlm.storage import objects, settings, transfer
+
+
+def _short(digest: str) -> str:
+    return digest[:19] + "…"
+
+
+def ensure(
+    repo: Repo,
+    digests: Sequence[str],
+    *,
+    remote: str | None = None,
+    progress: transfer.Progress | None = None,
+) -> transfer.Report:
+    """Make every object present in the cache, pulling what is missing from the remote (named,
+    or the default). Missing or corrupt objects are one clear error; nothing unchecked lands."""
+    store = settings.cache(repo)
+    lacking = [d for d in dict.fromkeys(digests) if not store.has(d)]
+    if not lacking:
+        return transfer.Report(already=len(set(digests)))
+    try:
+        target = settings.pick(repo, remote)
+    except MlmError as exc:
+        if remote is None:
+            raise MlmError(
+                f"{len(lacking)} object(s) ({_short(lacking[0])}) are not in the local cache "
+                f"and cannot be fetched: {exc}"
+            ) from None
+        raise
+    conn = transfer.connect(repo, target)
+    report = transfer.pull(conn, store, lacking, progress)
+    if report.bad:
+        raise MlmError(
+            f"storage remote {target.name}: {len(report.bad)} object(s) do not match their "
+            f"digest ({_short(report.bad[0])}) and were not used; `git mlm data verify "
+            "--remote` lists them"
+        )
+    if report.missing:
+        raise MlmError(
+            f"{len(report.missing)} object(s) ({_short(report.missing[0])}) are neither in the "
+            f"cache nor on storage remote {target.name}; push them from a clone that has them"
+        )
+    return report
+
+
+def fetch(repo: Repo, digest: str, *, remote: str | None = None) -> Path:
+    """A verified local path holding the object's bytes (read-only; copy before editing)."""
+    objects.parse(digest)
+    ensure(repo, [digest], remote=remote)
+    return settings.cache(repo).path(digest)
+
+
+def folder_files(repo: Repo, digest: str, *, remote: str | None = None) -> dict[str, str]:
+    """A folder object's files, path -> digest (the listing is fetched when needed)."""
+    return objects.parse_listing(fetch(repo, digest, remote=remote).read_bytes())
+
+
+def export(
+    repo: Repo,
+    digest: str,
+    dest: Path,
+    *,
+    folder: bool = False,
+    remote: str | None = None,
+    progress: transfer.Progress | None = None,
+) -> list[str]:
+    """Place a file object at `dest`, or a folder object's files below `dest`; the paths
+    written. Everything is fetched and checked before the first file is written."""
+    store = settings.cache(repo)
+    if not folder:
+        fetch(repo, digest, remote=remote)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        objects.place(store.path(digest), dest, settings.links(repo))
+        return [str(dest)]
+    files = folder_files(repo, digest, remote=remote)
+    ensure(repo, list(files.values()), remote=remote, progress=progress)
+    links = settings.links(repo)
+    for rel, d in sorted(files.items()):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        objects.place(store.path(d), target, links)
+    return [str(dest / rel) for rel in sorted(files)]
+
+
+def store_path(repo: Repo, path: Path) -> tuple[str, int, int]:
+    """Store a file or every file of a folder now: (digest, total size, files). A folder's
+    digest is that of its listing object (objects.listing)."""
+    store = settings.cache(repo)
+    if path.is_dir():
+        digest, files = store.add_folder(path)
+        return digest, sum(s.size for s in files.values()), len(files)
+    stored = store.add_file(path)
+    return stored.digest, stored.size, 1

@@ -1,0 +1,183 @@
+"""The ui's server without a browser: safe by default, read-only, errors inline, pages that read
+what the parts say. (tests/ui_browser_test.py drives the same pages in chromium.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitmlm.core.git import Repo
+from gitmlm.errors import MlmError
+from gitmlm.ui import app as web
+from gitmlm.ui import runs_view
+from gitmlm.ui.site import StaticSite, slug
+from tests.helpers import XSS, git, mlm, ui_project
+
+LOCAL = {"Host": "127.0.0.1:8765"}
+
+
+@pytest.fixture
+def project(repo: Path) -> dict[str, str]:
+    return ui_project(repo)
+
+
+def get(client: Any, url: str, **kw: Any) -> tuple[int, str]:
+    reply = client.get(url, headers=kw.pop("headers", LOCAL), **kw)
+    return reply.status_code, reply.get_data(as_text=True)
+
+
+def test_local_server_answers_only_local_host_names_and_only_reads(
+    repo: Path, project: dict[str, str]
+) -> None:
+    client = web.create_app(repo).test_client()
+    assert get(client, "/")[0] == 200
+    # A page on another site that rebinds its name to 127.0.0.1 still sends its own Host.
+    assert get(client, "/", headers={"Host": "evil.example:8765"})[0] == 403
+    for method in (client.post, client.put, client.delete, client.patch):
+        assert method("/", headers=LOCAL).status_code == 405
+    assert get(client, "/static/../app.py")[0] == 404
+    assert get(client, "/static/%2e%2e/app.py")[0] == 404
+    status, body = get(client, "/vendor/plotly.min.js")
+    assert status == 200 and "plotly" in body[:2000].lower()
+    headers = client.get("/", headers=LOCAL).headers
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+
+
+def test_a_server_beyond_this_machine_needs_the_token(repo: Path, project: dict[str, str]) -> None:
+    client = web.create_app(repo, token="s3cret-token").test_client()
+    anywhere = {"Host": "10.1.2.3:8765"}
+    assert get(client, "/", headers=anywhere)[0] == 403
+    assert get(client, "/?token=wrong", headers=anywhere)[0] == 403
+    first = client.get("/log?token=s3cret-token", headers=anywhere)
+    assert first.status_code == 302 and first.headers["Location"] == "/log"  # token out of URL
+    assert "HttpOnly" in first.headers["Set-Cookie"]
+    assert get(client, "/log", headers=anywhere)[0] == 200  # the cookie carries it now
+
+
+def test_runs_page_filters_orders_pages_and_shows_bad_filters_inline(
+    repo: Path, project: dict[str, str]
+) -> None:
+    client = web.create_app(repo).test_client()
+    _, body = get(client, "/?where=params.lr+%3E%3D+0.1&order=-metrics.auc")
+    shown = re.findall(r'data-run="([0-9a-z]+)"', body)
+    assert shown == [project["fast"], project["baseline"]]
+    _, body = get(client, "/?where=metrics.acu+%3E+1")
+    assert (
+        "unknown column &#39;metrics.acu&#39; in --where: no run has it; did you mean metrics.auc"
+        in body
+    )
+    _, body = get(client, "/?where=params.lr+%3E%3D")
+    assert 'id="where-error"' in body and "data-run=" not in body
+    _, body = get(client, "/?order=-metrics.nope")
+    assert "unknown column &#39;metrics.nope&#39; in --order-by" in body
+    _, body = get(client, "/?columns=params.lr&columns=metrics.auc&group=commit")
+    head = body[body.index("<thead>") : body.index("</thead>")]
+    assert '<tr class="group">' in body and "params.lr" in head and "params.opt" not in head
+    listed = runs_view.Listings().get(Repo.open(repo))
+    page2 = runs_view.runs_page(listed, order="name", page=2, per_page=2)
+    assert (page2.total, page2.pages, [r["name"] for r in page2.rows]) == (3, 2, ["fast"])
+
+
+def test_every_user_string_is_escaped(repo: Path, project: dict[str, str]) -> None:
+    client = web.create_app(repo).test_client()
+    for url in ("/", f"/run/{project[XSS]}", "/log", "/model/churn"):
+        status, body = get(client, url)
+        assert status == 200
+        assert XSS not in body, url
+    _, body = get(client, f"/compare?ids={project[XSS]}&ids={project['fast']}")
+    # The compare page carries its data as JSON in a script element: no `<` may close it.
+    assert "\\u003cimg src=x" in body and XSS not in body
+
+
+def test_pages_read_what_the_parts_say(repo: Path, project: dict[str, str]) -> None:
+    client = web.create_app(repo).test_client()
+    _, body = get(client, f"/run/{project['fast']}")
+    assert "val_loss" in body and "models/churn.pkl" in body and "exit code" not in body
+    _, body = get(client, "/models")
+    assert re.search(r">churn</a>.*?<td>v0\.0\.1</td>", body, re.S)
+    _, body = get(client, "/model/churn")
+    assert "metrics.auc &gt;= 0.9" in body and "churn#staging#" in body
+    status, body = get(client, "/model/nope")
+    assert status == 404 and "known: churn" in body
+    status, body = get(client, "/run/zzzz")
+    assert status == 404 and "no run with id" in body
+    status, body = get(client, f"/compare?ids={project['fast']}")
+    assert status == 404 and "compare 2 to 20 runs" in body
+    _, body = get(client, "/log")
+    assert "train churn" in body and project["fast"] in body
+    status, _ = get(client, "/monitor/churn")
+    assert status == 200
+
+
+def test_data_page_lists_versions_and_diffs_only_recorded_ones(repo: Path) -> None:
+    (repo / "mlm.toml").write_text('schema = 1\n[datasets.train]\npath = "data"\n')
+    (repo / "data").mkdir()
+    (repo / "data" / "a.csv").write_text("x\n1\n")
+    mlm(repo, "data", "add", "train")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data v1")
+    (repo / "data" / "b.csv").write_text("x\n2\n")
+    mlm(repo, "data", "add", "train")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data v2")
+    client = web.create_app(repo).test_client()
+    _, body = get(client, "/data")
+    assert 'href="/data/train"' in body
+    _, body = get(client, "/data/train")
+    assert "data v1" in body and "data v2" in body
+    assert re.search(r"\+ added</td><td>b\.csv", body)
+    status, body = get(client, "/data/train?a=HEAD~1&b=HEAD")
+    assert status == 404 and "not a recorded version" in body  # no revision text reaches git
+
+
+def test_report_refuses_a_folder_that_is_not_a_report(repo: Path, tmp_path: Path) -> None:
+    ui_project(repo)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    proc = mlm(repo, "report", "-o", str(out), check=False)
+    assert proc.returncode != 0 and "not empty" in proc.stderr
+    assert (out / "notes.txt").read_text() == "keep me"
+    site = tmp_path / "site"
+    mlm(repo, "report", "-o", str(site), "--where", "params.lr < 0.2")
+    assert len(list((site / "run").iterdir())) == 2
+    mlm(repo, "report", "-o", str(site))  # an earlier report is replaced whole
+    assert len(list((site / "run").iterdir())) == 3
+    proc = mlm(repo, "report", "-o", str(site), "--where", "params.nope < 1", check=False)
+    assert proc.returncode != 0 and "unknown column 'params.nope'" in proc.stderr
+
+
+def test_static_file_names_never_leave_the_report() -> None:
+    for name in ("../../etc/passwd", "..", "a/b", "ok-name_1.2"):
+        s = slug(name)
+        assert "/" not in s and not s.startswith(".")
+    assert slug("ok-name_1.2") == "ok-name_1.2"
+    assert slug("a/b") != slug("a_b")
+    assert StaticSite(1).href("model", "../x").startswith("../model/")
+    with pytest.raises(MlmError):
+        runs_view.compare(None, None, ["one"])  # type: ignore[arg-type]
+
+
+def test_long_series_are_thinned_without_losing_a_spike() -> None:
+    steps = list(range(10_000))
+    values = [1.0] * 10_000
+    values[7777] = 50.0
+    values[10] = float("nan")
+    out = runs_view.thin([float(s) for s in steps], values)
+    assert len(out["step"]) <= runs_view.MAX_POINTS
+    assert 50.0 in out["value"] and out["step"] == sorted(out["step"])
+    assert out["value"][out["step"].index(7777.0)] == 50.0
+    short = runs_view.thin([0.0, 1.0], [float("inf"), 2.0])
+    assert short == {"step": [0.0, 1.0], "value": [None, 2.0]}
+
+
+def test_a_run_whose_series_cannot_be_read_says_so(repo: Path, project: dict[str, str]) -> None:
+    git(repo, "update-ref", "-d", "refs/notes/mlm-series")
+    client = web.create_app(repo).test_client()
+    _, body = get(client, f"/run/{project['fast']}")
+    assert "cannot be read from refs/notes/mlm-series" in body
+    _, body = get(client, f"/compare?ids={project['fast']}&ids={project['baseline']}")
+    assert body.count("cannot be read from refs/notes/mlm-series") == 2
