@@ -186,6 +186,26 @@ def test_pickle_by_run_id_and_onnx_file(repo: Path, project: dict[str, Any], cli
     assert [f["detector"] for f in onnx_doc["findings"]] == [f["detector"] for f in doc["findings"]]
 
 
+def test_a_model_overwritten_since_its_run_comes_from_the_object_store(
+    repo: Path, project: dict[str, Any], cli: Any
+) -> None:
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    small = churn_model(project["train"], LogisticRegression(max_iter=300))
+    with gitmlm.start_run() as run:
+        joblib.dump(small, repo / "models" / "late.pkl")
+        run.log_artifact(repo / "models" / "late.pkl")
+    (repo / "models" / "late.pkl").write_bytes(b"the next run's model")  # never committed
+    code, text, err = cli(
+        "scan", run.id[:12], "data/holdout.csv", "--target", "churn", "--format", "json"
+    )
+    assert code in (0, 3), err
+    doc = json.loads(text)
+    assert doc["answers"] == "pickle" and doc["run"] == run.id
+    assert "object store" in json.dumps(doc)
+
+
 def test_bad_input_is_one_line_and_writes_no_note(
     repo: Path, project: dict[str, Any], cli: Any
 ) -> None:

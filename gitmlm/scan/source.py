@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gitmlm import storage
 from gitmlm.core import digest as artifact_digest
 from gitmlm.core import ids, tags
 from gitmlm.core.git import Repo
@@ -137,11 +138,15 @@ def artifact_bytes(repo: Repo, path: str, digest: str, commit: str) -> tuple[byt
         and artifact_digest.of_bytes(blob) == digest
     ):
         return blob, f"commit {commit[:10]}"
-    raise MlmError(
-        f"{path} with digest {digest[:19]}… is neither in the work tree nor in commit "
-        f"{commit[:10]} (fetching it by digest from an object store is not available here); "
-        "check out or pull the model file"
-    )
+    # Overwritten since, or stored only as an LFS pointer: the object store has the bytes by
+    # digest (the cache, else the default storage remote), checked before they are used.
+    try:
+        return storage.fetch(repo, digest).read_bytes(), "object store"
+    except MlmError as exc:
+        raise MlmError(
+            f"{path} with digest {digest[:19]}… is neither in the work tree, nor in commit "
+            f"{commit[:10]}, nor in the object store ({exc})"
+        ) from None
 
 
 @dataclass
