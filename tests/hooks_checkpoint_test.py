@@ -106,17 +106,24 @@ def test_commits_without_outputs_pass_in_process(repo: Path) -> None:
     assert hook.main([]) == 1
 
 
-def test_the_hook_path_never_imports_pandas(repo: Path) -> None:
+def test_the_hook_path_never_imports_pandas_or_data_hashing(repo: Path) -> None:
+    # With an output staged the hook reads the runs: through tracking.listing, which loads
+    # neither pandas nor the data-hashing modules.
     project(repo)
+    (repo / "models").mkdir()
+    (repo / "models" / "model.pkl").write_text("weights\n")
+    git(repo, "add", "models/model.pkl")
     proc = subprocess.run(
-        ["python", "-X", "importtime", "-m", "gitmlm.hooks.checkpoint"],
+        ["python", "-X", "importtime", "-m", "gitmlm.hooks.checkpoint", "models/model.pkl"],
         cwd=repo,
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 0
+    assert proc.returncode == 1  # no run made it: the check did read the runs
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()}
+    assert "gitmlm.tracking.listing" in imported
     assert "pandas" not in imported and "numpy" not in imported
+    assert not imported & {"gitmlm.data.hashing", "gitmlm.data.statcache", "gitmlm.data.manifest"}
 
 
 @pytest.fixture(scope="session")

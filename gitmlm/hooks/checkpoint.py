@@ -22,7 +22,7 @@ from gitmlm.errors import MlmError
 if TYPE_CHECKING:
     from gitmlm.core.git import Repo
     from gitmlm.core.records import Run
-    from gitmlm.tracking.record import Listing
+    from gitmlm.tracking.listing import Listing
 
 NAME = "mlm-checkpoint"
 
@@ -102,7 +102,7 @@ def judge(
 
 def check(repo: Repo, rules: Rules, outputs: Sequence[str]) -> list[Problem]:
     """The staged outputs that no recorded run of the staged code made."""
-    from gitmlm.tracking import record as tracking
+    from gitmlm.tracking import listing as tracking
 
     index = repo.index_path()
     staged_tree = repo.index_tree(index)

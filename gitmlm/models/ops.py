@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitmlm.core import config, scans, tags
 from gitmlm.core import digest as artifact_digest
@@ -20,17 +20,12 @@ from gitmlm.errors import MlmError
 from gitmlm.models import gates, signing
 from gitmlm.models import state as model_registry
 from gitmlm.models.state import Model, Registry, Version
-
-if TYPE_CHECKING:
-    from gitmlm.tracking import record as runs
+from gitmlm.tracking import listing as runs
 
 LOCK = "registry"
 
 
 def _listing(repo: Repo) -> runs.Listing:
-    # Loaded here, not at import: `git mlm models` reads tags only and stays light.
-    from gitmlm.tracking import record as runs
-
     return runs.list_runs(repo)
 
 
@@ -104,8 +99,6 @@ def register(
     listing = _listing(repo)
     run: Run | None = None
     if run_id is not None:
-        from gitmlm.tracking import record as runs
-
         run = runs.resolve(listing, run_id)
     with repo.lock(LOCK):
         reg = signing.load(repo)[0]
