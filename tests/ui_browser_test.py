@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.helpers import XSS, mlm, ui_project
 
@@ -111,16 +112,16 @@ def check_compare(page: Any) -> None:
         assert lines.count() == 2
         for j in range(2):
             assert len(lines.nth(j).get_attribute("d") or "") > 100  # a drawn curve, not a dot
-    assert page.locator("#params-diff tr.differs th", has_text="lr").count() == 1
-    assert page.locator("#parcoords .scatterlayer .trace").count() == 2  # a line per run
+    expect(page.locator("#params-diff tr.differs th", has_text="lr")).to_have_count(1)
+    expect(page.locator("#parcoords .scatterlayer .trace")).to_have_count(2)  # a line per run
     assert "params.lr" in page.inner_text("#parcoords")
-    assert page.locator("#scatter .scatterlayer .trace").count() == 2
+    expect(page.locator("#scatter .scatterlayer .trace")).to_have_count(2)
 
 
 def check_xss(page: Any, fired: list[str]) -> None:
     cell = page.locator("#runs td", has_text="onerror")
     assert cell.first.inner_text() == XSS  # shown as text...
-    assert page.locator("img").count() == 0  # ...never an element
+    expect(page.locator("img")).to_have_count(0)  # ...never an element
     assert fired == []
 
 
@@ -129,20 +130,22 @@ def test_ui_in_a_browser(browser: Any, server: tuple[str, dict[str, str]], tmp_p
     page = browser.new_page(viewport={"width": 1280, "height": 760})
     fired = watch_dialogs(page)
     page.goto(base + "/")
-    assert page.locator("#runs tr.run").count() == 3
+    expect(page.locator("#runs tr.run")).to_have_count(3)
     check_xss(page, fired)
     shot(page, tmp_path, "runs")
 
     # A filter the language cannot read, and an unknown column, are shown inline.
     page.fill("#where", "metrics.acu > 0.5")
-    page.click("#filter-form button[type=submit]")
+    with page.expect_navigation():
+        page.click("#filter-form button[type=submit]")
     assert "did you mean metrics.auc" in page.inner_text("#where-error")
-    assert page.locator("#runs tr.run").count() == 0
+    expect(page.locator("#runs tr.run")).to_have_count(0)
 
     page.fill("#where", "params.lr >= 0.1")
-    page.click("#filter-form button[type=submit]")
+    with page.expect_navigation():
+        page.click("#filter-form button[type=submit]")
     rows = page.locator("#runs tr.run")
-    assert rows.count() == 2
+    expect(rows).to_have_count(2)
     assert {rows.nth(i).get_attribute("data-run") for i in range(2)} == {
         ids["baseline"],
         ids["fast"],
@@ -150,12 +153,14 @@ def test_ui_in_a_browser(browser: Any, server: tuple[str, dict[str, str]], tmp_p
     assert page.locator("#compare").is_disabled()
     page.locator("input.pick").nth(0).check()
     page.locator("input.pick").nth(1).check()
-    page.click("#compare")
+    with page.expect_navigation():
+        page.click("#compare")
     check_compare(page)
     shot(page, tmp_path, "compare")
 
     page.goto(base + "/models")
-    page.get_by_role("link", name="churn").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="churn").click()
     assert page.inner_text("#model-name") == "churn"
     assert "staging" in page.inner_text("#board")
     assert "metrics.auc >= 0.9" in page.inner_text("main")
@@ -163,8 +168,8 @@ def test_ui_in_a_browser(browser: Any, server: tuple[str, dict[str, str]], tmp_p
 
     page.goto(f"{base}/run/{ids[XSS]}")
     assert page.inner_text("#run-name") == XSS
-    assert page.locator("#curves .js-plotly-plot").count() == 2
-    assert page.locator("img").count() == 0
+    expect(page.locator("#curves .js-plotly-plot")).to_have_count(2)
+    expect(page.locator("img")).to_have_count(0)
     assert fired == []
     page.close()
 
@@ -176,25 +181,27 @@ def test_report_from_file_urls(browser: Any, repo: Path, tmp_path: Path) -> None
     page = browser.new_page(viewport={"width": 1280, "height": 760})
     fired = watch_dialogs(page)
     page.goto((out / "index.html").as_uri())
-    assert page.locator("#runs tr.run").count() == 3
+    expect(page.locator("#runs tr.run")).to_have_count(3)
     check_xss(page, fired)
 
     page.fill("#quickfilter", "adam")
     visible = page.locator("#runs tr.run:visible")
-    assert visible.count() == 2
+    expect(visible).to_have_count(2)
     page.locator("#runs tr.run:visible input.pick").nth(0).check()
     page.locator("#runs tr.run:visible input.pick").nth(1).check()
-    page.click("#compare")
+    with page.expect_navigation():
+        page.click("#compare")
     check_compare(page)
     assert page.url.startswith("file://")
     shot(page, tmp_path, "report-compare")
 
     page.goto((out / "models.html").as_uri())
-    page.get_by_role("link", name="churn").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="churn").click()
     assert page.inner_text("#model-name") == "churn"
 
     page.goto((out / "run" / f"{ids['fast']}.html").as_uri())
     assert page.inner_text("#run-name") == "fast"
-    assert page.locator("#curves .js-plotly-plot").count() == 2
+    expect(page.locator("#curves .js-plotly-plot")).to_have_count(2)
     assert fired == []
     page.close()
