@@ -196,22 +196,7 @@ def ours(repo: Path) -> dict[str, Any]:
 # --- the ui's project ---------------------------------------------------------------------
 
 XSS = "<img src=x onerror=alert(1)>"
-UI_TOML = """\
-schema = 1
-
-[models.churn]
-path = "models/churn.pkl"
-description = "churn classifier"
-
-[metrics]
-auc = "max"
-
-[registry]
-stages = ["dev", "staging", "production"]
-
-[registry.gates.production]
-require = ["metrics.auc >= 0.9"]
-"""
+UI_TOML = MLM_TOML.replace('better_than_current = "auc"\n', "")
 
 
 def ui_project(repo: Path) -> dict[str, str]:

@@ -62,3 +62,15 @@ def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[leaf] = parse_value(value)
     return out
+
+
+def size_text(n: int | None) -> str:
+    """Bytes for people: `1.2 MB`; blank when unknown."""
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return str(n)

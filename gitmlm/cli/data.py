@@ -8,19 +8,8 @@ from typing import Any
 import click
 
 from gitmlm.cli import progress
-from gitmlm.cli.common import format_option, open_repo
+from gitmlm.cli.common import format_option, open_repo, size_text
 from gitmlm.core import fmt
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return str(n)
 
 
 def _short(digest: str) -> str:
@@ -68,7 +57,7 @@ def data_add(name: str | None, path: str | None, no_stage: bool, no_store: bool)
             what = f"recorded (was {_short(r.previous)})"
         click.echo(
             f"{r.name}: {_short(e['digest'])}  {e['files']} file{'' if e['files'] == 1 else 's'}, "
-            f"{_size(e['size'])}  {what}"
+            f"{size_text(e['size'])}  {what}"
         )
     if not no_stage:
         click.echo("staged mlm.lock; commit it with your code", err=True)
@@ -150,7 +139,10 @@ def data_diff(name: str, rev_a: str | None, rev_b: str | None, fmt_: str) -> Non
             click.echo("no changes" if d.a_digest == d.b_digest else "no file-level changes")
             return
         for row in rows:
-            row["old_size"], row["new_size"] = _size(row["old_size"]), _size(row["new_size"])
+            row["old_size"], row["new_size"] = (
+                size_text(row["old_size"]),
+                size_text(row["new_size"]),
+            )
     click.echo(fmt.render(rows, ["change", "path", "old_size", "new_size"], fmt_))
 
 
@@ -174,7 +166,7 @@ def data_ls(fmt_: str) -> None:
                 "dataset": d.name,
                 "path": d.path + ("" if d.declared else " (undeclared)"),
                 "digest": _short(d.digest) if fmt_ == "table" else d.digest,
-                "size": _size(d.size) if fmt_ == "table" else d.size,
+                "size": size_text(d.size) if fmt_ == "table" else d.size,
                 "files": d.files,
                 "changed": changed or ("" if d.digest else "not recorded"),
             }
@@ -208,7 +200,7 @@ def data_push(names: tuple[str, ...], rev: str | None, remote: str | None) -> in
             bar.close()
     r = moved.report
     click.echo(
-        f"{moved.remote}: pushed {len(r.moved)} object(s), {_size(r.bytes)}; "
+        f"{moved.remote}: pushed {len(r.moved)} object(s), {size_text(r.bytes)}; "
         f"{r.already} already there"
     )
     if moved.unavailable:
@@ -238,7 +230,7 @@ def data_pull(names: tuple[str, ...], rev: str | None, remote: str | None) -> No
             bar.close()
     r = moved.report
     click.echo(
-        f"{moved.remote}: pulled {len(r.moved)} object(s), {_size(r.bytes)}; "
+        f"{moved.remote}: pulled {len(r.moved)} object(s), {size_text(r.bytes)}; "
         f"{r.already} already here"
     )
 

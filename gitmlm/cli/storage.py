@@ -8,19 +8,8 @@ from typing import Any
 import click
 
 from gitmlm.cli import progress
-from gitmlm.cli.common import format_option, open_repo
+from gitmlm.cli.common import format_option, open_repo, size_text
 from gitmlm.core import fmt
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return str(n)
 
 
 def bar(total_bytes: int, total_files: int, label: str) -> progress.Bar | None:
@@ -114,7 +103,7 @@ def artifacts_ls(run_id: str, fmt_: str) -> None:
     rows: list[dict[str, Any]] = [
         {
             "path": a.path + ("/" if a.folder else ""),
-            "size": _size(a.size) if fmt_ == "table" else a.size,
+            "size": size_text(a.size) if fmt_ == "table" else a.size,
             "files": a.files,
             "digest": a.digest[:19] if fmt_ == "table" else a.digest,
             "cached": "yes" if a.cached else "no",
@@ -168,7 +157,7 @@ def push_objects(repo: Any, remote: str | None = None) -> None:
         if b:
             b.close()
     click.echo(
-        f"storage {name}: pushed {len(r.moved)} object(s), {_size(r.bytes)}; "
+        f"storage {name}: pushed {len(r.moved)} object(s), {size_text(r.bytes)}; "
         f"{r.already} already there"
     )
 
@@ -198,7 +187,8 @@ def gc(remote: str | None, dry_run: bool, yes: bool) -> None:
     report = _gc.sweep_cache(repo, live, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     click.echo(
-        f"cache: {verb} {len(report.deleted)} object(s), {_size(report.bytes)}; kept {report.kept}"
+        f"cache: {verb} {len(report.deleted)} object(s), {size_text(report.bytes)}; "
+        f"kept {report.kept}"
     )
     if remote is not None:
         if not dry_run and not yes:
