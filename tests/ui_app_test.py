@@ -181,3 +181,102 @@ def test_a_run_whose_series_cannot_be_read_says_so(repo: Path, project: dict[str
     assert "cannot be read from refs/notes/mlm-series" in body
     _, body = get(client, f"/compare?ids={project['fast']}&ids={project['baseline']}")
     assert body.count("cannot be read from refs/notes/mlm-series") == 2
+
+
+def test_run_page_links_artifacts_served_by_their_recorded_digest(
+    repo: Path, project: dict[str, str]
+) -> None:
+    client = web.create_app(repo).test_client()
+    run_id = project["baseline"]
+    status, body = get(client, f"/run/{run_id}")
+    url = f"/run/{run_id}/artifact/models/churn.pkl"
+    assert status == 200 and f'href="{url}"' in body
+    # The work tree now holds the last run's file; the link still gives this run's bytes.
+    assert (repo / "models" / "churn.pkl").read_text() == "weights 2"
+    reply = client.get(url, headers=LOCAL)
+    assert reply.status_code == 200 and reply.get_data() == b"weights 0"
+    assert reply.headers["Content-Disposition"].startswith("attachment")
+    assert "filename=churn.pkl" in reply.headers["Content-Disposition"]
+    assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
+    assert client.post(url, headers=LOCAL).status_code == 405
+    for bad in (
+        f"/run/{run_id}/artifact/models/nope.pkl",
+        "/run/0000000000/artifact/models/churn.pkl",
+        f"/run/{run_id}/artifact/models/../models/churn.pkl",
+        f"/run/{run_id}/artifact/models/%2e%2e/mlm.toml",
+        f"/run/{run_id}/artifact/../../mlm.toml",
+    ):
+        status, body = get(client, bad)
+        assert status == 404, bad
+    assert "has no artifact" in get(client, f"/run/{run_id}/artifact/models/nope.pkl")[1]
+
+
+def test_an_artifact_whose_bytes_are_in_no_store_is_a_clear_404(
+    repo: Path, project: dict[str, str]
+) -> None:
+    import shutil
+
+    from gitmlm.storage import settings
+
+    client = web.create_app(repo).test_client()
+    shutil.rmtree(settings.cache(Repo.open(repo)).root)
+    status, body = get(client, f"/run/{project['fast']}/artifact/models/churn.pkl")
+    assert status == 404 and "not in the local cache" in body
+
+
+def test_static_report_shows_artifacts_without_a_link(
+    repo: Path, project: dict[str, str], tmp_path: Path
+) -> None:
+    from gitmlm.ui import report
+
+    report.write_report(Repo.open(repo), tmp_path / "site")
+    page = (tmp_path / "site" / "run" / f"{project['baseline']}.html").read_text()
+    assert "models/churn.pkl" in page and "/artifact/" not in page
+
+
+SCAN_TOML = """\
+schema = 1
+
+[models.churn]
+path = "models/churn.skops"
+
+[scan]
+trust = ["sklearn.tree._tree.Tree"]
+"""
+
+
+def test_model_page_lists_the_latest_scan_findings(repo: Path) -> None:
+    import numpy as np
+    from skops import io as sio
+
+    import gitmlm
+    from tests.helpers import churn_frame, churn_model
+
+    (repo / "mlm.toml").write_text(SCAN_TOML)
+    train, holdout = churn_frame(400, 1), churn_frame(300, 101)
+    # Noisy labels in one region: the scan's performance-bias detector names that slice.
+    rng = np.random.default_rng(5)
+    flip = (holdout.region == "north") & (rng.random(len(holdout)) < 0.5)
+    holdout.loc[flip, "churn"] = 1 - holdout.loc[flip, "churn"]
+    (repo / "models").mkdir()
+    (repo / "data").mkdir()
+    holdout.to_csv(repo / "data" / "noisy.csv", index=False)
+    with gitmlm.start_run() as run:
+        sio.dump(churn_model(train), repo / "models" / "churn.skops")
+        run.log_artifact(repo / "models" / "churn.skops")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "model")
+    mlm(repo, "register", "churn")
+    client = web.create_app(repo).test_client()
+    assert "has been scanned" in get(client, "/model/churn")[1]
+    out = mlm(repo, "scan", "churn", "data/noisy.csv", "--target", "churn", check=False)
+    assert out.returncode in (0, 3), out.stderr
+    status, body = get(client, "/model/churn")
+    section = body[body.find("Scan findings") :]
+    assert status == 200 and "v0.0.1 on noisy.csv" in section, out.stderr
+    # severity, detector, slice and message, escaped like every user string
+    assert re.search(
+        r"<td>(major|medium)</td><td>performance</td><td>region == &#34;north&#34;</td>"
+        r"<td>accuracy [0-9.]+ on region",
+        section,
+    ), section[:2000]

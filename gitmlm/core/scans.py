@@ -67,6 +67,14 @@ def of_version(repo: Repo, commit: str, model: str, version: str) -> list[Record
     ]
 
 
+def latest_of_version(repo: Repo, commit: str, model: str, version: str) -> list[Recorded]:
+    """The latest scan of one model version per evaluation data (by its digest)."""
+    latest: dict[str, Recorded] = {}
+    for r in of_version(repo, commit, model, version):
+        latest[str(r.doc.get("data_digest", r.key))] = r  # oldest first: the last one wins
+    return list(latest.values())
+
+
 def find(repo: Repo, commit: str, scan_key: str) -> Recorded | None:
     for r in read(repo, commit):
         if r.key == scan_key:

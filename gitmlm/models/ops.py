@@ -623,12 +623,10 @@ def show(repo: Repo, reg: Registry, spec_text: str) -> dict[str, Any]:
             {k: d.get("digest", "") for k, d in run.datasets.items()} if run else v.datasets
         ),
     }
-    latest: dict[str, scans.Recorded] = {}
-    for r in scans.of_version(repo, v.commit, model.name, v.version):
-        latest[str(r.doc.get("data_digest", r.key))] = r  # oldest first: the last one wins
+    latest = scans.latest_of_version(repo, v.commit, model.name, v.version)
     if latest:
-        info["scans"] = {str(r.doc.get("data", r.key)): r.summary for r in latest.values()}
+        info["scans"] = {str(r.doc.get("data", r.key)): r.summary for r in latest}
         info["findings"] = [
-            {"data": str(r.doc.get("data", "")), **f} for r in latest.values() for f in r.findings
+            {"data": str(r.doc.get("data", "")), **f} for r in latest for f in r.findings
         ]
     return info

@@ -212,10 +212,7 @@ def _check_published(reg: model_registry.Registry, req: Request) -> None:
 
 
 def _latest_scans(repo: Repo, p: life.Plan) -> list[scans.Recorded]:
-    latest: dict[str, scans.Recorded] = {}
-    for r in scans.of_version(repo, p.version.commit, p.model, p.version.version):
-        latest[str(r.doc.get("data_digest", r.key))] = r  # oldest first: the last one wins
-    return list(latest.values())
+    return scans.latest_of_version(repo, p.version.commit, p.model, p.version.version)
 
 
 def _scan_lines(recorded: list[scans.Recorded]) -> list[str]:

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, abort, redirect, render_template, request, send_from_directory
+from flask import (
+    Flask,
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    send_from_directory,
+)
 
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
@@ -121,6 +130,18 @@ def create_app(path: str | os.PathLike[str] | None = None, token: str | None = N
     def run(run_id: str) -> str:
         r = repo()
         return page("run.html", **runs_view.run_detail(r, listings.get(r), run_id))
+
+    @app.get("/run/<run_id>/artifact/<path:name>")
+    def artifact(run_id: str, name: str) -> Response:
+        r = repo()
+        path, filename = runs_view.artifact_file(r, listings.get(r), run_id, name)
+        return send_file(
+            path,
+            mimetype="application/octet-stream",
+            as_attachment=True,
+            download_name=filename,
+            max_age=0,
+        )
 
     @app.get("/compare")
     def compare() -> str:

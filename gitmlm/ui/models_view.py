@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitmlm.core import config
+from gitmlm.core import config, scans
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
 from gitmlm.models import ops, signing
@@ -60,6 +60,14 @@ def model_page(repo: Repo, name: str, listing: runs.Listing) -> dict[str, Any]:
                 "datasets": (
                     {k: d.get("digest", "") for k, d in run.datasets.items()} if run else v.datasets
                 ),
+                "scans": [
+                    {
+                        "data": str(r.doc.get("data", "")),
+                        "summary": r.summary,
+                        "findings": r.findings,
+                    }
+                    for r in scans.latest_of_version(repo, v.commit, model.name, v.version)
+                ],
             }
         )
     gates: list[dict[str, Any]] = []

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gitmlm import storage
 from gitmlm.core import codec, fmt, refs, where
 from gitmlm.core.git import Repo
 from gitmlm.core.records import ATTRIBUTES, Run, flat_row
@@ -214,6 +217,28 @@ def run_detail(repo: Repo, listed: Listed, run_id: str) -> dict[str, Any]:
         "chart": chart_runs([run]),
         "problems": problems,
     }
+
+
+def artifact_file(repo: Repo, listed: Listed, run_id: str, name: str) -> tuple[Path, str]:
+    """A file artifact of a run: (verified local path of its bytes, a safe download name).
+    The URL's path is only a key into the run's `artifacts` table, never a path on disk: the
+    bytes come from the object store by the recorded digest."""
+    run = listed.by_id.get(run_id) or runs.resolve(listed.listing, run_id)
+    parts = name.split("/")
+    info = run.artifacts.get(name) if ".." not in parts else None
+    if info is None:
+        raise MlmError(f"run {run.id[:12]} has no artifact {name!r}")
+    if info.get("kind") == "dir":
+        raise MlmError(
+            f"artifact {name!r} of run {run.id[:12]} is a folder; get it with "
+            f"`git mlm artifacts get {run.id[:12]} {name}`"
+        )
+    try:
+        path = storage.fetch(repo, str(info.get("digest", "")))
+    except MlmError as exc:
+        raise MlmError(f"artifact {name!r} of run {run.id[:12]}: {exc}") from None
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", PurePosixPath(name).name).lstrip(".") or "artifact"
+    return path, safe
 
 
 def chart_runs(chosen: list[Run]) -> list[dict[str, Any]]:

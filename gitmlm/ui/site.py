@@ -21,6 +21,8 @@ class Site(Protocol):
 
     def asset(self, name: str) -> str: ...
 
+    def artifact(self, run_id: str, path: str) -> str: ...
+
 
 def _query(query: dict[str, str | list[str]]) -> str:
     kept = {k: v for k, v in query.items() if v not in ("", [], None)}
@@ -39,6 +41,9 @@ class ServerSite:
 
     def asset(self, name: str) -> str:
         return f"/static/{name}"
+
+    def artifact(self, run_id: str, path: str) -> str:
+        return f"/run/{quote(run_id, safe='')}/artifact/{quote(path, safe='/')}"
 
 
 def slug(name: str) -> str:
@@ -69,6 +74,10 @@ class StaticSite:
 
     def asset(self, name: str) -> str:
         return f"{self.up}static/{name}"
+
+    def artifact(self, run_id: str, path: str) -> str:
+        """No link: the report carries no artifact bytes (they can be large; docs/ui.md)."""
+        return ""
 
 
 def page_file(page: str, name: str = "") -> str:
