@@ -18,26 +18,12 @@ from gitmlm.errors import MlmError
 _HEADER = re.compile(r"^\s*\[")
 
 
-def _header(name: str) -> re.Pattern[str]:
-    quoted = re.escape(name)
-    return re.compile(
-        rf"""^\s*\[\s*datasets\s*\.\s*(?:{quoted}|"{quoted}"|'{quoted}')\s*\]\s*(?:\#.*)?$"""
-    )
-
-
 _PATH_KEY = re.compile(r"""^\s*(?:path|"path"|'path')\s*=""")
 
 
 def _section(lines: list[str], name: str) -> tuple[int, int] | None:
-    """(header line, end line) of [datasets.NAME], end exclusive."""
-    header = _header(name)
-    for i, line in enumerate(lines):
-        if header.match(line):
-            end = i + 1
-            while end < len(lines) and not _HEADER.match(lines[end]):
-                end += 1
-            return i, end
-    return None
+    """(header line, end line) of [datasets.NAME], end exclusive (names hold no dots)."""
+    return _table_span(lines, f"datasets.{name}")
 
 
 def _parse(text: str) -> dict[str, Any]:
