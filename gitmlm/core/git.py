@@ -16,6 +16,7 @@ from pathlib import Path
 import pygit2
 
 from gitmlm.core import gitcmd
+from gitmlm.core.records import CommitInfo
 from gitmlm.errors import MlmError
 
 ZERO = "0" * 40
@@ -41,18 +42,6 @@ class Head:
     @property
     def detached(self) -> bool:
         return self.commit is not None and self.branch is None
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    oid: str
-    parents: tuple[str, ...]
-    author: str
-    email: str
-    time: int
-    offset: int
-    message: str
-    tree: str
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,25 @@
-"""Run records: plain data, no I/O."""
+"""Records as plain data, no I/O: runs, and the commits they sit on."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit as git reports it; made by core.git (pygit2) and by the fast log path (git log),
+    which must not load pygit2."""
+
+    oid: str
+    parents: tuple[str, ...]
+    author: str
+    email: str
+    time: int
+    offset: int
+    message: str
+    tree: str
+
 
 STATUSES = ("running", "finished", "failed", "crashed")
 ATTRIBUTES = (

@@ -12,18 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitmlm.core import briefcache, gitcmd, refs
+from gitmlm.core.records import CommitInfo
 from gitmlm.tracking import logtext
-
-
-@dataclass(frozen=True)
-class _Commit:
-    oid: str
-    parents: tuple[str, ...]
-    author: str
-    email: str
-    time: int
-    offset: int
-    message: str
 
 
 @dataclass
@@ -76,17 +66,17 @@ def _out(proc: subprocess.Popen[bytes]) -> str | None:
     return data.decode("utf-8", "replace") if proc.returncode == 0 else None
 
 
-def _commits(text: str) -> list[_Commit]:
+def _commits(text: str) -> list[CommitInfo]:
     out = []
     for record in text.split("\0"):
         record = record.lstrip("\n")
         if not record:
             continue
-        oid, parents, author, email, when, date, message = record.split("\x1f", 6)
+        oid, parents, author, email, when, date, tree, message = record.split("\x1f", 7)
         tz = date.rsplit(" ", 1)[1]
         offset = int(tz[1:3]) * 60 + int(tz[3:5])
         out.append(
-            _Commit(
+            CommitInfo(
                 oid,
                 tuple(parents.split()),
                 author,
@@ -94,6 +84,7 @@ def _commits(text: str) -> list[_Commit]:
                 int(when),
                 -offset if tz[0] == "-" else offset,
                 message,
+                tree,
             )
         )
     return out
@@ -117,7 +108,7 @@ def run(argv: list[str]) -> bool:
             "log",
             "--date-order",
             "-z",
-            "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%at%x1f%ai%x1f%B",
+            "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%at%x1f%ai%x1f%T%x1f%B",
             *limit,
             *revs,
             "--",
