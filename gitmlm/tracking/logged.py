@@ -47,6 +47,23 @@ def keep(repo: Repo, run_id: str, name: str, data: bytes) -> dict[str, Any]:
     return {"digest": stored, "size": len(data), "kept": True}
 
 
+def keep_path(repo: Repo, run_id: str, name: str, path: Path) -> dict[str, Any]:
+    """Keep a file or folder from anywhere (a model a framework saved to a temporary folder) as
+    the run's artifact `name`: streamed into the object store from disk, never held in memory
+    whole, so a model of gigabytes costs its size on disk and no more; returns its entry."""
+    from gitmlm import storage
+
+    name = check_name(name)
+    if not path.is_file() and not path.is_dir():
+        raise MlmError(f"cannot keep {path}: it is not a file or a folder")
+    stored, size, files = storage.store_path(repo, path)
+    info: dict[str, Any] = {"digest": stored, "size": size, "kept": True}
+    if path.is_dir():
+        info |= {"files": files, "kind": "dir"}
+    storage.export(repo, stored, kept_path(repo, run_id, name), folder=path.is_dir())
+    return info
+
+
 def kept_path(repo: Repo, run_id: str, name: str) -> Path:
     return repo.mlm_dir / "artifacts" / run_id / check_name(name)
 

@@ -157,6 +157,13 @@ class ActiveRun:
         self._add_artifacts({logged.check_name(name): info})
         return info
 
+    def log_file(self, path: str | os.PathLike[str], name: str) -> dict[str, Any]:
+        """Keep a file or folder from outside the work tree (what a framework saved) as the
+        run's artifact `name`, streamed into the object store like log_artifact's."""
+        info = logged.keep_path(self.repo, self.id, name, Path(path))
+        self._add_artifacts({logged.check_name(name): info})
+        return info
+
     def _add_artifacts(self, files: Mapping[str, dict[str, Any]]) -> None:
         with self._lock:
             for rel, info in files.items():
