@@ -22,9 +22,11 @@ computed next land in it too; ended when the next one starts or the process exit
 
 
 def run_for(framework: str) -> tracking.ActiveRun:
-    """The current run, or a new one autologging owns."""
+    """The current run, or a new one autologging owns. A training call records into the
+    user's run; outside one, each gets its own run (the previous own run ends here): two fits
+    of a script never mix their params in one record."""
     active = tracking.current()
-    if active is not None:
+    if active is not None and active not in _own:
         return active
     with _lock:
         end_own()
