@@ -25,6 +25,7 @@ from gitmlm.tracking import logged
 # Keras 3 on numpy 2 warns at every step that __array__ takes no `copy`: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
+
 @pytest.fixture(autouse=True)
 def own_runs_end() -> Iterator[None]:
     yield
@@ -93,9 +94,9 @@ def test_autolog_waits_for_the_import_and_an_uncaught_exception_fails_the_run(
     repo: Path,
 ) -> None:
     """A plain script, no `start_run`. autolog() before `import keras` imports no Keras and
-    turns Keras on at its import. (It may import torch:
-    scikit-learn's all_estimators() walks sklearn.externals.array_api_compat.torch.) Then, autolog off, the callback alone sees no exception: the
-    run it opened ends failed with the one that stopped the script."""
+    turns Keras on at its import (torch may load all the same: scikit-learn's all_estimators()
+    walks sklearn.externals.array_api_compat.torch). Then, autolog off, the callback alone sees
+    no exception: the run it opened ends failed with the one that stopped the script."""
     (repo / "fit.py").write_text(
         "import sys\n"
         "from gitmlm.autolog import autolog\n"

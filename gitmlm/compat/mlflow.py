@@ -575,6 +575,9 @@ class _Flavor:
 sklearn = _Flavor("gitmlm.autolog.sklearn")
 xgboost = _Flavor("gitmlm.autolog.xgboost")
 lightgbm = _Flavor("gitmlm.autolog.lightgbm")
+pytorch = _Flavor("gitmlm.autolog.lightning")  # MLflow's pytorch autolog is Lightning's
+keras = _Flavor("gitmlm.autolog.keras")
+transformers = _Flavor("gitmlm.autolog.transformers")
 
 
 def delete_run(run_id: str) -> None:
@@ -598,6 +601,7 @@ __all__ = [
     "get_experiment_by_name",
     "get_run",
     "get_tracking_uri",
+    "keras",
     "last_active_run",
     "lightgbm",
     "log_artifact",
@@ -610,6 +614,7 @@ __all__ = [
     "log_params",
     "log_table",
     "log_text",
+    "pytorch",
     "search_runs",
     "set_experiment",
     "set_tag",
@@ -617,5 +622,6 @@ __all__ = [
     "set_tracking_uri",
     "sklearn",
     "start_run",
+    "transformers",
     "xgboost",
 ]
