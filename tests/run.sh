@@ -31,5 +31,11 @@ else  # a clone on its own: the same venvs, made here (skips what is installed)
   done
 fi
 
-python -m pip install -q -e '.[test]'
+# torch's CPU build before the deep-learning autolog extra: the tests train tiny models on the
+# CPU, and pip would take a CUDA build of several GB for a plain `torch`. The +cpu wheel is the
+# one pip finds on these machines; elsewhere, whatever `torch` gives.
+if ! python -c 'import torch' 2>/dev/null; then
+  python -m pip install -q 'torch==2.13.0+cpu' 2>/dev/null || python -m pip install -q torch
+fi
+python -m pip install -q -e '.[test,autolog-dl]'
 python -m pytest -n auto -q "$@"
