@@ -95,3 +95,17 @@ def test_disable_restores_the_library(repo: Path) -> None:
     with gitmlm.start_run() as run:
         LogisticRegression(max_iter=300).fit(x, y)
     assert gitmlm.get_run(run.id).params == {}
+
+
+def test_two_fits_outside_a_run_are_two_runs(repo: Path, autolog: None) -> None:
+    from gitmlm.autolog import common
+
+    x, y = load_iris(return_X_y=True)
+    try:
+        LogisticRegression(C=0.5, max_iter=300).fit(x, y)
+        StandardScaler().fit(x)
+    finally:
+        common.end_own()
+    first, second = (gitmlm.get_run(r) for r in gitmlm.runs(order_by="started")["run_id"])
+    assert first.params["C"] == 0.5 and "with_mean" not in first.params
+    assert second.params["with_mean"] is True and "C" not in second.params

@@ -35,6 +35,18 @@ def run_for(framework: str) -> tracking.ActiveRun:
         return run
 
 
+def run_of(kept: tracking.ActiveRun | None, framework: str) -> tracking.ActiveRun:
+    """The run a logger or callback records into: the user's innermost open run; else the own
+    run it has been recording into, while that is open; else a new own run. (A logger made
+    before the user's `with start_run()` records into that run, not into one of its own.)"""
+    active = tracking.current()
+    if active is not None and active not in _own:
+        return active
+    if kept is not None and kept in _own:
+        return kept
+    return run_for(framework)
+
+
 _training: set[str] = set()
 """Own runs whose training began and has not ended. A callback sees no exception (Keras and
 transformers have no hook for it): such a run that is still training when it is ended (the

@@ -44,8 +44,7 @@ class GitmlmCallback(keras.callbacks.Callback):  # type: ignore[misc]  # keras i
         self._step = 0
 
     def _current(self) -> tracking.ActiveRun:
-        if self.run is None or self.run not in tracking._active:
-            self.run = common.run_for(FRAMEWORK)
+        self.run = common.run_of(self.run, FRAMEWORK)
         return self.run
 
     def on_train_begin(self, logs: Any = None) -> None:

@@ -55,8 +55,7 @@ class GitmlmLogger(Logger):  # type: ignore[misc]  # Lightning's classes are unt
     @property
     def run(self) -> tracking.ActiveRun:
         """The run this logger records into (opened at first use)."""
-        if self._run is None or self._run not in tracking._active:
-            self._run = common.run_for(FRAMEWORK)
+        self._run = common.run_of(self._run, FRAMEWORK)
         return self._run
 
     @rank_zero_only  # type: ignore[untyped-decorator]

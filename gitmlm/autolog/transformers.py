@@ -35,8 +35,7 @@ class GitmlmCallback(TrainerCallback):  # type: ignore[misc]  # transformers is 
         self.run: tracking.ActiveRun | None = None
 
     def _current(self) -> tracking.ActiveRun:
-        if self.run is None or self.run not in tracking._active:
-            self.run = common.run_for(FRAMEWORK)
+        self.run = common.run_of(self.run, FRAMEWORK)
         return self.run
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
