@@ -22,9 +22,12 @@ from gitmlm.tracking import record as tracking
 
 FRAMEWORK = "keras"
 MODEL = "model/model.keras"
-UNLOGGED = frozenset({"self", "x", "y", "callbacks", "validation_data", "verbose"})
-"""fit's arguments that are data or plumbing, not settings (MLflow leaves out the same)."""
+UNLOGGED = frozenset({"self", "x", "y", "callbacks", "validation_data", "verbose", "sample_weight"})
+"""fit's arguments that are data or plumbing, not settings (MLflow leaves out the same, and
+logs `sample_weight`, a weight per row, as its text; here it is data too)."""
 _original_fit: Callable[..., Any] | None = None
+_defined_on_model = False
+"""Whether keras.Model itself defined fit (with every backend so far, its trainer does)."""
 _options = {"log_models": True}
 
 
@@ -82,17 +85,21 @@ def autolog(
     *, log_models: bool = True, disable: bool = False, log_every_n_steps: int | None = None
 ) -> None:
     """Add a GitmlmCallback to every `Model.fit` that has none (or stop doing so)."""
-    global _original_fit
+    global _original_fit, _defined_on_model
     _options["log_models"] = log_models
     if disable:
         if _original_fit is not None:
-            del keras.Model.fit  # the backend's trainer defines it; Model only shadowed it
+            if _defined_on_model:
+                keras.Model.fit = _original_fit
+            else:  # the backend's trainer defines it: Model only shadowed it
+                del keras.Model.fit
             _original_fit = None
         return
     if _original_fit is not None:
         return
     original = keras.Model.fit
     _original_fit = original
+    _defined_on_model = "fit" in keras.Model.__dict__
     signature = inspect.signature(original)
 
     @functools.wraps(original)
