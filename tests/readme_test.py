@@ -31,7 +31,8 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = "bash tests/run.sh"
     assert command in ci and command in readme
     script = (ROOT / "tests" / "run.sh").read_text()
-    assert "pip install -q -e '.[test]'" in script and "python -m pytest" in script
+    # the test extra, and the extras of what the tests drive (the deep-learning autologs)
+    assert "pip install -q -e '.[test,autolog-dl]'" in script and "python -m pytest" in script
 
 
 def _yaml_blocks() -> list[str]:
