@@ -76,6 +76,27 @@ def test_log_folder_text_dict_figure_table(repo: Path) -> None:
     assert (repo / "back" / "sub" / "b.txt").read_text() == "b"
 
 
+def test_log_file_keeps_a_file_or_folder_from_outside_the_work_tree(
+    repo: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "saved"
+    (saved / "weights").mkdir(parents=True)
+    (saved / "config.json").write_text("{}")
+    (saved / "weights" / "w.bin").write_bytes(b"\0" * 4096)
+    with gitmlm.start_run() as run:
+        run.log_file(saved, "model")
+        run.log_file(saved / "config.json", "model.json")
+        with pytest.raises(MlmError, match="not a file or a folder"):
+            run.log_file(tmp_path / "nothing", "x")
+    got = gitmlm.get_run(run.id).artifacts
+    assert got["model"]["kind"] == "dir" and got["model"]["files"] == 2
+    assert got["model"]["size"] == 4098 and got["model"]["kept"] is True
+    assert _kept(repo, run.id, "model/weights/w.bin") == b"\0" * 4096
+    assert got["model.json"]["size"] == 2 and "x" not in got
+    mlm(repo, "artifacts", "get", run.id, "model", "-o", str(repo / "back"))
+    assert (repo / "back" / "config.json").read_text() == "{}"
+
+
 def test_bad_artifacts_are_one_clear_error(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logged, "TABLE_CAP", 1000)
     with gitmlm.start_run() as run:
