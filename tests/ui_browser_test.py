@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers import XSS, mlm, ui_project
+from tests.helpers import XSS, mlm, monitor_project, ui_project
 
 DOCS = os.environ.get("GITMLM_UI_SCREENSHOTS")
 """Read at import: the hermetic fixture clears GITMLM_* variables before each test."""
@@ -174,12 +174,44 @@ def test_ui_in_a_browser(browser: Any, server: tuple[str, dict[str, str]], tmp_p
     page.close()
 
 
+def watch_console(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def drawn_charts(page: Any, box: str) -> int:
+    """How many plotly charts in `box` drew their svg with something on it."""
+    page.wait_for_selector(f"{box}[data-drawn]")
+    charts = page.locator(f"{box} .js-plotly-plot")
+    for i in range(charts.count()):
+        assert charts.nth(i).locator("svg.main-svg .trace path").count(), f"{box} chart {i}"
+    return int(charts.count())
+
+
 def test_report_from_file_urls(browser: Any, repo: Path, tmp_path: Path) -> None:
     ids = ui_project(repo)
+    observed = tmp_path / "observed.html"
+    monitor_project(repo, ids["fast"], observed)
     out = tmp_path / "site"
     mlm(repo, "report", "-o", str(out))
     page = browser.new_page(viewport={"width": 1280, "height": 760})
     fired = watch_dialogs(page)
+    console = watch_console(page)
+
+    # `git mlm monitor --html`: one file, the same charts, plotly.js inside it, from file://.
+    page.goto(observed.as_uri())
+    page.wait_for_selector("body[data-ready=true]")
+    assert drawn_charts(page, "#monitor-charts") == 4  # age, city, label, pred: training vs serving
+    assert drawn_charts(page, "#window-charts") == 2  # quality and latency per window
+    assert "DRIFT" in page.inner_text("#features") and XSS in page.inner_text("#monitor-charts")
+    expect(page.locator("script[src], link[rel=stylesheet]")).to_have_count(0)  # nothing fetched
+    shot(page, tmp_path, "monitor-html")
+    # The report's Monitor page draws the recorded observation with the same script.
+    page.goto((out / "monitor" / "churn.html").as_uri())
+    assert drawn_charts(page, "#monitor-charts") == 6  # 4 features, quality, latency
+    assert console == [] and fired == []
     page.goto((out / "index.html").as_uri())
     expect(page.locator("#runs tr.run")).to_have_count(3)
     check_xss(page, fired)
