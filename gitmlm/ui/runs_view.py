@@ -174,6 +174,41 @@ def runs_page(
     )
 
 
+def static_filter(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the static report's Runs page needs to filter `rows` with the --where language in
+    the browser (static/where.js): the grammar's tables (from gitmlm.core.where, its one home),
+    the columns a query may name, and every row's values. Floats travel as Python spells them
+    (`{"n": "1.0"}`: `like` matches that text, and JSON has no NaN), as do integers beyond
+    JavaScript's exact range; lists and tables as `{"o": 1}`, which no comparison matches."""
+    known, open_prefixes = query.known_columns(rows)
+    columns = sorted(known)
+    index = {c: str(i) for i, c in enumerate(columns)}
+    encoded = []
+    for row in rows:
+        cells = {index[k]: _js_value(v) for k, v in query.with_times(row).items() if v is not None}
+        encoded.append([row["run_id"], cells])
+    return {
+        "grammar": where.grammar(),
+        "known": columns,
+        "open": list(open_prefixes),
+        "columns": columns,
+        "rows": encoded,
+    }
+
+
+_JS_EXACT = 2**53
+
+
+def _js_value(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if -_JS_EXACT < value < _JS_EXACT else {"n": str(value)}
+    if isinstance(value, float):
+        return {"n": repr(value)}
+    return {"o": 1}
+
+
 def _first_seen(rows: list[dict[str, Any]], group: str) -> Any:
     first: dict[str, int] = {}
     for i, row in enumerate(rows):

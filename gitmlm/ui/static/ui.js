@@ -43,18 +43,39 @@
     }
     form.addEventListener("change", update);
     update();
-    var quick = document.getElementById("quickfilter");
-    if (quick) {
-      quick.addEventListener("input", function () {
-        var text = quick.value.toLowerCase();
-        document.querySelectorAll("#runs tbody tr.run").forEach(function (tr) {
-          tr.hidden = text !== "" && tr.textContent.toLowerCase().indexOf(text) < 0;
-        });
-      });
-    }
+    if (STATIC && DATA && DATA.filter && window.gitmlmWhere) staticFilter(DATA.filter);
     document.querySelectorAll("#runs th.sorter").forEach(function (th) {
       th.addEventListener("click", function () { sortTable(th); });
     });
+  }
+
+  function staticFilter(data) {
+    // The report has no server: the --where language runs here (static/where.js), on the rows
+    // the page carries. ?where= in the URL fills it in, so a filtered view can be linked.
+    var filter = new window.gitmlmWhere(data);
+    var form = document.getElementById("filter-form"), input = document.getElementById("where");
+    var error = document.getElementById("where-error"), count = document.getElementById("where-count");
+    function apply() {
+      var got = filter.select(input.value), keep = {};
+      (got.ids || []).forEach(function (id) { keep[id] = true; });
+      document.querySelectorAll("#runs tbody tr.run").forEach(function (tr) {
+        tr.hidden = !keep[tr.getAttribute("data-run")];
+        if (tr.hidden) tr.querySelector("input.pick").checked = false;
+      });
+      error.textContent = got.error || "";
+      error.hidden = !got.error;
+      count.textContent = got.error ? "" : got.ids.length + " shown";
+      document.getElementById("compare-form").dispatchEvent(new Event("change"));
+    }
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      apply();
+      var url = new URL(location.href);
+      url.searchParams.set("where", input.value);
+      try { history.replaceState(null, "", url.href); } catch (e) { /* some file:// pages refuse */ }
+    });
+    var given = new URLSearchParams(location.search).get("where");
+    if (given) { input.value = given; apply(); }
   }
 
   function sortTable(th) {
