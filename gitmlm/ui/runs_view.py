@@ -177,9 +177,10 @@ def runs_page(
 def static_filter(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """What the static report's Runs page needs to filter `rows` with the --where language in
     the browser (static/where.js): the grammar's tables (from gitmlm.core.where, its one home),
-    the columns a query may name, and every row's values. Floats travel as Python spells them
-    (`{"n": "1.0"}`: `like` matches that text, and JSON has no NaN), as do integers beyond
-    JavaScript's exact range; lists and tables as `{"o": 1}`, which no comparison matches."""
+    the columns a query may name, and every row's values (column index -> value). A float that
+    JavaScript would print otherwise than Python travels as Python's text (`{"n": "1.0"}`:
+    `like` matches that text, and JSON has no NaN), as do integers beyond JavaScript's exact
+    range; lists and tables as `{"o": 1}`, which no comparison matches."""
     known, open_prefixes = query.known_columns(rows)
     columns = sorted(known)
     index = {c: str(i) for i, c in enumerate(columns)}
@@ -205,6 +206,10 @@ def _js_value(value: Any) -> Any:
     if isinstance(value, int):
         return value if -_JS_EXACT < value < _JS_EXACT else {"n": str(value)}
     if isinstance(value, float):
+        # Both languages print the shortest round-trip digits; they differ only in when they
+        # switch to exponents (Python below 1e-4 and from 1e16) and in "1.0" (JavaScript: "1").
+        if 1e-4 <= abs(value) < 1e16 and not value.is_integer():
+            return value
         return {"n": repr(value)}
     return {"o": 1}
 
