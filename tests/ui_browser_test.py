@@ -317,6 +317,9 @@ PARITY_EXPRESSIONS = [
     "metrics.acc = 1abc", "metrics.acc = 1.2.3", "not " * 101 + "metrics.acc > 1",
     "(" * 101 + "metrics.acc > 1" + ")" * 101, "metrics.acc\t>\x0b\x1c'x", "émoji 🚀 = = 1",
     "params.opt = 'a' or", "params.opt = 'a' xor params.n = 1",
+    # suggestions: near and far (difflib's cutoff 0.6), ties (the larger name wins)
+    "user_name = 1", "zz_host_zz = 1", "stat = 1", "ended_at = 1", "metrics.accuracy > 1",
+    "params.lrate = 1", "hosts = 'a'", "metrics.f1_score > 1", "exit = 0",
 ]  # fmt: skip
 
 
