@@ -190,6 +190,7 @@ def main() -> int:
                     return time.perf_counter() - start
 
                 static_first = statistics.median(static_rows() for _ in range(3))
+                page.wait_for_load_state("load")  # the script that runs the filter is last
 
                 def static_filter(text: str) -> float:
                     # In the page: the filter's first use decodes every run's values, then each
