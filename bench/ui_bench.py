@@ -245,21 +245,21 @@ def main() -> int:
         static_first,
         "chromium: server Runs, warm",
         warm_browser,
-        1.0,
+        None,  # the targets are the server's
     )
     row(
         "chromium: report --where, first use",
         filter_first,
         "chromium: server Runs, warm",
         warm_browser,
-        1.0,
+        None,  # the targets are the server's
     )
     row(
         "chromium: report --where, again",
         filter_warm,
         "chromium: server Runs, warm",
         warm_browser,
-        1.0,
+        None,  # the targets are the server's
     )
     print(f"(the filter `{where_text}` showed {shown} of {args.runs} runs)")
     return 0
