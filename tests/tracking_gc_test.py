@@ -16,6 +16,7 @@ from gitmlm.checkpoints import checkpoint
 from gitmlm.core import codec, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
+from gitmlm.models import fetch
 from gitmlm.storage import settings
 from gitmlm.sync import sync
 from gitmlm.tracking import logged, manage
@@ -104,6 +105,9 @@ def test_gc_drops_what_only_deleted_runs_hold(repo: Path) -> None:
     scan = {"updated": codec.now(), "artifact_digest": _digest(blobs["scanned.bin"])}
     store.put_runs(r, refs.SCANS, head, {"run x sha256:0": scan}, "a scan")
 
+    folder = repo.parent / "objects-remote"
+    mlm(repo, "storage", "add", "shared", str(folder), "-d")
+    fetch.push_all(r)  # every object, x's included, is on the storage remote too
     manage.remove(r, [x, w])
     manage.archive(r, [z])
     x_commit = _pins(repo)[refs.checkpoint(x)]
@@ -120,7 +124,7 @@ def test_gc_drops_what_only_deleted_runs_hold(repo: Path) -> None:
     assert refs.checkpoint(x) in _pins(repo) and logged.kept_dir(r, x).is_dir()
     assert store_.has(_digest(blobs["only_x.bin"]))
 
-    out = mlm(repo, "gc").stdout
+    out = mlm(repo, "gc", "--remote", "--yes").stdout
     assert "collected 2 deleted run(s): 2 series table(s)" in out, out
     assert "1 checkpoint/keep ref(s), 2 kept file(s)" in out
     assert "cache: deleted 3 object(s)" in out  # only_x.bin and the notes.txt of x and w
@@ -140,6 +144,10 @@ def test_gc_drops_what_only_deleted_runs_hold(repo: Path) -> None:
     assert not store_.has(_digest(b"notes of x"))
     for name in ("shared.bin", "only_z.bin", "data.bin", "scanned.bin", "models/churn.pkl"):
         assert store_.has(_digest(blobs[name])), name
+    assert "remote shared: deleted 3 object(s)" in out  # the same three on the storage remote
+    there = {p.parent.name + p.name for p in (folder / "sha256").glob("*/*")}
+    assert _digest(blobs["only_x.bin"])[7:] not in there
+    assert _digest(blobs["shared.bin"])[7:] in there
     # the tombstone stays, marked collected; the archived run is untouched
     assert _record(repo, x) == {"deleted": True, "collected": True, "name": "x"}
     assert _record(repo, z)["collected"] is None
@@ -164,7 +172,8 @@ def test_gc_drops_what_only_deleted_runs_hold(repo: Path) -> None:
     assert again.runs.runs == [] and again.runs.refs == [] and again.cache.deleted == []
     # restore after gc brings the record back, not what gc dropped
     manage.restore(r, [x])
-    assert _record(repo, x)["deleted"] is False and x not in _series(repo)
+    assert _record(repo, x) == {"deleted": False, "collected": False, "name": "x"}
+    assert x not in _series(repo)
 
 
 def test_a_run_written_while_gc_runs_is_not_lost(repo: Path, tmp_path: Path) -> None:

@@ -450,8 +450,14 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
     report.kept = len(made)
     # Pins of runs gc collected (checkpoints/pins.py) travel no more: one we still hold (not
     # collected here yet) is not sent, and one only the remote holds is deleted there.
+    # Only the pins one side lacks are judged: a sync with nothing new reads no note for this.
     gone = pins.dead_pins(
-        repo, {**{n: o for n, o in remote_refs.items() if n not in locals_}, **locals_}, table
+        repo,
+        {
+            **{n: o for n, o in remote_refs.items() if n not in locals_},
+            **{n: o for n, o in locals_.items() if n not in remote_refs},
+        },
+        table,
     )
     deleting = [transport.Update(n, "", remote_refs[n]) for n in sorted(gone) if n not in locals_]
     for name, mine in sorted(locals_.items()):

@@ -21,6 +21,7 @@ import difflib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gitmlm.checkpoints import pins
 from gitmlm.core import codec, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
@@ -122,6 +123,10 @@ def restore(repo: Repo, run_ids: Sequence[str]) -> list[Run]:
     def change(run: Run) -> Edit:
         if not run.deleted and not run.archived:
             raise MlmError(f"run {run.id[:12]} is neither deleted nor archived")
+        if run.extra.get(pins.COLLECTED) is True:
+            # What gc dropped is gone here; a clone that has not run gc still holds it, and as
+            # the run is no longer deleted, sync brings it back from there.
+            return _setter(deleted=False, archived=False, **{pins.COLLECTED: False})
         return _setter(deleted=False, archived=False)
 
     return edit(repo, run_ids, change, "restore runs", deleted=True)
