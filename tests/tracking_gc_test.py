@@ -29,12 +29,20 @@ def _digest(data: bytes) -> str:
 
 
 def _run(
-    path: Path, name: str, files: tuple[str, ...] = (), code: checkpoint.Code | None = None
+    path: Path,
+    name: str,
+    files: tuple[str, ...] = (),
+    code: checkpoint.Code | None = None,
+    profile: bool = False,
 ) -> str:
     """A finished run with a step series, the given work-tree files as artifacts, and a text
-    kept in memory (its copy under .git/mlm/artifacts/<run-id>/)."""
+    kept in memory (its copy under .git/mlm/artifacts/<run-id>/); a data profile if asked."""
     repo = Repo.open(path)
     active = tracking.begin(repo, name, {"n": name}, command=["train"], code=code)
+    if profile:
+        import pandas as pd
+
+        active.log_dataset("frame", pd.DataFrame({"a": [1.0, 2.0, 3.0]}))
     for step in range(3):
         active.log_metric("loss", 1.0 / (step + 1), step=step)
     for f in files:
@@ -44,10 +52,10 @@ def _run(
     return tracking.finish(repo, active.record, "finished", 0).id
 
 
-def _series(path: Path) -> set[str]:
-    """Run ids with a table in the series notes."""
+def _series(path: Path, ref: str = refs.SERIES) -> set[str]:
+    """Run ids with a table in the series (or profile) notes."""
     repo = Repo.open(path)
-    snap = store.snapshot(repo, refs.SERIES)
+    snap = store.snapshot(repo, ref)
     return {rid for doc in store.read_all(repo, snap).values() for rid in doc}
 
 
@@ -88,9 +96,14 @@ def test_gc_drops_what_only_deleted_runs_hold(repo: Path) -> None:
     git(repo, "commit", "-q", "-m", "data and model")
 
     _dirty(repo, "print('x')\n")
-    x = _run(repo, "x", ("shared.bin", "only_x.bin", "data.bin", "scanned.bin", "models/churn.pkl"))
+    x = _run(
+        repo,
+        "x",
+        ("shared.bin", "only_x.bin", "data.bin", "scanned.bin", "models/churn.pkl"),
+        profile=True,
+    )
     _dirty(repo, "print('y')\n")
-    y = _run(repo, "y", ("shared.bin",))
+    y = _run(repo, "y", ("shared.bin",), profile=True)
     _dirty(repo, "print('z')\n")
     z = _run(repo, "z", ("only_z.bin",))
     _dirty(repo, "print('w')\n")
@@ -125,12 +138,12 @@ def test_gc_drops_what_only_deleted_runs_hold(repo: Path) -> None:
     assert store_.has(_digest(blobs["only_x.bin"]))
 
     out = mlm(repo, "gc", "--remote", "--yes").stdout
-    assert "collected 2 deleted run(s): 2 series table(s)" in out, out
+    assert "collected 2 deleted run(s): 2 series table(s), 1 profiles table(s)" in out, out
     assert "1 checkpoint/keep ref(s), 2 kept file(s)" in out
     assert "cache: deleted 3 object(s)" in out  # only_x.bin and the notes.txt of x and w
     assert "git gc --prune=now" in out
     # series: the deleted runs' went, the others' stayed (the archived run's included)
-    assert _series(repo) == {y, z, rep}
+    assert _series(repo) == {y, z, rep} and _series(repo, refs.PROFILES) == {y}
     # checkpoint refs: x's went; w's stays (a live run is recorded on its commit)
     pins_now = _pins(repo)
     assert refs.checkpoint(x) not in pins_now

@@ -34,7 +34,7 @@ from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
-from gitmlm.tracking import artifacts, logged, manage, record
+from gitmlm.tracking import artifacts, logged, manage, profiles, record
 
 
 @dataclass
@@ -145,11 +145,12 @@ def collect(repo: Repo, *, dry_run: bool = False) -> Collected:
         touched = set(todo)
         where: dict[str, set[str]] = {}
         for run in gone:
-            for commit in {*listing.commits.get(run.id, []), run.commit}:
+            for commit in profiles.homes(run, listing.commits.get(run.id, [])):
                 where.setdefault(commit, set()).add(run.id)
         for ref in pins.RUN_KEYED:
             _drop_tables(repo, ref, where, dry_run, out, touched)
-        table = repo.ref_table(*pins.PINS)
+        # Only a commit a collected run is on can be dead: no other note is read.
+        table = {n: c for n, c in repo.ref_table(*pins.PINS).items() if c in where}
         for name in sorted(pins.dead_pins(repo, table, assume=assume)):
             if dry_run or repo.delete_ref(name, table[name]):
                 out.refs.append(name)
