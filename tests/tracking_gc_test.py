@@ -181,6 +181,7 @@ def test_gc_drops_what_only_deleted_runs_hold(repo: Path) -> None:
     }
 
     # again: nothing left to drop; the Python API reports the same way
+    assert "runs: no deleted run to collect" in mlm(repo, "gc", "--dry-run").stdout
     again = gitmlm.gc()
     assert again.runs.runs == [] and again.runs.refs == [] and again.cache.deleted == []
     # restore after gc brings the record back, not what gc dropped
@@ -279,7 +280,7 @@ def test_gc_across_clones_never_resurrects(tmp_path: Path) -> None:
     manage.remove(Repo.open(a), [x])
     gitmlm.gc(path=str(a))
     assert x not in _series(a) and x_pin not in _pins(a)
-    _sync(a)
+    assert "deleted on origin: 1 ref of runs gc collected" in mlm(a, "sync").stdout
     bare = Repo.open(tmp_path / "remote.git")
     assert x_pin not in bare.ref_table(refs.CHECKPOINTS)
 
@@ -314,3 +315,15 @@ def test_gc_across_clones_never_resurrects(tmp_path: Path) -> None:
     assert x_pin not in bare.ref_table(refs.CHECKPOINTS)
     snap = store.snapshot(bare, refs.SERIES)
     assert not any(x in doc for doc in store.read_all(bare, snap).values())
+
+
+def test_a_pin_is_deleted_only_where_gc_saw_it(repo: Path) -> None:
+    """gc deletes a pin ref as a compare-and-swap: one moved meanwhile stays."""
+    r = Repo.open(repo)
+    first = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "commit", "-q", "--allow-empty", "-m", "second")
+    second = git(repo, "rev-parse", "HEAD").strip()
+    name = refs.keep(first)
+    r.update_ref(name, second, None)  # moved after gc saw it at `first`
+    assert r.delete_ref(name, first) is False and r.ref(name) == second
+    assert r.delete_ref(name, second) is True and r.ref(name) is None

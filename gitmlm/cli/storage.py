@@ -198,11 +198,15 @@ def gc_lines(report: Any) -> list[str]:
     names each run, ref and object."""
     runs, verb = report.runs, "would delete" if report.dry_run else "deleted"
     tables = ", ".join(f"{n} {ref.rsplit('-', 1)[-1]} table(s)" for ref, n in runs.tables.items())
-    out = [
-        f"runs: {'would collect' if report.dry_run else 'collected'} {len(runs.runs)} deleted "
-        f"run(s): {tables} ({size_text(runs.table_bytes)} of notes), {len(runs.refs)} "
-        f"checkpoint/keep ref(s), {runs.kept_files} kept file(s) ({size_text(runs.kept_bytes)})"
-    ]
+    if runs.runs or runs.refs or runs.kept_files or any(runs.tables.values()):
+        out = [
+            f"runs: {'would collect' if report.dry_run else 'collected'} {len(runs.runs)} "
+            f"deleted run(s): {tables} (in {size_text(runs.table_bytes)} of notes), "
+            f"{len(runs.refs)} checkpoint/keep ref(s), {runs.kept_files} kept file(s) "
+            f"({size_text(runs.kept_bytes)})"
+        ]
+    else:
+        out = ["runs: no deleted run to collect"]
     if report.dry_run:
         out += [f"  run {rid}" for rid in runs.runs]
         out += [f"  ref {name}" for name in runs.refs]
