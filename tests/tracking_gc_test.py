@@ -185,7 +185,8 @@ def test_gc_drops_what_only_deleted_runs_hold(repo: Path) -> None:
     again = gitmlm.gc()
     assert again.runs.runs == [] and again.runs.refs == [] and again.cache.deleted == []
     # restore after gc brings the record back, not what gc dropped
-    manage.restore(r, [x])
+    said = mlm(repo, "runs", "restore", x).stderr
+    assert "was collected by `git mlm gc`" in said
     assert _record(repo, x) == {"deleted": False, "collected": False, "name": "x"}
     assert x not in _series(repo)
 
@@ -284,7 +285,9 @@ def test_gc_across_clones_never_resurrects(tmp_path: Path) -> None:
     bare = Repo.open(tmp_path / "remote.git")
     assert x_pin not in bare.ref_table(refs.CHECKPOINTS)
 
-    # b, which still has x whole, records another run (its series ref diverges) and syncs
+    # b, which still has x whole and never saw the delete, tags it (a later edit), records
+    # another run (its series ref diverges) and syncs
+    manage.tag(Repo.open(b), x, {"late": "1"})
     _run(b, "later")
     _sync(b)
     rb = Repo.open(b)
