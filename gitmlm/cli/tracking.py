@@ -249,8 +249,7 @@ def runs_restore(run_ids: tuple[str, ...]) -> None:
         if r.extra.get("collected") is True:
             click.echo(
                 f"run {r.id[: ids.SHORT]} was collected by `git mlm gc`: its series, checkpoint "
-                "and artifacts are gone from this clone (a clone that has not synced since that gc "
-                "may still have them; sync then brings them back)",
+                "and artifact copies are gone (restore brings back the record only)",
                 err=True,
             )
 

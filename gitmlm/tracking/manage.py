@@ -127,8 +127,8 @@ def restore(repo: Repo, run_ids: Sequence[str]) -> list[Run]:
         if not run.deleted and not run.archived:
             raise MlmError(f"run {run.id[:12]} is neither deleted nor archived")
         if run.extra.get(pins.COLLECTED) is True:
-            # What gc dropped is gone here; a clone that has not synced since may hold it, and as
-            # the run is no longer deleted, sync brings it back from there.
+            # What gc dropped is gone: the record alone comes back, no longer marked, so a
+            # later delete is collected again.
             return _setter(deleted=False, archived=False, **{pins.COLLECTED: False})
         return _setter(deleted=False, archived=False)
 
