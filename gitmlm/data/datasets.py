@@ -8,6 +8,7 @@ as git objects kept reachable by a ref, and writes its digest into mlm.lock.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,14 @@ from gitmlm.data.spec import FileSet, Spec
 from gitmlm.errors import MlmError
 
 LOCK_FILE = lockfile.FILE
+
+
+def file_set(root: Path, spec: Spec, cache: statcache.StatCache) -> FileSet:
+    """The files `spec` means now: from the stat cache's memo when nothing it saw changed
+    (no walk), else by a walk."""
+    top = os.path.normpath(os.path.abspath(root))
+    found = statcache.quick(top, spec, cache.memos.get(spec.memo_key))
+    return found if found is not None else dataspec.enumerate_files(root, spec)
 
 
 # --- fingerprints ------------------------------------------------------------------------------
@@ -41,7 +50,7 @@ class Fingerprint:
 
     @property
     def files(self) -> int:
-        return len(self.fileset.files)
+        return len(self.fileset.path_list())
 
     def entries(self) -> manifest.Entries:
         """Path relative to the dataset folder -> (size, hex), from the cache. A file whose entry
@@ -84,13 +93,8 @@ def fingerprint(
     root = str(repo.workdir)
     out: list[Fingerprint | None] = []
     for fs in filesets:
-        memo = cache.memos.get(fs.spec.memo_key)
-        hit = (
-            memo is not None
-            and memo[0] == "\0".join(p for p, _ in fs.files)
-            and memo[1] == statcache.pack(hashing.stat_key(st) for _, st in fs.files)
-        )
-        out.append(Fingerprint(fs, memo[2], memo[3], cache, root) if memo and hit else None)
+        memo = cache.hit(fs)
+        out.append(Fingerprint(fs, memo.digest, memo.size, cache, root) if memo else None)
     todo = [fs for fs, fp in zip(filesets, out, strict=True) if fp is None]
     stale: dict[str, list[tuple[str, int]]] = {}
     for fs in todo:
@@ -118,8 +122,7 @@ def fingerprint(
         entries = fp.entries()
         fp.digest = manifest.digest(fs.spec.algorithm, fs.kind, entries)
         fp.size = sum(size for size, _ in entries.values())
-        paths = [p for p, _ in fs.files]
-        cache.remember(fs.spec.memo_key, fs.spec.algorithm, paths, fp.digest, fp.size)
+        cache.remember(fs, fp.digest, fp.size)
         out[i] = fp
     return [fp for fp in out if fp is not None]
 
@@ -220,7 +223,7 @@ def _status(
     filesets = []
     for n in declared:
         try:
-            filesets.append(dataspec.enumerate_files(project.root, project.specs[n]))
+            filesets.append(file_set(project.root, project.specs[n], cache))
         except MlmError as exc:
             problems[n] = str(exc).removeprefix(f"dataset {n}: ")
     if not names:
@@ -237,7 +240,7 @@ def _status(
     current = {fp.spec.name: fp for fp in fingerprints}
     if not names:
         cache.prune(
-            (p for fs in filesets for p, _ in fs.files),
+            (p for fs in filesets for p in fs.path_list()),
             (s.memo_key for s in project.specs.values()),
         )
     out = []
@@ -333,10 +336,10 @@ def add(
                 raise
             lock = {}  # recording every dataset rebuilds a broken lock from scratch
         targets = [name] if name is not None else list(specs)
-        filesets = [dataspec.enumerate_files(root, s) for s in specs.values()]
+        cache = statcache.StatCache.load(repo.mlm_dir, root)
+        filesets = [file_set(root, s, cache) for s in specs.values()]
         dataspec.check_disjoint(filesets)
         chosen = [fs for fs in filesets if fs.spec.name in targets]
-        cache = statcache.StatCache.load(repo.mlm_dir, root)
         try:
             fps = fingerprint(repo, chosen, cache, progress)
         finally:
@@ -562,8 +565,8 @@ def _path_fingerprint(repo: Repo, name_or_path: str, what: str) -> tuple[str, Fi
             f"{what}: {name_or_path!r} is neither a declared dataset nor an existing path"
         )
     spec = Spec(rel.replace("/", "_"), rel)
-    fs = dataspec.enumerate_files(root, spec)
     cache = statcache.StatCache.load(repo.mlm_dir, root)
+    fs = file_set(root, spec, cache)
     try:
         (fp,) = fingerprint(repo, [fs], cache)
     finally:
