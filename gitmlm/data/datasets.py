@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitmlm.core import config, refs
 from gitmlm.core.git import CasFailed, Repo
@@ -21,6 +21,9 @@ from gitmlm.data import lock as lockfile
 from gitmlm.data import spec as dataspec
 from gitmlm.data.spec import FileSet, Spec
 from gitmlm.errors import MlmError
+
+if TYPE_CHECKING:
+    from gitmlm.storage.objects import Store
 
 LOCK_FILE = lockfile.FILE
 
@@ -43,6 +46,9 @@ class Fingerprint:
     size: int
     cache: statcache.StatCache
     root: str
+    stored: set[str] = field(default_factory=set)
+    """Repo-relative paths whose bytes went into the object store as they were hashed."""
+    _entries: manifest.Entries | None = None
 
     @property
     def spec(self) -> Spec:
@@ -52,24 +58,29 @@ class Fingerprint:
     def files(self) -> int:
         return len(self.fileset.path_list())
 
-    def entries(self) -> manifest.Entries:
+    def entries(self, checked: bool = False) -> manifest.Entries:
         """Path relative to the dataset folder -> (size, hex), from the cache. A file whose entry
         does not match its stat (the table was deleted, or another process saved an older one
-        beside our memo) is hashed now."""
+        beside our memo) is hashed now; `checked`: the caller just made the table match."""
+        if self._entries is not None:
+            return self._entries
         algorithm = self.spec.algorithm
         table = self.cache.table(algorithm)
+        stat_key = hashing.stat_key
         missing = []
-        for path, st in self.fileset.files:
+        for path, st in [] if checked else self.fileset.files:
             entry = table.get(path)
-            if entry is None or entry[0] != hashing.stat_key(st):
+            if entry is None or entry[0] != stat_key(st):
                 missing.append((path, st.st_size))
         if missing:
             stamp = self.cache.stamp()
             self.cache.put_many(algorithm, hashing.hash_files(self.root, missing, algorithm), stamp)
+        cut = len(self.fileset.base) + 1 if self.fileset.base else 0
         out: manifest.Entries = {}
-        for path, _ in self.fileset.files:
+        for path in self.fileset.path_list():
             key, hex_, _stamp = table[path]
-            out[self.fileset.rel(path)] = (key[0], hex_)
+            out[path[cut:]] = (key[0], hex_)
+        self._entries = out
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -87,9 +98,11 @@ def fingerprint(
     filesets: Sequence[FileSet],
     cache: statcache.StatCache,
     progress: hashing.ProgressFactory | None = None,
+    store: Store | None = None,
 ) -> list[Fingerprint]:
     """Digests of file sets: from a dataset's memo when no file's stat moved, else per file
-    from the cache where the stat vouches for it, hashing the rest."""
+    from the cache where the stat vouches for it, hashing the rest (storing their bytes into
+    `store` as they are read, where `hashing.hash_file` can)."""
     root = str(repo.workdir)
     out: list[Fingerprint | None] = []
     for fs in filesets:
@@ -105,21 +118,23 @@ def fingerprint(
             if not statcache.fresh(table.get(path), hashing.stat_key(st))
         )
     jobs = [job for group in stale.values() for job in group]
+    stored: set[str] = set()
     if jobs:
         stamp = cache.stamp()
         bar = progress(sum(s for _, s in jobs), len(jobs)) if progress else None
         try:
             for algorithm, group in stale.items():
-                done = hashing.hash_files(root, group, algorithm, bar)
+                done = hashing.hash_files(root, group, algorithm, bar, store=store)
                 cache.put_many(algorithm, done, stamp)
+                stored.update(p for p, h in done.items() if h.stored)
         finally:
             if bar:
                 bar.close()
     for i, fs in enumerate(filesets):
         if out[i] is not None:
             continue
-        fp = Fingerprint(fs, "", 0, cache, root)
-        entries = fp.entries()
+        fp = Fingerprint(fs, "", 0, cache, root, stored)
+        entries = fp.entries(checked=True)  # every file is fresh in the table or just hashed
         fp.digest = manifest.digest(fs.spec.algorithm, fs.kind, entries)
         fp.size = sum(size for size, _ in entries.values())
         cache.remember(fs, fp.digest, fp.size)
@@ -340,15 +355,22 @@ def add(
         filesets = [file_set(root, s, cache) for s in specs.values()]
         dataspec.check_disjoint(filesets)
         chosen = [fs for fs in filesets if fs.spec.name in targets]
-        try:
-            fps = fingerprint(repo, chosen, cache, progress)
-        finally:
-            cache.save()
         from gitmlm.data import keep
 
-        for fp in fps if store else []:  # the bytes, so the version can be checked out later
+        # The bytes, so the version can be checked out later: small files are stored from the
+        # read that hashes them; the rest (and files the stat cache vouched for) below.
+        objects = keep.cache(repo) if store else None
+        try:
+            fps = fingerprint(repo, chosen, cache, progress, objects)
+        finally:
+            cache.save()
+        for fp in fps if store else []:
             entries = fp.entries()
-            kept = {path: entries[fp.fileset.rel(path)] for path, _ in fp.fileset.files}
+            kept = {
+                path: entries[fp.fileset.rel(path)]
+                for path in fp.fileset.path_list()
+                if path not in fp.stored
+            }
             keep.store_files(repo, root, kept, fp.spec.algorithm)
         out = []
         new_lock = dict(lock)

@@ -13,9 +13,12 @@ buffered output of the parent's is run or flushed twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import selectors
+import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -76,6 +79,66 @@ def split(func: Callable[[Sequence[T]], bytes], parts: list[Sequence[T]]) -> lis
     if failed:
         raise ChildFailed("a helper process failed")
     return out
+
+
+def stream(
+    work: Callable[[Sequence[T]], Iterator[bytes]],
+    parts: list[Sequence[T]],
+    take: Callable[[bytes], None],
+) -> None:
+    """Run `work` on each part in its own forked child; `take` gets every frame a child yields,
+    in this thread, as it arrives (so progress can be drawn). `work` reports its own errors as
+    frames; a child that dies raises ChildFailed once every child is reaped."""
+    children: dict[int, tuple[int, bytearray]] = {}
+    try:
+        for part in parts:
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child
+                code = 1
+                try:
+                    os.close(r)
+                    for frame in work(part):
+                        data = memoryview(len(frame).to_bytes(8, "little") + frame)
+                        while data:
+                            data = data[os.write(w, data) :]
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(w)
+            children[r] = (pid, bytearray())
+        failed = False
+        with selectors.DefaultSelector() as sel:
+            for r in children:
+                sel.register(r, selectors.EVENT_READ)
+            while sel.get_map():
+                for key, _ in sel.select():
+                    r = int(key.fd)
+                    pid, pending = children[r]
+                    chunk = os.read(r, 1 << 20)
+                    if not chunk:
+                        sel.unregister(r)
+                        os.close(r)
+                        del children[r]
+                        failed |= os.waitpid(pid, 0)[1] != 0 or bool(pending)
+                        continue
+                    pending += chunk
+                    while len(pending) >= 8:
+                        size = int.from_bytes(pending[:8], "little")
+                        if len(pending) < 8 + size:
+                            break
+                        take(bytes(pending[8 : 8 + size]))
+                        del pending[: 8 + size]
+    except BaseException:
+        for r, (pid, _) in children.items():  # stop the others: their work is not wanted now
+            with contextlib.suppress(OSError):
+                os.close(r)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+        raise
+    if failed:
+        raise ChildFailed("a helper process failed")
 
 
 def _reap(children: list[tuple[int, int]]) -> None:
