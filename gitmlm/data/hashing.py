@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import mmap
 import os
 import stat
 import threading
@@ -73,8 +74,16 @@ def check_algorithm(name: str) -> str:
 
 
 def _read_into(
-    fd: int, h: hashlib._Hash, size: int, buf: bytearray, keep: list[bytes] | None
+    fd: int, h: hashlib._Hash, size: int, buf: bytearray, keep: list[bytes] | None, mapped: bool
 ) -> int:
+    if mapped and size >= CHUNK:
+        # Hashing the page cache in place: no copy into a buffer, so one core's full sha256
+        # rate. A file truncated meanwhile raises SIGBUS, which kills the process: only the
+        # forked hashing processes map files, and their death means "redo it in threads".
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            m.madvise(mmap.MADV_SEQUENTIAL)
+            h.update(m)
+            return len(m)
     if size < CHUNK:
         # Small files: one read of the expected size plus one to see the end.
         total = 0
@@ -102,6 +111,7 @@ def hash_file(
     algorithm: str,
     buf: bytearray | None = None,
     store: Store | None = None,
+    mapped: bool = False,
 ) -> Hashed:
     """The digest of one regular file with the stat it had throughout the read. With `store`,
     a small file's bytes (read whole anyway) go into the object store from that same read:
@@ -123,7 +133,7 @@ def hash_file(
             h = hashlib.new(algorithm)
             keep: list[bytes] | None = [] if store is not None and before.st_size < CHUNK else None
             try:
-                n = _read_into(fd, h, before.st_size, buf, keep)
+                n = _read_into(fd, h, before.st_size, buf, keep, mapped)
             except OSError as exc:
                 raise MlmError(f"cannot read {rel}: {exc.strerror}") from exc
             after = os.fstat(fd)
@@ -145,6 +155,9 @@ def hash_file(
 PROCESSES_OVER = 2_000
 """Files above which hashing is split across forked processes (when `forking` allows): per
 file, Python's own work holds the GIL, so threads only help with large buffers."""
+PROCESS_BYTES = 256 << 20
+"""...or bytes above which they are (large buffers hash faster mapped than read into a buffer,
+and a fork costs less than hashing this much)."""
 BATCH = 256
 """Results a hashing process sends at a time."""
 
@@ -167,7 +180,9 @@ def hash_files(
     total = sum(size for _, size in ordered)
     count = workers or os.cpu_count() or 1
     procs = min(count, forking.workers())
-    if procs > 1 and len(ordered) >= PROCESSES_OVER:
+    if procs > 1 and (
+        len(ordered) >= PROCESSES_OVER or (len(ordered) > 1 and total >= PROCESS_BYTES)
+    ):
         try:
             _in_processes(root, ordered, algorithm, progress, procs, store, out)
             return out
@@ -229,7 +244,7 @@ def _in_processes(
         batch: list[tuple[Any, ...]] = []
         for rel, _ in part:
             try:
-                h = hash_file(f"{root}/{rel}", rel, algorithm, buf, store)
+                h = hash_file(f"{root}/{rel}", rel, algorithm, buf, store, mapped=True)
             except MlmError as exc:  # the parent raises it; this process stops here
                 batch.append((rel, str(exc)))
                 yield marshal.dumps(batch)
