@@ -181,7 +181,8 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(repo: Path, damage: str) -> None
 
 
 def test_pack_folds_inodes_above_the_signed_range() -> None:
-    st = os.stat_result((0o100644, 2**64 - 5, 0, 1, 0, 0, 3, 0, 1, 1), {"st_mtime_ns": 7, "st_ctime_ns": 9})
+    fields = (0o100644, 2**64 - 5, 0, 1, 0, 0, 3, 0, 1, 1)
+    st = os.stat_result(fields, {"st_mtime_ns": 7, "st_ctime_ns": 9})
     packed = statcache.pack([st])
     (back,) = statcache._stats(packed)
     assert (back.st_ino, back.st_size, back.st_mtime_ns) == (2**64 - 5, 3, 7)
