@@ -58,9 +58,9 @@ def profile_partitions(
             parts[i] = part
         todo = _stale(parts)
     merged = Partial()
-    for part in parts:
-        assert part is not None
-        merge_partial(merged, part)
+    for profiled in parts:
+        assert profiled is not None
+        merge_partial(merged, profiled)
     return finish_profile(merged, reference=reference, top_k=top_k, min_count=min_count)
 
 
@@ -77,4 +77,3 @@ def _stale(parts: list[Partial | None]) -> list[Task]:
             ]
         seeds = advance(seeds, part)
     return []
-

@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
     from gitmlm.stats.profile import Profile
 
-DATA_SUFFIXES = frozenset({".csv", ".tsv", ".parquet", ".pq", ".parq", ".gz", ".bz2"})
-
 
 @dataclass(frozen=True)
 class Options:
@@ -76,18 +74,9 @@ def of_files(paths: Sequence[Path], options: Options = Options()) -> Profile:
 
 def data_files(path: Path) -> list[Path]:
     """The file itself, or the CSV/Parquet files below a directory, in path order."""
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        found = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith(".")
-        )
-        if not found:
-            raise MlmError(f"{path}: no CSV or Parquet files in this directory")
-        return found
-    raise MlmError(f"{path}: no such file or directory")
+    from gitmlm.partitions.source import local_files
+
+    return local_files(str(path))
 
 
 def frame_digest(df: pd.DataFrame) -> str:
