@@ -70,7 +70,7 @@ def profile_cmd(
     done = tracking_record.record_for_run(
         repo, run_id, path, name, options, engine=engine, master=master
     )
-    files = f"{len(done.files)} files" if len(done.files) > 1 else str(done.files[0])
+    files = f"{len(done.files)} files" if len(done.files) > 1 else path
     click.echo(
         f"profiled {files}: {done.profile.rows:,} rows, {len(done.profile.columns)} columns, "
         f"as dataset {done.name!r} of run {done.run.id[: ids.SHORT]}"

@@ -92,7 +92,8 @@ def resolve(repo: Repo | None, spec: str) -> Source:
     if spec.startswith("file://"):
         spec = spec[len("file://") :]
     if not is_url(spec):
-        return Source(spec, tuple(str(p) for p in local_files(spec)))
+        # Absolute: a Spark executor's working directory is not ours.
+        return Source(spec, tuple(str(p.resolve()) for p in local_files(spec)))
     from gitmlm.storage import settings, transfer
 
     remote = settings.for_url(repo, spec) if repo is not None else settings.Remote("data", spec)

@@ -43,6 +43,11 @@ def session(master: str | None = None) -> Iterator[Any]:
     """A Spark session on `where(master)`; one already active in this process is used as it is
     (and left running), one started here is stopped at the end."""
     require()
+    import warnings
+
+    # pyspark 4 warns on every import under pandas 3; the calls used here (mapInPandas over
+    # int and string columns) do not touch what it warns about.
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -65,7 +70,8 @@ def session(master: str | None = None) -> Iterator[Any]:
         raise MlmError(f"cannot start Spark on {url}: {first} (is Java 17+ installed?)") from exc
     try:
         if not url.startswith("sc://"):
-            spark.sparkContext.setLogLevel("ERROR")
+            # A failed task is reported as one line (compute); its Java stack trace is noise.
+            spark.sparkContext.setLogLevel("FATAL")
         yield spark
     finally:
         spark.stop()
