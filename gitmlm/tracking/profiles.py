@@ -16,7 +16,6 @@ computed or read.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +62,14 @@ def of_frame(df: pd.DataFrame, options: Options = Options()) -> Profile:
 
 def of_files(paths: Sequence[Path], options: Options = Options()) -> Profile:
     """One profile of several files read as one table: edges frozen on the first chunk."""
-    from gitmlm.stats.frames import read_frames
-    from gitmlm.stats.profile import build_profile
+    from gitmlm.partitions import profiling, source
 
-    frames = itertools.chain.from_iterable(read_frames(p) for p in paths)
-    return build_profile(
-        frames, top_k=options.top_k, hash_values=options.hash_values, min_count=options.min_count
+    files = tuple(str(p) for p in paths)
+    return profiling.profile(
+        source.Source(files[0] if files else "", files),
+        top_k=options.top_k,
+        hash_values=options.hash_values,
+        min_count=options.min_count,
     )
 
 
