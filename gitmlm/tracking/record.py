@@ -641,11 +641,18 @@ class Recorded:
     run: Run
     name: str
     profile: Profile
-    files: list[Path]
+    files: list[str]
 
 
 def record_for_run(
-    repo: Repo, run_id: str, path: str, name: str | None = None, options: Options | None = None
+    repo: Repo,
+    run_id: str,
+    path: str,
+    name: str | None = None,
+    options: Options | None = None,
+    *,
+    engine: str = "local",
+    master: str | None = None,
 ) -> Recorded:
     """Profile PATH and store it with an existing run (live or finished).
 
@@ -655,14 +662,23 @@ def record_for_run(
     of its record. Without `name`, a dataset the run already recorded with this path keeps its
     name; otherwise the path (relative to the repository) is the name, as `log_dataset` does.
     """
+    from gitmlm.partitions import profiling, source
     from gitmlm.tracking import profiles
 
+    profiling.check_engine(engine)
     listing = list_runs(repo)
     run = resolve(listing, run_id)
-    target = Path(path)
-    files = profiles.data_files(target)
-    profile = profiles.of_files(files, options or profiles.Options())
-    rel = profiles.relative(repo, target)
+    data = source.resolve(repo, path)
+    how = options or profiles.Options()
+    profile = profiling.profile(
+        data,
+        engine=engine,
+        master=master,
+        top_k=how.top_k,
+        hash_values=how.hash_values,
+        min_count=how.min_count,
+    )
+    rel = path if source.is_url(path) else profiles.relative(repo, Path(path))
     if name is None:
         name = next(
             (n for n, info in run.datasets.items() if info.get("path") == rel),
@@ -680,7 +696,7 @@ def record_for_run(
         message = f"gitmlm: profile {name} of run {run.id}"
         attachments.put_run(repo, run.commit, run.id, codec.run_to_dict(run), message)
     run.datasets[name] = info
-    return Recorded(run, name, profile, files)
+    return Recorded(run, name, profile, list(data.files))
 
 
 def _dataset_info(repo: Repo, path: str, recorded: dict[str, Any] | None) -> dict[str, Any]:
