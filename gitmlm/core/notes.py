@@ -362,6 +362,7 @@ def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Bri
                     str(t.get("host", "")),
                     int(t.get("pid", 0)),
                     dict(t.get("metrics", {})),
+                    briefcache.metrics_text(t.get("metrics", {})),
                 )
                 for rid, t in sorted(doc.items())
             ]

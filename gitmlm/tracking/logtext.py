@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from gitmlm.core import ids
 from gitmlm.core.briefcache import Brief as Row
+from gitmlm.core.briefcache import metrics_text
 from gitmlm.tracking import liveness
 
 
@@ -41,6 +42,8 @@ class Brief:
     metrics: dict[str, float]
     committed: str | None = None
     """For a snapshot run: the commit its code was committed as (it shows there too)."""
+    shown: str | None = None
+    """Its metrics as shown when none are named (briefcache.metrics_text), made when cached."""
 
 
 TableOf = Callable[[str, str], dict[str, Any]]
@@ -95,8 +98,11 @@ def _briefs(
     rows: Iterable[Row], commit: str, table_of: TableOf | None, *, snapshot: bool
 ) -> list[Brief] | None:
     out = []
-    for rid, name, status, host, pid, metrics in rows:
+    for rid, name, status, host, pid, metrics, shown_metrics in rows:
         if status == "deleted":  # a tombstone (`git mlm runs rm`): notes.briefs says so
+            continue
+        if status != "running" and not snapshot:  # what a sweep's log is made of: as stored
+            out.append(Brief(rid, name, status, metrics, None, shown_metrics))
             continue
         table: dict[str, Any] = {}
         if status == "running" or snapshot:
@@ -113,7 +119,8 @@ def _briefs(
             table.get("pid_ns"),
             float(every) if isinstance(every, (int, float)) else None,
         )
-        out.append(Brief(rid, name, shown, metrics, attached[0] if attached else None))
+        committed = attached[0] if attached else None
+        out.append(Brief(rid, name, shown, metrics, committed, shown_metrics))
     return out
 
 
@@ -129,9 +136,7 @@ def _style(text: str, fg: str | None) -> str:
 
 
 def run_line(r: Brief, metrics: Sequence[str], color: bool) -> str:
-    names = list(metrics) or sorted(r.metrics)[:4]
-    values = r.metrics
-    shown = "  ".join(f"{m}={values[m]:.6g}" for m in names if m in values)
+    shown = r.shown if r.shown is not None and not metrics else metrics_text(r.metrics, metrics)
     status = f"{r.status:<8}"
     if color:
         status = _style(status, _STATUS_COLORS.get(r.status))
