@@ -1,9 +1,10 @@
 """What `git mlm log` reads, cached under .git/mlm/cache: plain JSON files, no pygit2, so the
 fast path of `git mlm log` (tracking/fastlog.py) reads them without loading git bindings.
 
-- `briefs-3.json`: note blob id -> the runs of that note, briefly (never stale: keyed by blob;
-  "-3" since rows end with the metrics text the log shows by default, and a tombstone's status
-  reads "deleted", so packs written before are not read);
+- `briefs-3.marshal`: note blob id -> the runs of that note, briefly (never stale: keyed by
+  blob; "-3" since rows end with the metrics text the log shows by default, and a tombstone's
+  status reads "deleted", so packs written before are not read). In marshal's format, which
+  Python reads about three times faster than JSON: the pack holds every run of the repository;
 - `logview.json`: the notes tip it describes, annotated commit -> note blob for that tip, and
   the checkpoint refs with their base commits (stale as soon as either moved: then unused).
 """
@@ -49,13 +50,31 @@ def _write(path: Path, value: Any) -> None:
         pass
 
 
+PACK = "briefs-3.marshal"
+
+
 def load_pack(mlm_dir: Path) -> dict[str, list[Brief]]:
-    pack = _read(mlm_dir / "cache" / "briefs-3.json")
+    import marshal
+
+    try:
+        with open(mlm_dir / "cache" / PACK, "rb") as fh:
+            pack = marshal.load(fh)
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}  # missing, or written by an incompatible Python: rebuilt by the full path
     return pack if isinstance(pack, dict) else {}
 
 
 def save_pack(mlm_dir: Path, pack: dict[str, list[Brief]]) -> None:
-    _write(mlm_dir / "cache" / "briefs-3.json", pack)
+    import marshal
+
+    path = mlm_dir / "cache" / PACK
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(marshal.dumps(pack))
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        pass  # a read-only .git just goes without the cache
 
 
 def load_view(mlm_dir: Path) -> dict[str, Any]:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from gitmlm.core import ids
 from gitmlm.core.briefcache import Brief as Row
@@ -34,8 +33,9 @@ class Commit(Protocol):
     def message(self) -> str: ...
 
 
-@dataclass(frozen=True)
-class Brief:
+class Brief(NamedTuple):
+    """A run as the log shows it (a named tuple: a sweep's log makes thousands)."""
+
     id: str
     name: str
     status: str
@@ -50,12 +50,16 @@ TableOf = Callable[[str, str], dict[str, Any]]
 """(commit, run id) -> the run's whole table in that commit's note ({} if unreadable)."""
 
 
-@dataclass
 class Entry:
-    commit: Commit
-    runs: list[Brief] = field(default_factory=list)
-    snapshots: list[Brief] = field(default_factory=list)
-    """Runs made on a dirty tree based on this commit (their code is a checkpoint)."""
+    """A commit and its runs; `snapshots` are runs made on a dirty tree based on it (their
+    code is a checkpoint)."""
+
+    __slots__ = ("commit", "runs", "snapshots")
+
+    def __init__(self, commit: Commit, runs: list[Brief] | None = None) -> None:
+        self.commit = commit
+        self.runs: list[Brief] = runs if runs is not None else []
+        self.snapshots: list[Brief] = []
 
 
 def wanted(
