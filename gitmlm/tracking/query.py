@@ -130,6 +130,19 @@ def select(
     return _select(rows, where_text, order_by, limit, require=require, tree=tree)
 
 
+def known_columns(rows: list[dict[str, Any]]) -> tuple[set[str], tuple[str, ...]]:
+    """The columns a query over `rows` may name, and the prefixes open to any name."""
+    known = set(ATTRIBUTES).union(where.DERIVED, *rows)
+    # With no runs at all there are no data columns to check names against, and no answer to
+    # get wrong: any params./metrics./... name is accepted.
+    return known, (() if rows else where.DATA_PREFIXES)
+
+
+def with_times(row: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the row with MLflow's derived start_time/end_time (epoch milliseconds)."""
+    return {**row, "start_time": _epoch_ms(row["started"]), "end_time": _epoch_ms(row["ended"])}
+
+
 def select_rows(
     rows: list[dict[str, Any]],
     where_text: str | None = None,
@@ -144,11 +157,6 @@ def select_rows(
     given are left as they are. `known` (every column of `rows`, with ATTRIBUTES and
     where.DERIVED) saves working it out again when the same rows are queried often."""
     return _select(rows, where_text, order_by, limit, require=require, tree=tree, known=known)
-
-
-def columns_of(rows: list[dict[str, Any]]) -> set[str]:
-    """The names `--where` and `--order-by` accept over `rows`."""
-    return set(ATTRIBUTES).union(where.DERIVED, *rows)
 
 
 def _select(
@@ -166,10 +174,9 @@ def _select(
         rows = [r for r in rows if _rank(r.get(require)) == 0]
         known = None  # fewer rows: fewer columns
     if known is None:
-        known = columns_of(rows)
-    # With no runs at all there are no data columns to check names against, and no answer to
-    # get wrong: any params./metrics./... name is accepted.
-    open_prefixes = () if rows else where.DATA_PREFIXES
+        known, open_prefixes = known_columns(rows)
+    else:  # the caller's columns of these very rows
+        open_prefixes = () if rows else where.DATA_PREFIXES
     keep = where.compile_where(where_text, known, open_prefixes) if where_text else None
     keys = []
     for column, desc in parse_order(order_by):
@@ -178,14 +185,11 @@ def _select(
         keys.append((name, desc))
     # MLflow's derived times are worked out only when the filter or the order may name them
     # (a textual test: a false alarm only costs the time), on copies that lose them again.
-    derived = any(d in (where_text or "") for d in where.DERIVED) or any(
+    derived = where.may_name_derived(where_text or "") or any(
         name in where.DERIVED for name, _ in keys
     )
     if derived:
-        rows = [
-            {**row, "start_time": _epoch_ms(row["started"]), "end_time": _epoch_ms(row["ended"])}
-            for row in rows
-        ]
+        rows = [with_times(row) for row in rows]
     if keep is not None:
         rows = [r for r in rows if keep(r)]
     rows = _order(rows, keys)
@@ -237,7 +241,7 @@ def select_runs(
     view = views.get(archived)
     if view is None:
         rows = [flat_row(r) for r in listing.runs if archived or not r.archived]
-        view = views[archived] = (rows, columns_of(rows))
+        view = views[archived] = (rows, known_columns(rows)[0])
     rows, known = view
     require = f"metrics.{best}" if best else None
     found = select_rows(rows, where_text, order_by, limit, require=require, tree=tree, known=known)
