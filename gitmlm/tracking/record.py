@@ -20,7 +20,7 @@ from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 from gitmlm.data import datasets as data
 from gitmlm.errors import MlmError
-from gitmlm.tracking import envinfo, journal, listing, liveness, logged, sysmetrics
+from gitmlm.tracking import envinfo, heartbeat, journal, listing, liveness, logged, sysmetrics
 
 # Reading runs lives in tracking.listing (light: hooks and `git mlm models` load it without the
 # data and checkpoint machinery); these names stay here for the callers that record and read.
@@ -63,8 +63,7 @@ class ActiveRun:
         self._journal = journal.Appender(journal.path(repo.mlm_dir, record.id))
         self._steps: dict[str, int | None] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._beating = False
         self._sampler: sysmetrics.Sampler | None = None
 
     def sample_system_metrics(self, every: float | None = None) -> None:
@@ -241,21 +240,18 @@ class ActiveRun:
         """Refresh the record's `updated` stamp while the run lives (see liveness.py)."""
         every = float(self.record.extra.get(HEARTBEAT) or liveness.beat_every())
 
-        def loop() -> None:
-            while not self._stop.wait(every):
-                with contextlib.suppress(MlmError, OSError):  # a missed beat is not fatal
-                    attachments.touch_running(
-                        self.repo, self.record.commit, self.id, {"updated": codec.now()}
-                    )
+        def beat() -> None:
+            attachments.touch_running(
+                self.repo, self.record.commit, self.id, {"updated": codec.now()}
+            )
 
-        self._thread = threading.Thread(target=loop, name=f"gitmlm-{self.id}", daemon=True)
-        self._thread.start()
+        heartbeat.start(self.id, every, beat)
+        self._beating = True
 
     def stop_heartbeat(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._beating:
+            heartbeat.stop(self.id)
+            self._beating = False
 
     def close(self) -> None:
         """The run's logging is over: stop sampling and the heartbeat, close the journal."""
