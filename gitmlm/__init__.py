@@ -5,16 +5,17 @@ Importing this package stays light (no pandas): the DataFrame helpers import it 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmlm._version import __version__
-from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
+    from gitmlm.core.records import Run
     from gitmlm.models.gc import Report as GcReport
     from gitmlm.models.ops import Resolved
     from gitmlm.tracking.record import ActiveRun, start_run
@@ -144,6 +145,10 @@ def get_run(run_id: str, *, path: str | None = None) -> Run:
 def __getattr__(name: str) -> object:
     # The tracking API loads on first use, so `git mlm log` and the hooks, which import
     # submodules of this package, do not pay for it at start.
+    if name == "Run":  # dataclasses cost `git mlm log` a few ms to import
+        from gitmlm.core.records import Run
+
+        return Run
     if name in ("start_run", "ActiveRun"):
         from gitmlm.tracking import record as tracking
 

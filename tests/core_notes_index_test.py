@@ -116,3 +116,21 @@ def test_sync_merges_index_notes_run_by_run(repo: Path) -> None:
     sync.merge_notes_ref(r, other, r.commit(mine_tip).parents[0], "us")
     assert store.snapshot(r, other).entries[head] == store.snapshot(r, refs.RUNS).entries[head]
     git(repo, "fsck", "--no-dangling")
+
+
+def test_a_heartbeat_on_a_big_commit_rewrites_one_run_and_keeps_the_index(repo: Path) -> None:
+    from gitmlm.checkpoints import placement
+
+    r = Repo.open(repo)
+    head = r.head_commit()
+    runs = dict(_run(i, head) for i in range(store.INLINE_MAX + 2))
+    live, table = _run(900, head, status="running")
+    _put(r, head, {**runs, live: table})
+    placement.touch_running(r, head, live, {"updated": "2026-02-02T00:00:00Z"})
+    snap = store.snapshot(r, refs.RUNS)
+    assert store.is_index(r.blob(snap.entries[head]))
+    doc = _doc(r, head)
+    assert doc[live]["updated"] == "2026-02-02T00:00:00Z" and len(doc) == len(runs) + 1
+    finished = next(iter(runs))  # a run that has ended is never made running again
+    placement.touch_running(r, head, finished, {"status": "running"})
+    assert _doc(r, head)[finished]["status"] == "finished"

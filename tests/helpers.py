@@ -359,3 +359,53 @@ def churn_model(train: Any, estimator: Any = None, numeric: tuple[str, ...] = ()
     est = estimator or GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=0)
     model = Pipeline([("pre", pre), ("model", est)])
     return model.fit(train.drop(columns="churn"), train["churn"])
+
+
+# --- partitioned datasets (hive layout, as Spark writes them) ----------------------------------
+
+DAYS = ("2024-03-01", "2024-03-02", "2024-03-03")
+
+
+def day_frame(n: int, seed: int, *, shift: float = 0.0, late: bool = True) -> Any:
+    """One day of a small serving log (`score` is a late column: see write_days)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "age": rng.normal(40 + shift, 10, n).round(1),
+            "clicks": rng.poisson(3, n),
+            "city": rng.choice(["paris", "lyon", "nice"], n, p=[0.5, 0.3, 0.2]),
+        }
+    )
+    if late:
+        df["score"] = rng.random(n)
+    return df
+
+
+def write_days(root: Path, *, shift: float = 0.0, seed: int = 0) -> Path:
+    """Hive partitions `day=…/part-N.parquet`, as Spark writes them (with _SUCCESS and .crc),
+    where `score` has no values on the first day: its bins are decided on the second."""
+    import numpy as np
+
+    for d, day in enumerate(DAYS):
+        folder = root / f"day={day}"
+        folder.mkdir(parents=True)
+        for part in range(2):
+            df = day_frame(1_500, seed + 10 * d + part, shift=shift)
+            if d == 0:
+                df["score"] = np.nan
+            df.to_parquet(folder / f"part-{part:05d}.parquet", index=False)
+            (folder / f".part-{part:05d}.parquet.crc").write_bytes(b"crc")
+    (root / "_SUCCESS").write_bytes(b"")
+    return root
+
+
+def one_pass(files: Any, chunk_rows: int = 200_000, **kw: Any) -> dict[str, Any]:
+    """The single-process profile of the same rows: the files in path order, one build."""
+    from gitmlm.stats.frames import read_frames
+    from gitmlm.stats.profile import build_profile
+
+    frames = (f for p in files for f in read_frames(p, chunk_rows=chunk_rows))
+    return build_profile(frames, **kw).to_dict()

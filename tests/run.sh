@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 debian=()
 command -v git-lfs >/dev/null || debian+=(git-lfs)
 command -v chromium >/dev/null || debian+=(chromium)   # the ui's browser tests (Playwright)
+command -v java >/dev/null || debian+=(default-jre-headless)   # --engine spark (local mode)
 if [ ${#debian[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "tests/run.sh: tests need ${debian[*]}: sudo apt-get install -y ${debian[*]}" >&2

@@ -266,3 +266,10 @@ def test_start_run_writes_nothing_to_the_scripts_terminal(repo: Path) -> None:
     assert proc.returncode == 0, said
     assert said == b""
     assert "gitmlm.cli" not in (repo / "loaded.txt").read_text()
+
+
+def test_derived_times_are_there_under_every_name(repo: Path) -> None:
+    with gitmlm.start_run(name="t") as run:
+        run.log_metric("acc", 0.5)
+    for text in ("start_time > 0", "created > 0", "Created > 0", "attributes.end_time > 0"):
+        assert list(gitmlm.runs(where=text)["name"]) == ["t"], text

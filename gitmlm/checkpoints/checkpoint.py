@@ -107,6 +107,8 @@ def work_tree(repo: Repo, rules: Rules, name: str) -> tuple[str, dict[str, str]]
     store only; excluded, dataset, output and oversized files keep their staged version."""
     root = repo.workdir
     skipped: dict[str, str] = {}
+    if repo.unchanged():  # in-process: most of a small run's cost was starting `git status`
+        return repo.tree_of(repo.head_commit()), skipped
     with private_index(repo, name) as env:
         status = repo.run_git(
             "status",

@@ -88,17 +88,23 @@ def touch_running(repo: Repo, commit: str, run_id: str, fields: Mapping[str, Any
     """
 
     def change(snap: store.Snapshot) -> dict[str, str | None]:
-        own = _doc(repo, snap, commit)
-        table = (own or {}).get(run_id)
-        if own is None or table is None or table.get("status") != "running":
+        try:
+            table = store.run_table(repo, snap, commit, run_id)
+        except codec.NoteError:
+            return {}
+        if table is None or table.get("status") != "running":
             return {}
         updates: dict[str, str | None] = {}
         for c in _homes(commit, table):
-            doc = own if c == commit else _doc(repo, snap, c)
-            if doc is None or run_id not in doc or doc[run_id].get("status") != "running":
-                continue
-            doc[run_id] = {**doc[run_id], **fields}
-            updates[c] = repo.write_blob(codec.encode_doc(doc))
+            # One run's table, written as stage_runs writes any run: a heartbeat on a commit
+            # holding a sweep costs one run, not the whole note.
+            try:
+                copy = table if c == commit else store.run_table(repo, snap, c, run_id)
+                if copy is None or copy.get("status") != "running":
+                    continue
+                updates.update(store.stage_runs(repo, snap, c, {run_id: {**copy, **fields}}))
+            except codec.NoteError:
+                continue  # an unreadable note elsewhere: leave it alone
         return updates
 
     store.update(repo, refs.RUNS, change, f"gitmlm: heartbeat of run {run_id}")

@@ -11,8 +11,25 @@ from gitmlm.cli.common import format_option, need_ui_extra, open_repo
 from gitmlm.core import fmt, ids
 
 
+def engine_options(f: Any) -> Any:
+    """--engine and --master, shared by profile and monitor."""
+    f = click.option(
+        "--master",
+        metavar="URL",
+        help="Spark cluster for --engine spark: spark://…, sc://… (Spark Connect), local[4]; "
+        "default $SPARK_REMOTE, else local[*].",
+    )(f)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "spark"]),
+        default="local",
+        show_default=True,
+        help="Profile here, or each file as a task on Spark (pip install 'gitmlm[spark]').",
+    )(f)
+
+
 @click.command("profile")
-@click.argument("path", type=click.Path())
+@click.argument("path")
 @click.option("--run", "run_id", required=True, help="The run the data belongs to (id or prefix).")
 @click.option("--name", help="Dataset name (default: the run's dataset with this path, or PATH).")
 @click.option(
@@ -26,10 +43,19 @@ from gitmlm.core import fmt, ids
     show_default=True,
     help="Fold categories seen fewer times than this into `other` (privacy).",
 )
+@engine_options
 def profile_cmd(
-    path: str, run_id: str, name: str | None, top_k: int, hash_values: bool, min_count: int
+    path: str,
+    run_id: str,
+    name: str | None,
+    top_k: int,
+    hash_values: bool,
+    min_count: int,
+    engine: str,
+    master: str | None,
 ) -> None:
-    """Profile PATH (CSV or Parquet file, or a directory of them) as training data of a run.
+    """Profile PATH as training data of a run: a CSV or Parquet file, a folder of them (hive
+    partitions `key=value/part-*.parquet` too), a glob, or Parquet below an s3:// URL.
 
     The profile (per column: counts, nulls, bins frozen at training quantiles, quantiles, top
     categories) is stored in refs/notes/mlm-profiles on the run's commit, and the run's
@@ -41,8 +67,10 @@ def profile_cmd(
 
     repo = open_repo()
     options = profile_store.Options(top_k, hash_values, min_count)
-    done = tracking_record.record_for_run(repo, run_id, path, name, options)
-    files = f"{len(done.files)} files" if len(done.files) > 1 else str(done.files[0])
+    done = tracking_record.record_for_run(
+        repo, run_id, path, name, options, engine=engine, master=master
+    )
+    files = f"{len(done.files)} files" if len(done.files) > 1 else path
     click.echo(
         f"profiled {files}: {done.profile.rows:,} rows, {len(done.profile.columns)} columns, "
         f"as dataset {done.name!r} of run {done.run.id[: ids.SHORT]}"
@@ -94,6 +122,7 @@ def monitor() -> None:
 @click.option(
     "--record", is_flag=True, help="Keep the result as a note on the model version's commit."
 )
+@engine_options
 def check(
     model_or_data: str,
     data: str | None,
@@ -109,8 +138,11 @@ def check(
     fmt_: str,
     html_file: str | None,
     record: bool,
+    engine: str,
+    master: str | None,
 ) -> int:
-    """Compare SERVING_DATA (CSV or Parquet) with the training profile of MODEL's run.
+    """Compare SERVING_DATA with the training profile of MODEL's run: a CSV or Parquet file, a
+    folder of them (hive partitions too), a glob, or Parquet below an s3:// URL.
 
     MODEL is churn#production, churn@v1.2.0 or churn (latest); with --run ID alone, MODEL may
     be left out. Thresholds, SLOs and quality bounds come from [monitor] in mlm.toml.
@@ -134,7 +166,7 @@ def check(
     cfg = mon.settings(config.load(repo.workdir))
     target = mon.resolve_target(repo, model, run_id)
     request = mon.Request(
-        data=Path(data),
+        data=data,
         dataset=dataset,
         prediction=prediction,
         labels=labels,
@@ -143,6 +175,8 @@ def check(
         latency=latency,
         pvalues=pvalues,
         ignore=list(ignore),
+        engine=engine,
+        master=master,
     )
     result = mon.observe(repo, target, request, cfg)
     if html_file:

@@ -281,6 +281,36 @@ class Repo:
                 f"cannot read the staged tree: {exc} (resolve merge conflicts first)"
             ) from exc
 
+    SMALL_INDEX_BYTES = 256 * 1024
+    """An index up to this size (about 3,000 files) is checked in-process by `unchanged`."""
+
+    def unchanged(self) -> bool | None:
+        """True when index and work tree both equal HEAD (nothing staged, modified or untracked
+        outside .gitignore), False when anything differs, None when this cannot tell cheaply.
+
+        In-process (libgit2's status, no process start) only where it matches git's verdict for
+        sure: a small index, no submodules, no sparse checkout or fsmonitor, no GIT_INDEX_FILE
+        (a hook's index). Elsewhere None, and the caller asks git.
+        """
+        if self.root is None or os.environ.get("GIT_INDEX_FILE"):
+            return None
+        try:
+            if (self.gitdir / "index").stat().st_size > self.SMALL_INDEX_BYTES:
+                return None
+        except OSError:
+            return None
+        if (self.root / ".gitmodules").exists():
+            return None
+        config = self.raw.config
+        for key in ("core.sparseCheckout", "core.fsmonitor"):
+            if key in config:
+                return None
+        try:
+            # "normal": an untracked folder is one entry, so its files are not walked.
+            return not self.raw.status(untracked_files="normal")
+        except pygit2.GitError:
+            return None
+
     def index_blobs(self, paths: list[str], path: Path | None = None) -> dict[str, str]:
         """Staged blob id of each path that is in the index (stage 0)."""
         index = pygit2.Index(str(path or self.index_path()))

@@ -121,6 +121,28 @@ def _store_path(run_id: str) -> str:
     return f"{run_id[-2:]}/{run_id}"
 
 
+_parsed: dict[str, Index] = {}
+"""Index notes this process parsed or wrote, by blob id (content-addressed: never stale), so
+a run's end does not re-parse the index its start just wrote."""
+_PARSED_MAX = 256
+
+
+def _remember(blob: str, index: Index) -> Index:
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[blob] = index
+    return index
+
+
+def index_of(repo: Repo, blob: str) -> Index | None:
+    """The index note `blob` parsed (remembered per blob id), None for a schema-1 note."""
+    known = _parsed.get(blob)
+    if known is not None:
+        return known
+    data = repo.blob(blob)
+    return _remember(blob, parse_index(data)) if is_index(data) else None
+
+
 def parse_index(data: bytes) -> Index:
     import tomli
 
@@ -194,9 +216,8 @@ def stage_runs(
     blob = snap.entries.get(commit)
     if blob is None:
         return stage_doc(repo, commit, runs)
-    data = repo.blob(blob)
-    if is_index(data):
-        index = parse_index(data)
+    index = index_of(repo, blob)
+    if index is not None:
         paths = {rid: _store_path(rid) for rid in runs}
         added = sum(1 for p in paths.values() if repo.fanout_file(index.store, p) is None)
         tree = repo.write_fanout(
@@ -205,7 +226,9 @@ def stage_runs(
         )
         latest = _newest({**index.latest, **{rid: _brief(t) for rid, t in runs.items()}})
         note = repo.write_blob(_encode_index(index.count + added, tree, latest))
+        _remember(note, Index(index.count + added, tree, latest))
         return {commit: note, store_key(commit): tree}
+    data = repo.blob(blob)
     doc = read_doc(repo, blob)
     merged = {**doc, **runs}
     if len(merged) > INLINE_MAX:  # the first write beyond the limit migrates to an index
@@ -222,13 +245,10 @@ def run_table(repo: Repo, snap: Snapshot, commit: str, run_id: str) -> dict[str,
     blob = snap.entries.get(commit)
     if blob is None:
         return None
-    cached = cached_doc(repo, blob)
-    if cached is not None:
-        return cached.get(run_id)
-    data = repo.blob(blob)
-    if not is_index(data):
+    index = index_of(repo, blob)
+    if index is None:
         return read_doc(repo, blob).get(run_id)
-    run_blob = repo.fanout_file(parse_index(data).store, _store_path(run_id))
+    run_blob = repo.fanout_file(index.store, _store_path(run_id))
     return None if run_blob is None else codec.decode_doc(repo.blob(run_blob)).get(run_id)
 
 
@@ -366,6 +386,7 @@ def briefs(repo: Repo, snap: Snapshot, commits: list[str]) -> dict[str, list[Bri
                     str(t.get("host", "")),
                     int(t.get("pid", 0)),
                     dict(t.get("metrics", {})),
+                    briefcache.metrics_text(t.get("metrics", {})),
                 )
                 for rid, t in sorted(doc.items())
             ]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class CommitInfo:
+class CommitInfo(NamedTuple):
     """A commit as git reports it; made by core.git (pygit2) and by the fast log path (git log),
-    which must not load pygit2."""
+    which must not load pygit2. A named tuple: `git mlm log` makes a thousand at once."""
 
     oid: str
     parents: tuple[str, ...]

@@ -108,6 +108,16 @@ _ATTRIBUTES = {"run_name": "name", "run name": "name", "Run name": "name", "Run 
 _ATTRIBUTES |= {"user_id": "user", "created": "start_time", "Created": "start_time"}
 _TAGS = {"tags.mlflow.runName": "name", "tags.mlflow.user": "user"}
 DERIVED = ("start_time", "end_time")
+
+
+def may_name_derived(text: str) -> bool:
+    """Whether a filter or order text may name a DERIVED column (under any of its names): a
+    textual test, so a false alarm is possible (it only costs the caller adding them)."""
+    lowered = text.lower()
+    names = (*DERIVED, *(k for k, v in _ATTRIBUTES.items() if v in DERIVED))
+    return any(name.lower() in lowered for name in names)
+
+
 DATA_PREFIXES = ("params.", "metrics.", "tags.", "datasets.")
 # MLflow writes statuses in upper case; ours are lower case, so status values compare caselessly.
 _CASELESS = "status"

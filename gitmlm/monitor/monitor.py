@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from gitmlm.models.ops import Resolved
+    from gitmlm.partitions import source
     from gitmlm.stats.drift import DriftReport
     from gitmlm.stats.profile import Profile
 
@@ -192,7 +193,8 @@ def _registry_resolve(repo: Repo, spec: str) -> Resolved:
 
 @dataclass
 class Request:
-    data: Path
+    data: str | Path
+    """A file, a folder of files (hive partitions too), a glob, or a URL (`s3://…`)."""
     dataset: str | None = None
     prediction: str | None = None
     labels: str | None = None
@@ -202,13 +204,16 @@ class Request:
     pvalues: bool = False
     ignore: list[str] = field(default_factory=list)
     chunk_rows: int = 200_000
+    engine: str = "local"
+    """`spark`: the serving profile is computed file by file on a Spark cluster (`master`)."""
+    master: str | None = None
 
 
 @dataclass
 class Result:
     target: Target
     dataset: str
-    data: Path
+    data: str | Path
     observed: str
     reference: Profile
     serving: Profile
@@ -249,6 +254,12 @@ class Result:
         return EXIT_FLAGGED if self.flagged else 0
 
 
+def data_name(data: str | Path) -> str:
+    """The last part of the serving data's name (a file, a folder, a URL): what a record keeps."""
+    text = str(data).rstrip("/")
+    return text.rsplit("/", 1)[-1] or text
+
+
 def day(window: object) -> str:
     """`2024-01-05T00:00:00` reads as `2024-01-05`: daily windows start at midnight."""
     text = str(window)
@@ -261,8 +272,10 @@ def _short(x: object) -> str:
 
 def observe(repo: Repo, target: Target, req: Request, cfg: Settings) -> Result:
     """Compare the serving data of `req` with the target run's training profile."""
+    from gitmlm.partitions import profiling
     from gitmlm.stats.drift import DEFAULT_THRESHOLDS, compare
 
+    profiling.check_engine(req.engine)
     dataset, reference = profile_store.load(repo, target.run, target.run_commits, req.dataset)
     if req.labels and not req.prediction:
         raise MlmError("--labels needs --prediction: the column holding the model's output")
@@ -279,7 +292,7 @@ def observe(repo: Repo, target: Target, req: Request, cfg: Settings) -> Result:
     drop.update(c for c in (req.labels, req.prediction) if c and c not in reference.columns)
     for name in sorted({*cfg.ignore, *req.ignore} & set(reference.columns)):
         reference.columns.pop(name)  # ignored on both sides, not "missing from serving"
-    serving, side_frame = _read_serving(req, reference, side, drop)
+    serving, side_frame = _read_serving(repo, req, reference, side, drop)
     warnings: list[str] = []
     prediction = req.prediction if req.prediction in reference.columns else None
     if req.prediction and prediction is None:
@@ -312,23 +325,25 @@ def observe(repo: Repo, target: Target, req: Request, cfg: Settings) -> Result:
 
 
 def _read_serving(
-    req: Request, reference: Profile, side: list[str], drop: set[str]
+    repo: Repo, req: Request, reference: Profile, side: list[str], drop: set[str]
 ) -> tuple[Profile, pd.DataFrame | None]:
     import pandas as pd
 
-    from gitmlm.stats.frames import read_frames
+    from gitmlm.partitions import source
     from gitmlm.stats.profile import build_profile
 
-    path = req.data
+    data = source.resolve(repo, str(req.data))
+    if req.engine != "local":
+        return _read_serving_on(data, req, reference, side, drop)
     parts: list[pd.DataFrame] = []
     rows = 0
     read_all = False
 
     def chunks() -> Iterator[pd.DataFrame]:
         nonlocal rows, read_all
-        for i, frame in enumerate(read_frames(path, chunk_rows=req.chunk_rows)):
+        for i, frame in enumerate(data.all_frames(req.chunk_rows)):
             if i == 0:
-                _check_first(path, frame, reference, side, drop)
+                _check_first(req.data, frame, reference, side, drop)
             rows += len(frame)
             if side:
                 parts.append(frame[side].copy())
@@ -340,14 +355,44 @@ def _read_serving(
         serving = build_profile(chunks(), reference=reference)
     except MlmError as exc:
         if read_all and rows == 0:
-            raise MlmError(f"{path}: no data rows (a header only?); nothing to monitor") from exc
+            raise MlmError(
+                f"{req.data}: no data rows (a header only?); nothing to monitor"
+            ) from exc
         raise
     side_frame = pd.concat(parts, ignore_index=True) if parts else None
     return serving, side_frame
 
 
+def _read_serving_on(
+    data: source.Source, req: Request, reference: Profile, side: list[str], drop: set[str]
+) -> tuple[Profile, pd.DataFrame | None]:
+    """The serving profile from a cluster; the checks of the first chunk and the side columns
+    (labels, predictions, times, latencies: a few columns) are read here."""
+    import pandas as pd
+
+    from gitmlm.partitions import profiling
+
+    first = next(data.frames(0, req.chunk_rows), None)
+    if first is None:
+        raise MlmError(f"{req.data}: no data rows (a header only?); nothing to monitor")
+    _check_first(req.data, first, reference, side, drop)
+    serving = profiling.profile(
+        data,
+        engine=req.engine,
+        master=req.master,
+        reference=reference,
+        drop=sorted(drop),
+        chunk_rows=req.chunk_rows,
+    )
+    side_frame = None
+    if side:
+        frames = [f for i in range(len(data.files)) for f in data.frames(i, columns=side)]
+        side_frame = pd.concat(frames, ignore_index=True)
+    return serving, side_frame
+
+
 def _check_first(
-    path: Path, frame: pd.DataFrame, reference: Profile, side: list[str], drop: set[str]
+    path: str | Path, frame: pd.DataFrame, reference: Profile, side: list[str], drop: set[str]
 ) -> None:
     have = [str(c) for c in frame.columns]
     missing = [c for c in side if c not in have]
@@ -422,7 +467,7 @@ def observation(result: Result) -> dict[str, Any]:
         "stage": t.stage,
         "run": t.run.id,
         "dataset": result.dataset,
-        "data": result.data.name,
+        "data": data_name(result.data),
         "rows": result.serving.rows,
         "reference_rows": result.reference.rows,
         "flagged": result.flagged,
@@ -474,7 +519,7 @@ def record(repo: Repo, result: Result) -> str:
         refs.OBSERVATIONS,
         result.target.commit,
         {oid: observation(result)},
-        f"gitmlm: observe {what} on {result.data.name}",
+        f"gitmlm: observe {what} on {data_name(result.data)}",
     )
     return oid
 

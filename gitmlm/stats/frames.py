@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -48,7 +48,20 @@ def read_frames(
     return _read_csv(p, chunk_rows, columns)
 
 
-def _read_parquet(p: Path, chunk_rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
+def read_parquet_file(
+    f: IO[bytes], name: str, chunk_rows: int = 200_000, columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """Stream an open Parquet file (an object store's, say) as `read_frames` streams a path;
+    `name` says which file in errors. The caller keeps `f` open until the frames are read."""
+    if chunk_rows < 1:
+        raise MlmError("chunk_rows must be at least 1")
+    return _read_parquet(f, chunk_rows, columns, name)
+
+
+def _read_parquet(
+    p: Path | IO[bytes], chunk_rows: int, columns: list[str] | None, name: str | None = None
+) -> Iterator[pd.DataFrame]:
+    shown = name if name is not None else str(p)
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -58,22 +71,22 @@ def _read_parquet(p: Path, chunk_rows: int, columns: list[str] | None) -> Iterat
         # Without pre_buffer pyarrow holds one row group's pages, not several: half the memory.
         pf = pq.ParquetFile(p, pre_buffer=False)
     except (pa.ArrowException, OSError) as e:
-        raise MlmError(f"{p}: cannot read Parquet: {_first_line(e)}") from e
+        raise MlmError(f"{shown}: cannot read Parquet: {_first_line(e)}") from e
     if columns is not None:
-        _check_columns(p, columns, list(pf.schema_arrow.names))
+        _check_columns(shown, columns, list(pf.schema_arrow.names))
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from pf.iter_batches(batch_size=min(chunk_rows, 65_536), columns=columns)
         except (pa.ArrowException, OSError) as e:
-            raise MlmError(f"{p}: cannot read Parquet: {_first_line(e)}") from e
+            raise MlmError(f"{shown}: cannot read Parquet: {_first_line(e)}") from e
         finally:
             pf.close()
 
     return _rechunk(batches(), chunk_rows)
 
 
-def _check_columns(p: Path, wanted: list[str], present: list[str]) -> None:
+def _check_columns(p: Path | str, wanted: list[str], present: list[str]) -> None:
     missing = [c for c in wanted if c not in present]
     if missing:
         names = ", ".join(map(repr, missing))

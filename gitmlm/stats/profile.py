@@ -359,9 +359,9 @@ class _NumericBuilder:
         self.integer = dtype.lower().startswith(("int", "uint"))
         self.edges: FloatArray | None = None if edges is None else np.array(edges)
         self.counts = np.zeros(0 if edges is None else len(edges) - 1, dtype=np.int64)
-        self.n = 0
-        self.mean = 0.0
-        self.m2 = 0.0
+        # Per chunk, folded in order only at the end: partial profiles of partitions then merge
+        # into exactly the floats one pass over the same chunks gives.
+        self.moments: list[tuple[int, float, float]] = []
         self.parts: list[tuple[int, FloatArray]] = []
         self.ref_range = ref_range
         if ref_range is not None:
@@ -384,16 +384,14 @@ class _NumericBuilder:
             return
         x = np.sort(values[finite_mask] if n_finite < values.size else values)
         if self.edges is None:
-            self.edges = np.array(sketch.choose_edges(x, self.integer))
-            self.counts = np.zeros(self.edges.size - 1, dtype=np.int64)
+            self.set_edges(np.array(sketch.choose_edges(x, self.integer)))
+        assert self.edges is not None
         counts, under, over = sketch.bin_counts(x, self.edges)
         self.counts += np.array(counts, dtype=np.int64)
         c.under += under
         c.over += over
         mean = float(np.mean(x))
-        m2 = float(np.sum(np.square(x - mean)))
-        self.mean, self.m2 = sketch.merge_moments(self.n, self.mean, self.m2, x.size, mean, m2)
-        self.n += x.size
+        self.moments.append((x.size, mean, float(np.sum(np.square(x - mean)))))
         self.parts.append((x.size, sketch.quantiles_sorted(x, sketch.QGRID)))
         if self.ref_range is not None and c.outside is not None:
             lo, hi = self.ref_range
@@ -401,17 +399,41 @@ class _NumericBuilder:
             above = x.size - int(np.searchsorted(x, hi, side="right"))
             c.outside += below + above
 
+    def set_edges(self, edges: FloatArray) -> None:
+        self.edges = edges
+        self.counts = np.zeros(edges.size - 1, dtype=np.int64)
+
     def pad(self, rows: int) -> None:
         self.col.count += rows
         self.col.nulls += rows
+
+    def merge(self, b: _NumericBuilder) -> None:
+        """Add the builder of the next partition, counted on the same edges (or decided there)."""
+        a, c = self.col, b.col
+        for f in ("count", "nulls", "nan", "posinf", "neginf", "invalid", "under", "over"):
+            setattr(a, f, getattr(a, f) + getattr(c, f))
+        if a.outside is not None and c.outside is not None:
+            a.outside += c.outside
+        if self.edges is None:
+            self.edges, self.counts = b.edges, b.counts.copy()
+        elif b.edges is not None:
+            if not np.array_equal(self.edges, b.edges):
+                raise MlmError("partial profiles counted one column on different bin edges")
+            self.counts += b.counts
+        self.moments.extend(b.moments)
+        self.parts.extend(b.parts)
 
     def finish(self) -> NumericColumn:
         c = self.col
         if self.edges is not None:
             c.edges = [float(e) for e in self.edges]
             c.counts = [int(n) for n in self.counts]
-        if self.n:
-            c.mean, c.m2 = self.mean, self.m2
+        if self.moments:
+            n, mean, m2 = 0, 0.0, 0.0
+            for n_b, mean_b, m2_b in self.moments:
+                mean, m2 = sketch.merge_moments(n, mean, m2, n_b, mean_b, m2_b)
+                n += n_b
+            c.mean, c.m2 = mean, m2
             _set_quantiles(c, sketch.merge_points(self.parts))
         return c
 
@@ -457,14 +479,29 @@ class _CategoricalBuilder:
         for k, n in zip(keys, vc.to_numpy().tolist(), strict=True):
             counts[k] = counts.get(k, 0) + int(n)
         sketch.hll_update(self.registers, keys)
-        if len(counts) > MAX_EXACT:
-            ranked = sorted(counts.items(), key=lambda kv: -kv[1])
-            self.counts = dict(ranked[: MAX_EXACT // 2])
-            self.pruned += sum(n for _, n in ranked[MAX_EXACT // 2 :])
+        self._prune()
 
     def pad(self, rows: int) -> None:
         self.col.count += rows
         self.col.nulls += rows
+
+    def merge(self, b: _CategoricalBuilder) -> None:
+        """Add the builder of the next partition: exact while the distinct values stay below
+        MAX_EXACT; past it both sides prune as one pass does, so kept counts may be low."""
+        self.col.count += b.col.count
+        self.col.nulls += b.col.nulls
+        counts = self.counts
+        for k, n in b.counts.items():
+            counts[k] = counts.get(k, 0) + n
+        self.pruned += b.pruned
+        np.maximum(self.registers, b.registers, out=self.registers)
+        self._prune()
+
+    def _prune(self) -> None:
+        if len(self.counts) > MAX_EXACT:
+            ranked = sorted(self.counts.items(), key=lambda kv: -kv[1])
+            self.counts = dict(ranked[: MAX_EXACT // 2])
+            self.pruned += sum(n for _, n in ranked[MAX_EXACT // 2 :])
 
     def finish(self, top_k: int, min_count: int) -> CategoricalColumn:
         c = self.col
@@ -489,10 +526,11 @@ class _CategoricalBuilder:
 class _Pending:
     """A column seen only as missing values so far: its kind waits for a value or the reference."""
 
-    def __init__(self, s: pd.Series[Any], rows: int) -> None:
+    def __init__(self, s: pd.Series[Any], rows: int, hash_values: bool) -> None:
         self.dtype = str(s.dtype)
         self.kind = _dtype_kind(s) or CategoricalColumn.kind  # if it stays empty and unreferenced
         self.rows = rows
+        self.hash_values = hash_values
 
     def add(self, s: pd.Series[Any]) -> None:
         self.rows += len(s)
@@ -532,15 +570,100 @@ def build_profile(
     column keeps the reference's hashing choice; one whose kind changed gets its own bins, which
     `compare` reports as schema skew.
     """
+    check_options(top_k, min_count)
+    partial = partial_profile(frames, reference=reference, hash_values=hash_values)
+    return finish_profile(partial, reference=reference, top_k=top_k, min_count=min_count)
+
+
+def check_options(top_k: int, min_count: int) -> None:
     if top_k < 1:
         raise MlmError("top_k must be at least 1")
     if min_count < 0:
         raise MlmError("min_count must not be negative")
+
+
+# ---------------------------------------------------------------------------------------------
+# Partial profiles: one partition's builders, merged in order into exactly one pass's profile
+
+
+@dataclass(frozen=True)
+class Seed:
+    """How a decided column is read from its first values on: kind, the dtype it was decided
+    with, and (numeric) the bin edges frozen on its first finite values, None until then."""
+
+    kind: str
+    dtype: str
+    edges: tuple[float, ...] | None = None
+
+    def to_list(self) -> list[Any]:
+        return [self.kind, self.dtype, None if self.edges is None else list(self.edges)]
+
+    @classmethod
+    def from_list(cls, v: list[Any]) -> Seed:
+        return cls(str(v[0]), str(v[1]), None if v[2] is None else tuple(float(e) for e in v[2]))
+
+
+Seeds = dict[str, Seed]
+
+
+@dataclass
+class Partial:
+    """What chunks of a dataset contribute to its profile, before finishing: the column builders
+    (every count, the per-chunk moments and quantile summaries) and the seeds it was given.
+
+    `partial_profile` of the partitions of a dataset, each given the seeds the partitions before
+    it decided (`fits_after`), merged in order (`merge_partial`) and finished, is the profile a
+    single pass over the same chunks builds: the same bins and counts, the same floats.
+    """
+
+    rows: int = 0
+    builders: dict[str, _Builder] = field(default_factory=dict)
+    given: Seeds = field(default_factory=dict)
+
+    def seeds(self) -> Seeds:
+        return {name: s for name, b in self.builders.items() if (s := _seed(b)) is not None}
+
+    def fits_after(self, before: Seeds) -> bool:
+        """True when every column this partition decided was decided as the partitions before
+        it (whose seeds are `before`) require: the given seed is theirs, or none when they left
+        the column undecided."""
+        return all(self.given.get(n) == before.get(n) for n in self.seeds())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "given": {n: s.to_list() for n, s in self.given.items()},
+            "columns": [[n, _state(b)] for n, b in self.builders.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Partial:
+        return cls(
+            rows=int(d["rows"]),
+            builders={str(n): _from_state(st) for n, st in d["columns"]},
+            given={str(n): Seed.from_list(v) for n, v in d["given"].items()},
+        )
+
+
+def advance(before: Seeds, part: Partial) -> Seeds:
+    """The seeds after `part`, given those before it (when `part.fits_after(before)`)."""
+    return {**before, **part.seeds()}
+
+
+def partial_profile(
+    frames: Iterable[pd.DataFrame] | pd.DataFrame,
+    *,
+    seeds: Seeds | None = None,
+    reference: Profile | None = None,
+    hash_values: bool = False,
+) -> Partial:
+    """The builders of `frames` (one partition of a dataset), its columns decided by `seeds`."""
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
+    seeds = dict(seeds or {})
     ref_cols: Mapping[str, Column] = reference.columns if reference is not None else {}
-    builders: dict[str, _Builder] = {}
-    rows = 0
+    part = Partial(given=seeds)
+    builders = part.builders
     for frame in frames:
         names = [str(c) for c in frame.columns]
         if len(set(names)) != len(names):
@@ -549,8 +672,14 @@ def build_profile(
         for name, (_, s) in zip(names, frame.items(), strict=True):
             b = builders.get(name)
             if b is None:
+                seed = seeds.get(name)
+                if seed is not None:
+                    b = _seeded(seed, ref_cols.get(name), hash_values)
+                else:
+                    b = _Pending(s, 0, hash_values)
                 # A column first seen after `rows` rows was missing in them.
-                b = builders[name] = _Pending(s, rows)
+                b.pad(part.rows)
+                builders[name] = b
             if isinstance(b, _Pending):
                 kind = _natural_kind(s)
                 if kind is None:
@@ -563,15 +692,47 @@ def build_profile(
         absent = builders.keys() - set(names)
         for name in absent:
             builders[name].pad(len(frame))
-        rows += len(frame)
-    if rows == 0:
+        part.rows += len(frame)
+    return part
+
+
+def merge_partial(acc: Partial, part: Partial) -> None:
+    """Add `part`, the partition after those in `acc`, to `acc` (in place)."""
+    for name in acc.builders.keys() - part.builders.keys():
+        acc.builders[name].pad(part.rows)
+    for name, b in part.builders.items():
+        a = acc.builders.get(name)
+        if a is None:
+            b.pad(acc.rows)
+            acc.builders[name] = b
+        elif isinstance(b, _Pending):
+            a.pad(b.rows)  # only missing values in `part`
+        elif isinstance(a, _Pending):
+            b.pad(a.rows)  # `part` decided the column on its first values, as one pass does
+            acc.builders[name] = b
+        elif isinstance(a, _NumericBuilder) and isinstance(b, _NumericBuilder):
+            a.merge(b)  # (apart from the next branch so that each merge is typed)
+        elif isinstance(a, _CategoricalBuilder) and isinstance(b, _CategoricalBuilder):
+            a.merge(b)
+        else:
+            raise MlmError(f"partial profiles disagree on the kind of column {name!r}")
+    acc.rows += part.rows
+
+
+def finish_profile(
+    part: Partial, *, reference: Profile | None = None, top_k: int = 20, min_count: int = 0
+) -> Profile:
+    """The profile of everything `part` holds."""
+    check_options(top_k, min_count)
+    if part.rows == 0:
         raise MlmError("no rows to profile: the data is empty")
+    ref_cols: Mapping[str, Column] = reference.columns if reference is not None else {}
     columns: dict[str, Column] = {}
-    for name, b in builders.items():
+    for name, b in part.builders.items():
         if isinstance(b, _Pending):
             ref = ref_cols.get(name)
             kind = ref.kind if ref is not None else b.kind
-            nb = _new_builder(kind, b.dtype, ref, hash_values)
+            nb = _new_builder(kind, b.dtype, ref, b.hash_values)
             nb.pad(b.rows)
             b = nb
         if isinstance(b, _NumericBuilder):
@@ -579,12 +740,76 @@ def build_profile(
         elif isinstance(b, _CategoricalBuilder):
             columns[name] = b.finish(top_k, min_count)
     return Profile(
-        rows=rows,
+        rows=part.rows,
         columns=columns,
         top_k=top_k,
         min_count=min_count,
         reference=reference.digest() if reference is not None else None,
     )
+
+
+def _seed(b: _Builder) -> Seed | None:
+    if isinstance(b, _NumericBuilder):
+        edges = None if b.edges is None else tuple(float(e) for e in b.edges)
+        return Seed(NumericColumn.kind, b.col.dtype, edges)
+    if isinstance(b, _CategoricalBuilder):
+        return Seed(CategoricalColumn.kind, b.col.dtype)
+    return None
+
+
+def _seeded(seed: Seed, ref: Column | None, hash_values: bool) -> _Builder:
+    b = _new_builder(seed.kind, seed.dtype, ref, hash_values)
+    if isinstance(b, _NumericBuilder) and b.edges is None and seed.edges is not None:
+        b.set_edges(np.array(seed.edges))
+    return b
+
+
+def _state(b: _Builder) -> dict[str, Any]:
+    if isinstance(b, _NumericBuilder):
+        return {
+            "b": "numeric",
+            "col": b.col.to_dict(),
+            "edges": None if b.edges is None else [float(e) for e in b.edges],
+            "counts": [int(n) for n in b.counts],
+            "moments": [list(m) for m in b.moments],
+            "parts": [[n, [float(x) for x in pts]] for n, pts in b.parts],
+            "range": None if b.ref_range is None else list(b.ref_range),
+        }
+    if isinstance(b, _CategoricalBuilder):
+        return {
+            "b": "categorical",
+            "col": b.col.to_dict(),
+            "counts": b.counts,
+            "pruned": b.pruned,
+            "hll": sketch.hll_encode(b.registers),
+            "required": None if b.required is None else sorted(b.required),
+        }
+    return {"b": "pending", "dtype": b.dtype, "kind": b.kind, "rows": b.rows, "hash": b.hash_values}
+
+
+def _from_state(st: Mapping[str, Any]) -> _Builder:
+    if st["b"] == "numeric":
+        col = NumericColumn.from_dict(st["col"])
+        rng = st["range"]
+        nb = _NumericBuilder(col.dtype, st["edges"], None if rng is None else (rng[0], rng[1]))
+        nb.col = col
+        nb.counts = np.array(st["counts"], dtype=np.int64)
+        nb.moments = [(int(n), float(m), float(m2)) for n, m, m2 in st["moments"]]
+        nb.parts = [(int(n), np.array(pts, dtype=np.float64)) for n, pts in st["parts"]]
+        return nb
+    if st["b"] == "categorical":
+        cat = CategoricalColumn.from_dict(st["col"])
+        req = st["required"]
+        cb = _CategoricalBuilder(cat.dtype, cat.hashed, None if req is None else frozenset(req))
+        cb.col = cat
+        cb.counts = {str(k): int(n) for k, n in st["counts"].items()}
+        cb.pruned = int(st["pruned"])
+        cb.registers = sketch.hll_decode(st["hll"])
+        return cb
+    pb = _Pending.__new__(_Pending)
+    pb.dtype, pb.kind, pb.rows = str(st["dtype"]), str(st["kind"]), int(st["rows"])
+    pb.hash_values = bool(st["hash"])
+    return pb
 
 
 # ---------------------------------------------------------------------------------------------

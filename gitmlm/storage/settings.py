@@ -164,6 +164,24 @@ def pick(repo: Repo, name: str | None) -> Remote:
     return found[name]
 
 
+def for_url(repo: Repo, url: str) -> Remote:
+    """How to reach a data URL (`s3://bucket/logs/…`): the settings of the declared remote on
+    the same bucket (its endpoint and options), else the environment's."""
+    check_url(url)
+    scheme, _, rest = url.partition("://")
+    bucket = rest.split("/", 1)[0]
+    found, default = remotes(repo)
+    same = [
+        r
+        for r in found.values()
+        if r.url.partition("://")[0] == scheme
+        and r.url.partition("://")[2].split("/", 1)[0] == bucket
+    ]
+    same.sort(key=lambda r: r.name != default)  # the default first, when it is one of them
+    base = same[0] if same else Remote("data", url)
+    return Remote(base.name, url, base.endpoint_url, dict(base.options))
+
+
 def add(repo: Repo, name: str, url: str, *, default: bool, endpoint_url: str | None) -> Remote:
     from gitmlm.core import tomledit
 

@@ -67,11 +67,20 @@ def connect(repo: Repo, remote: Remote) -> Connection:
         if not folder.is_absolute():
             folder = repo.workdir / folder
         return Connection(remote, None, str(folder), True)
+    if url.split("://", 1)[0] == "file":
+        return Connection(remote, None, url.split("://", 1)[1].rstrip("/"), True)
+    fs, path = open_url(remote)
+    return Connection(remote, fs, str(path).rstrip("/"), False)
+
+
+def fs_options(remote: Remote) -> dict[str, Any]:
+    """The fsspec filesystem's options for `remote` (a URL with a protocol): plain data, so a
+    worker on another machine can open the same filesystem (`filesystem`)."""
     try:
-        import fsspec
+        import fsspec  # noqa: F401
     except ImportError as exc:
         raise MlmError("remotes need fsspec: pip install 'gitmlm[s3]'") from exc
-    protocol = url.split("://", 1)[0]
+    protocol = remote.url.split("://", 1)[0]
     kwargs: dict[str, Any] = dict(remote.options)
     if protocol in ("s3", "s3a"):
         try:
@@ -86,19 +95,26 @@ def connect(repo: Repo, remote: Remote) -> Connection:
         if endpoint:
             kwargs["endpoint_url"] = endpoint
         kwargs.setdefault("config_kwargs", {"connect_timeout": 5, "retries": {"max_attempts": 2}})
-    if protocol == "file":
-        return Connection(remote, None, url.split("://", 1)[1].rstrip("/"), True)
     kwargs.setdefault("skip_instance_cache", True)
     kwargs.setdefault("use_listings_cache", False)
+    return kwargs
+
+
+def open_url(remote: Remote, options: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """(filesystem, path) of `remote`'s URL with `options` (default: `fs_options(remote)`)."""
+    import fsspec
+
+    url = remote.url
+    kwargs = fs_options(remote) if options is None else options
     try:
         fs, path = fsspec.core.url_to_fs(url, **kwargs)
     except (ImportError, ValueError) as exc:
         raise MlmError(f"storage remote {remote.name}: {url}: {exc}") from exc
-    if protocol in ("s3", "s3a"):
+    if url.split("://", 1)[0] in ("s3", "s3a"):
         # s3fs retries 5 times with backoff on top of botocore's own attempts: an unreachable
         # endpoint would take seconds to report. Three tries still ride out a glitch.
         fs.retries = 3
-    return Connection(remote, fs, str(path).rstrip("/"), False)
+    return fs, str(path)
 
 
 @contextlib.contextmanager

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gitmlm.core import briefcache, gitcmd, refs
-from gitmlm.core.records import CommitInfo
-from gitmlm.tracking import logtext
+from gitmlm.core import gitcmd, refs
+
+if TYPE_CHECKING:
+    from gitmlm.core import briefcache
+    from gitmlm.core.records import CommitInfo
+
+# What the log needs besides git is imported in `run` after git has started: git works while
+# Python loads the rest.
 
 
-@dataclass
 class _Args:
-    revisions: list[str]
-    limit: int | None = None
-    metrics: tuple[str, ...] = ()
-    oneline: bool = False
+    def __init__(self, revisions: list[str]) -> None:
+        self.revisions = revisions
+        self.limit: int | None = None
+        self.metrics: tuple[str, ...] = ()
+        self.oneline = False
 
 
 def _parse(argv: list[str]) -> _Args | None:
@@ -67,6 +71,8 @@ def _out(proc: subprocess.Popen[bytes]) -> str | None:
 
 
 def _commits(text: str) -> list[CommitInfo]:
+    from gitmlm.core.records import CommitInfo
+
     out = []
     for record in text.split("\0"):
         record = record.lstrip("\n")
@@ -114,11 +120,24 @@ def run(argv: list[str]) -> bool:
             "--",
         ),
     ]
-    head_text, refs_text, log_text = (_out(p) for p in procs)
-    if head_text is None or refs_text is None or log_text is None:
+    from pathlib import Path
+
+    from gitmlm.core import briefcache
+    from gitmlm.tracking import logtext
+
+    head_text = _out(procs[0])  # the quickest: where the caches are
+    if head_text is None:
+        for p in procs[1:]:
+            p.communicate()
         return False
     common, head_commit, symbolic = head_text.split("\n")[:3]
     mlm_dir = Path(common) / "mlm"
+    # Read while git log still works; used only if the refs show they are current.
+    view = briefcache.load_view(mlm_dir)
+    pack = briefcache.load_pack(mlm_dir)
+    refs_text, log_text = (_out(p) for p in procs[1:])
+    if refs_text is None or log_text is None:
+        return False
     tip = None
     checkpoints: dict[str, str] = {}
     decorations: dict[str, list[str]] = {}
@@ -140,12 +159,10 @@ def run(argv: list[str]) -> bool:
         found: dict[str, list[briefcache.Brief]] = {}
         bases: dict[str, list[str]] = {}
     else:
-        view = briefcache.load_view(mlm_dir)
         if view.get("tip") != tip or view.get("checkpoints") != checkpoints:
             return False
         noted: dict[str, str] = view["entries"]
         bases = view["bases"]
-        pack = briefcache.load_pack(mlm_dir)
         found = {}
         for c in logtext.wanted(commits, noted, bases):
             if c not in noted:

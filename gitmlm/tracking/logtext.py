@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from gitmlm.core import ids
 from gitmlm.core.briefcache import Brief as Row
+from gitmlm.core.briefcache import metrics_text
 from gitmlm.tracking import liveness
 
 
@@ -33,26 +33,33 @@ class Commit(Protocol):
     def message(self) -> str: ...
 
 
-@dataclass(frozen=True)
-class Brief:
+class Brief(NamedTuple):
+    """A run as the log shows it (a named tuple: a sweep's log makes thousands)."""
+
     id: str
     name: str
     status: str
     metrics: dict[str, float]
     committed: str | None = None
     """For a snapshot run: the commit its code was committed as (it shows there too)."""
+    shown: str | None = None
+    """Its metrics as shown when none are named (briefcache.metrics_text), made when cached."""
 
 
 TableOf = Callable[[str, str], dict[str, Any]]
 """(commit, run id) -> the run's whole table in that commit's note ({} if unreadable)."""
 
 
-@dataclass
 class Entry:
-    commit: Commit
-    runs: list[Brief] = field(default_factory=list)
-    snapshots: list[Brief] = field(default_factory=list)
-    """Runs made on a dirty tree based on this commit (their code is a checkpoint)."""
+    """A commit and its runs; `snapshots` are runs made on a dirty tree based on it (their
+    code is a checkpoint)."""
+
+    __slots__ = ("commit", "runs", "snapshots")
+
+    def __init__(self, commit: Commit, runs: list[Brief] | None = None) -> None:
+        self.commit = commit
+        self.runs: list[Brief] = runs if runs is not None else []
+        self.snapshots: list[Brief] = []
 
 
 def wanted(
@@ -95,8 +102,11 @@ def _briefs(
     rows: Iterable[Row], commit: str, table_of: TableOf | None, *, snapshot: bool
 ) -> list[Brief] | None:
     out = []
-    for rid, name, status, host, pid, metrics in rows:
+    for rid, name, status, host, pid, metrics, shown_metrics in rows:
         if status == "deleted":  # a tombstone (`git mlm runs rm`): notes.briefs says so
+            continue
+        if status != "running" and not snapshot:  # what a sweep's log is made of: as stored
+            out.append(Brief(rid, name, status, metrics, None, shown_metrics))
             continue
         table: dict[str, Any] = {}
         if status == "running" or snapshot:
@@ -113,7 +123,8 @@ def _briefs(
             table.get("pid_ns"),
             float(every) if isinstance(every, (int, float)) else None,
         )
-        out.append(Brief(rid, name, shown, metrics, attached[0] if attached else None))
+        committed = attached[0] if attached else None
+        out.append(Brief(rid, name, shown, metrics, committed, shown_metrics))
     return out
 
 
@@ -129,9 +140,7 @@ def _style(text: str, fg: str | None) -> str:
 
 
 def run_line(r: Brief, metrics: Sequence[str], color: bool) -> str:
-    names = list(metrics) or sorted(r.metrics)[:4]
-    values = r.metrics
-    shown = "  ".join(f"{m}={values[m]:.6g}" for m in names if m in values)
+    shown = r.shown if r.shown is not None and not metrics else metrics_text(r.metrics, metrics)
     status = f"{r.status:<8}"
     if color:
         status = _style(status, _STATUS_COLORS.get(r.status))

@@ -16,7 +16,6 @@ computed or read.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from gitmlm.stats.profile import Profile
-
-DATA_SUFFIXES = frozenset({".csv", ".tsv", ".parquet", ".pq", ".parq", ".gz", ".bz2"})
 
 
 @dataclass(frozen=True)
@@ -65,29 +62,22 @@ def of_frame(df: pd.DataFrame, options: Options = Options()) -> Profile:
 
 def of_files(paths: Sequence[Path], options: Options = Options()) -> Profile:
     """One profile of several files read as one table: edges frozen on the first chunk."""
-    from gitmlm.stats.frames import read_frames
-    from gitmlm.stats.profile import build_profile
+    from gitmlm.partitions import profiling, source
 
-    frames = itertools.chain.from_iterable(read_frames(p) for p in paths)
-    return build_profile(
-        frames, top_k=options.top_k, hash_values=options.hash_values, min_count=options.min_count
+    files = tuple(str(p) for p in paths)
+    return profiling.profile(
+        source.Source(files[0] if files else "", files),
+        top_k=options.top_k,
+        hash_values=options.hash_values,
+        min_count=options.min_count,
     )
 
 
 def data_files(path: Path) -> list[Path]:
     """The file itself, or the CSV/Parquet files below a directory, in path order."""
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        found = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith(".")
-        )
-        if not found:
-            raise MlmError(f"{path}: no CSV or Parquet files in this directory")
-        return found
-    raise MlmError(f"{path}: no such file or directory")
+    from gitmlm.partitions.source import local_files
+
+    return local_files(str(path))
 
 
 def frame_digest(df: pd.DataFrame) -> str:

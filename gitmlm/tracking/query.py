@@ -151,10 +151,12 @@ def select_rows(
     *,
     require: str | None = None,
     tree: bool = False,
+    known: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """`select` over rows already flattened (the ui keeps them between requests); the rows
-    given are left as they are."""
-    return _select(rows, where_text, order_by, limit, require=require, tree=tree)
+    given are left as they are. `known` (every column of `rows`, with ATTRIBUTES and
+    where.DERIVED) saves working it out again when the same rows are queried often."""
+    return _select(rows, where_text, order_by, limit, require=require, tree=tree, known=known)
 
 
 def _select(
@@ -165,20 +167,29 @@ def _select(
     *,
     require: str | None = None,
     tree: bool = False,
+    known: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     # _select works on copies: the rows given stay as they were.
     if require:
         rows = [r for r in rows if _rank(r.get(require)) == 0]
-    known, open_prefixes = known_columns(rows)
+        known = None  # fewer rows: fewer columns
+    if known is None:
+        known, open_prefixes = known_columns(rows)
+    else:  # the caller's columns of these very rows
+        open_prefixes = () if rows else where.DATA_PREFIXES
     keep = where.compile_where(where_text, known, open_prefixes) if where_text else None
     keys = []
     for column, desc in parse_order(order_by):
         name = where.canonical(column, known)
         where.check_column(name, known, open_prefixes, "--order-by")
         keys.append((name, desc))
-    # The rows carry MLflow's derived times only while they are filtered and ordered (copies:
-    # the rows given stay as they were).
-    rows = [with_times(row) for row in rows]
+    # MLflow's derived times are worked out only when the filter or the order may name them
+    # (a textual test: a false alarm only costs the time), on copies that lose them again.
+    derived = where.may_name_derived(where_text or "") or any(
+        name in where.DERIVED for name, _ in keys
+    )
+    if derived:
+        rows = [with_times(row) for row in rows]
     if keep is not None:
         rows = [r for r in rows if keep(r)]
     rows = _order(rows, keys)
@@ -186,13 +197,17 @@ def _select(
         rows = as_tree(rows)
     if limit is not None:
         rows = rows[:limit]
-    for row in rows:
-        del row["start_time"], row["end_time"]
-    return rows
+    if derived:
+        for row in rows:
+            del row["start_time"], row["end_time"]
+        return rows
+    return rows if tree else [dict(row) for row in rows]  # as_tree made copies already
 
 
-_listed: dict[tuple[Path, bool], tuple[str | None, runs.Listing, list[dict[str, Any]]]] = {}
-"""The last listing of each repository in this process, with its rows, by notes tip."""
+_View = tuple[list[dict[str, Any]], set[str]]
+_listed: dict[tuple[Path, bool], tuple[str | None, runs.Listing, dict[bool, _View]]] = {}
+"""The last listing of each repository in this process, by notes tip, with its rows and their
+columns (with archived runs, and without)."""
 
 
 def select_runs(
@@ -216,13 +231,18 @@ def select_runs(
     tip = repo.ref(refs.RUNS)
     memo = _listed.get(key)
     if memo is not None and memo[0] == tip:
-        listing, every = memo[1], memo[2]
+        listing, views = memo[1], memo[2]
     else:
         listing = runs.list_runs(repo, placed_only=placed_only)
-        every = [flat_row(r) for r in listing.runs]
+        views = {}
         # A running run may crash (its status is worked out at listing time): not kept.
         if not any(r.status == "running" for r in listing.runs):
-            _listed[key] = (tip, listing, every)
-    rows = [row for r, row in zip(listing.runs, every, strict=True) if archived or not r.archived]
+            _listed[key] = (tip, listing, views)
+    view = views.get(archived)
+    if view is None:
+        rows = [flat_row(r) for r in listing.runs if archived or not r.archived]
+        view = views[archived] = (rows, known_columns(rows)[0])
+    rows, known = view
     require = f"metrics.{best}" if best else None
-    return select_rows(rows, where_text, order_by, limit, require=require, tree=tree), listing
+    found = select_rows(rows, where_text, order_by, limit, require=require, tree=tree, known=known)
+    return found, listing

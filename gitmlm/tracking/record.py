@@ -20,7 +20,7 @@ from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 from gitmlm.data import datasets as data
 from gitmlm.errors import MlmError
-from gitmlm.tracking import envinfo, journal, listing, liveness, logged, sysmetrics
+from gitmlm.tracking import envinfo, heartbeat, journal, listing, liveness, logged, sysmetrics
 
 # Reading runs lives in tracking.listing (light: hooks and `git mlm models` load it without the
 # data and checkpoint machinery); these names stay here for the callers that record and read.
@@ -63,8 +63,7 @@ class ActiveRun:
         self._journal = journal.Appender(journal.path(repo.mlm_dir, record.id))
         self._steps: dict[str, int | None] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._beating = False
         self._sampler: sysmetrics.Sampler | None = None
 
     def sample_system_metrics(self, every: float | None = None) -> None:
@@ -248,21 +247,18 @@ class ActiveRun:
         """Refresh the record's `updated` stamp while the run lives (see liveness.py)."""
         every = float(self.record.extra.get(HEARTBEAT) or liveness.beat_every())
 
-        def loop() -> None:
-            while not self._stop.wait(every):
-                with contextlib.suppress(MlmError, OSError):  # a missed beat is not fatal
-                    attachments.touch_running(
-                        self.repo, self.record.commit, self.id, {"updated": codec.now()}
-                    )
+        def beat() -> None:
+            attachments.touch_running(
+                self.repo, self.record.commit, self.id, {"updated": codec.now()}
+            )
 
-        self._thread = threading.Thread(target=loop, name=f"gitmlm-{self.id}", daemon=True)
-        self._thread.start()
+        heartbeat.start(self.id, every, beat)
+        self._beating = True
 
     def stop_heartbeat(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._beating:
+            heartbeat.stop(self.id)
+            self._beating = False
 
     def close(self) -> None:
         """The run's logging is over: stop sampling and the heartbeat, close the journal."""
@@ -648,11 +644,18 @@ class Recorded:
     run: Run
     name: str
     profile: Profile
-    files: list[Path]
+    files: list[str]
 
 
 def record_for_run(
-    repo: Repo, run_id: str, path: str, name: str | None = None, options: Options | None = None
+    repo: Repo,
+    run_id: str,
+    path: str,
+    name: str | None = None,
+    options: Options | None = None,
+    *,
+    engine: str = "local",
+    master: str | None = None,
 ) -> Recorded:
     """Profile PATH and store it with an existing run (live or finished).
 
@@ -662,14 +665,23 @@ def record_for_run(
     of its record. Without `name`, a dataset the run already recorded with this path keeps its
     name; otherwise the path (relative to the repository) is the name, as `log_dataset` does.
     """
+    from gitmlm.partitions import profiling, source
     from gitmlm.tracking import profiles
 
+    profiling.check_engine(engine)
     listing = list_runs(repo)
     run = resolve(listing, run_id)
-    target = Path(path)
-    files = profiles.data_files(target)
-    profile = profiles.of_files(files, options or profiles.Options())
-    rel = profiles.relative(repo, target)
+    data = source.resolve(repo, path)
+    how = options or profiles.Options()
+    profile = profiling.profile(
+        data,
+        engine=engine,
+        master=master,
+        top_k=how.top_k,
+        hash_values=how.hash_values,
+        min_count=how.min_count,
+    )
+    rel = path if source.is_url(path) else profiles.relative(repo, Path(path))
     if name is None:
         name = next(
             (n for n, info in run.datasets.items() if info.get("path") == rel),
@@ -687,7 +699,7 @@ def record_for_run(
         message = f"gitmlm: profile {name} of run {run.id}"
         attachments.put_run(repo, run.commit, run.id, codec.run_to_dict(run), message)
     run.datasets[name] = info
-    return Recorded(run, name, profile, files)
+    return Recorded(run, name, profile, list(data.files))
 
 
 def _dataset_info(repo: Repo, path: str, recorded: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Datasets of many files (a folder, a glob, an object store prefix), profiled here or on Spark."""
