@@ -89,6 +89,10 @@ def get(repo: Repo, spec: str, dest: Path | None, *, remote: str | None = None) 
     target = dest if dest is not None else Path.cwd() / name
     if target.is_dir():
         target = target / name
+    if r.folder:
+        # An imported MLflow model: a folder object, its files fetched and checked first.
+        storage.export(repo, got.digest, target, folder=True, remote=remote)
+        return Got(got.model, got.version, got.digest, got.path, got.source, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     objects.place(got.path, target, settings.links(repo))
     return Got(got.model, got.version, got.digest, got.path, got.source, target)
@@ -101,11 +105,14 @@ def live_objects(repo: Repo) -> set[str]:
     from gitmlm.tracking import artifacts
 
     out = artifacts.live(repo) | restore.live(repo)
+    store = settings.cache(repo)
     for model in model_registry.load(repo).models.values():
         for v in model.versions.values():
             digest = v.artifact.get("digest")
             if isinstance(digest, str) and digest:
                 out.add(digest)
+                if v.artifact.get("kind") == "dir" and store.has(digest):
+                    out.update(store.folder_files(digest).values())
     return out
 
 

@@ -1,0 +1,156 @@
+"""MLflow's registered models and S3 artifacts: the real MLflow (peers' venv) writes a store
+with runs on named commits, versions in stages and under aliases, an MLflow 3 logged model, and
+an experiment whose artifacts live on moto's S3 server; `git mlm import mlflow` brings them in
+as registry tags and object-store bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import gitmlm
+from gitmlm.core.git import Repo
+from gitmlm.tracking import logged
+from tests.helpers import ROOT, S3_ENV, git, make_bucket, mlm, models_json, peer_env, peer_python
+
+SCRIPT = ROOT / "tests" / "mlflow_examples" / "registry.py"
+BUCKET = "mlflow-art"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict[str, Any]:
+    """A project with three commits; MLflow ran the script into a sqlite database and a file
+    store at once (its start is slow)."""
+    root = tmp_path_factory.mktemp("mlflow-reg")
+    env = peer_env(root)
+    proj = root / "proj"
+    proj.mkdir()
+    (proj / ".gitignore").write_text("mlruns/\nstore/\n*.db\n")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=proj, env=env, check=True)
+    commits = []
+    for n in range(3):
+        (proj / "train.py").write_text(f"# version {n}\n")
+        for args in (["add", "-A"], ["commit", "-q", "-m", f"c{n}"]):
+            subprocess.run(["git", *args], cwd=proj, env=env, check=True)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=proj, env=env, capture_output=True)
+        commits.append(out.stdout.decode().strip())
+    shutil.copy(SCRIPT, proj / "registry.py")  # MLflow takes the commit of the script's repo
+    make_bucket(moto_server, BUCKET)
+    s3 = {**S3_ENV, "MLFLOW_S3_ENDPOINT_URL": moto_server}
+    procs = {}
+    for kind, uri in (
+        ("sqlite", f"sqlite:///{root / 'mlflow.db'}"),
+        ("files", f"file://{proj / 'store'}"),
+    ):
+        run_env = {**env, **s3, "MLFLOW_TRACKING_URI": uri, "MLFLOW_ALLOW_FILE_STORE": "true"}
+        run_env |= {"C1": commits[0], "C2": commits[1], "BUCKET": f"{BUCKET}/{kind}"}
+        procs[kind] = subprocess.Popen(
+            [str(peer_python("mlflow")), "registry.py"],
+            cwd=proj,
+            env=run_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    out: dict[str, Any] = {"proj": proj, "root": root, "commits": commits, "s3": s3}
+    for kind, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=240)
+        assert proc.returncode == 0, stderr.decode()[-3000:]
+        out[kind] = json.loads(stdout.decode().strip().splitlines()[-1])
+    out["sources"] = {
+        "sqlite": f"sqlite:///{root / 'mlflow.db'}",
+        "files": str(proj / "store"),
+    }
+    return out
+
+
+def _env(store: dict[str, Any]) -> dict[str, str]:
+    return {**os.environ, **store["s3"]}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "files"])
+def test_import_registered_models_and_s3_artifacts(
+    store: dict[str, Any], tmp_path: Path, kind: str
+) -> None:
+    proj = tmp_path / "proj"
+    git(tmp_path, "clone", "-q", str(store["proj"]), str(proj))
+    env = _env(store)
+    source = store["sources"][kind]
+    c1, c2, c3 = store["commits"]
+
+    # A registered model name the registry refuses: one line, nothing written.
+    proc = mlm(proj, "import", "mlflow", source, check=False, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "MLflow model 'sk model': model name 'sk model' is not valid" in proc.stderr
+    assert "--rename-model 'sk model=NEW'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert git(proj, "for-each-ref", "refs/notes", "refs/tags") == ""
+
+    args = ["import", "mlflow", source, "--rename-model", "sk model=sk-model"]
+    proc = mlm(proj, *args, env=env)
+    assert "imported 5 runs; 0 were imported before" in proc.stdout
+    assert (
+        "registered 4 model versions, assigned 4 stages, deregistered 1; "
+        "0 were imported before" in proc.stdout
+    )
+    # version 3 was made on the commit of version 2, which holds a stage: one version per commit
+    assert "'churn' version 3: its run's commit" in proc.stderr
+    assert "stages challenger, champion are not in mlm.toml" in proc.stderr
+
+    [churn] = [m for m in models_json(proj) if m["model"] == "churn"]
+    assert churn["latest"] == "v4.0.0"
+    assert churn["stages"] == {
+        "dev": None,
+        "staging": "v2.0.0",
+        "production": "v1.0.0",
+        "champion": "v2.0.0",
+        "challenger": "v4.0.0",
+    }
+    assert [m["model"] for m in models_json(proj)] == ["churn", "sk-model"]
+    repo = Repo.open(proj)
+    rows = {r["name"]: r for r in json.loads(mlm(proj, "runs", "--format", "json").stdout)}
+    prod = gitmlm.resolve("churn#production", path=str(proj))
+    assert (prod.commit, prod.run, prod.folder) == (c1, rows["r1"]["run_id"], True)
+    assert gitmlm.resolve("churn#staging", path=str(proj)).commit == c2
+    assert gitmlm.resolve("churn@v4.0.0", path=str(proj)).commit == c3  # MLflow's own commit
+    sk = gitmlm.registry(path=str(proj)).set_index("model").loc["sk-model"]
+    assert not sk["active"]  # Archived in MLflow: deregistered
+
+    # The version's files: from S3 (version 4) and from a logged model's folder (sk model).
+    out = mlm(proj, "model", "get", "churn@v4.0.0", "-o", str(tmp_path / "v4")).stdout
+    assert "churn v4.0.0" in out
+    assert (tmp_path / "v4" / "model.pkl").read_text() == "weights of r5"
+    mlm(proj, "model", "get", "churn#production", "-o", str(tmp_path / "v1"))
+    assert (tmp_path / "v1" / "model.pkl").read_text() == "weights of r1"
+    # the run that logged to S3: its artifacts are kept like any
+    r5 = gitmlm.get_run(rows["r5"]["run_id"], path=str(proj))
+    assert set(r5.artifacts) == {"notes/readme.txt", "model/MLmodel", "model/model.pkl"}
+    assert logged.kept_path(repo, r5.id, "notes/readme.txt").read_text() == "on s3"
+
+    before = git(proj, "for-each-ref", "refs/notes", "refs/tags")
+    again = mlm(proj, *args, env=env).stdout
+    assert "imported 0 runs; 5 were imported before" in again
+    assert "registered 0 model versions, assigned 0 stages, deregistered 0; 4 were" in again
+    assert git(proj, "for-each-ref", "refs/notes", "refs/tags") == before
+
+
+def test_import_mlflow_artifact_scheme_not_supported(store: dict[str, Any], repo: Path) -> None:
+    db = repo.parent / "gs.db"
+    shutil.copy(store["root"] / "mlflow.db", db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET artifact_uri = 'gs://bucket/x' WHERE name = 'r2'")
+    proc = mlm(repo, "import", "mlflow", str(db), check=False)
+    assert proc.returncode == 1
+    assert "artifact location gs://bucket/x cannot be read" in proc.stderr
+    assert "a local path, file:// or s3://bucket/prefix" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert git(repo, "for-each-ref", "refs/notes", "refs/tags") == ""
+    # without artifacts (and without models, whose names need renaming) it goes through
+    proc = mlm(repo, "import", "mlflow", str(db), "--no-artifacts", "--no-models")
+    assert "imported 5 runs" in proc.stdout
