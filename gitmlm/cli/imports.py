@@ -93,13 +93,24 @@ def import_mlflow(
 
 @import_cmd.command("dvc")
 @click.option("--dry-run", is_flag=True, help="Say what would be imported; write nothing.")
-def import_dvc(dry_run: bool) -> None:
+@click.option("--no-workspace", is_flag=True, help="Leave out the work tree's uncommitted results.")
+def import_dvc(dry_run: bool, no_workspace: bool) -> None:
     """This repository's DVC experiments (refs/exps): params, metrics and DVCLive series, each
-    run on its experiment's commit."""
+    run on its experiment's commit; and the work tree's own results (DVCLive's metrics and
+    plots that no commit or experiment holds) as a run on HEAD that says so."""
     from gitmlm.imports import dvc, records
 
     repo = open_repo()
-    _report(records.write(repo, dvc.read(repo), dry_run=dry_run), dry_run)
+    sources = dvc.read(repo, workspace=not no_workspace)
+    report = records.write(repo, sources, dry_run=dry_run)
+    _report(report, dry_run)
+    ws = [s for s in sources if s.extra.get("workspace")]
+    if ws and records.run_id(ws[0].tool, ws[0].source_id, ws[0].started_ms) in report.imported:
+        click.echo(
+            "note: the work tree's uncommitted results are run 'workspace' on HEAD "
+            f"({repo.head_commit()[:10]}); commit them, or run `dvc exp run`, to keep their code",
+            err=True,
+        )
 
 
 COMMANDS = [import_cmd]
