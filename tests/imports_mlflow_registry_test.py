@@ -18,7 +18,18 @@ import pytest
 import gitmlm
 from gitmlm.core.git import Repo
 from gitmlm.tracking import logged
-from tests.helpers import ROOT, S3_ENV, git, make_bucket, mlm, models_json, peer_env, peer_python
+from tests.helpers import (
+    ROOT,
+    S3_ENV,
+    git,
+    gto_state,
+    make_bucket,
+    mlm,
+    models_json,
+    ours,
+    peer_env,
+    peer_python,
+)
 
 SCRIPT = ROOT / "tests" / "mlflow_examples" / "registry.py"
 BUCKET = "mlflow-art"
@@ -121,6 +132,8 @@ def test_import_registered_models_and_s3_artifacts(
     assert gitmlm.resolve("churn@v4.0.0", path=str(proj)).commit == c3  # MLflow's own commit
     sk = gitmlm.registry(path=str(proj)).set_index("model").loc["sk-model"]
     assert not sk["active"]  # Archived in MLflow: deregistered
+    if kind == "sqlite":  # the real GTO reads the imported tags as gitmlm does
+        assert gto_state(proj) == [ours(proj)]
 
     # The version's files: from S3 (version 4) and from a logged model's folder (sk model).
     out = mlm(proj, "model", "get", "churn@v4.0.0", "-o", str(tmp_path / "v4")).stdout
@@ -140,7 +153,16 @@ def test_import_registered_models_and_s3_artifacts(
     assert git(proj, "for-each-ref", "refs/notes", "refs/tags") == before
 
 
-def test_import_mlflow_artifact_scheme_not_supported(store: dict[str, Any], repo: Path) -> None:
+def test_import_mlflow_refuses_what_it_cannot_read(store: dict[str, Any], repo: Path) -> None:
+    old = repo.parent / "old.db"
+    shutil.copy(store["root"] / "mlflow.db", old)
+    with sqlite3.connect(old) as conn:  # a registry from before stages (MLflow 1.x's first)
+        conn.execute("ALTER TABLE model_versions DROP COLUMN current_stage")
+    proc = mlm(repo, "import", "mlflow", str(old), check=False)
+    assert proc.returncode == 1
+    assert "is not supported (table model_versions lacks current_stage)" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
     db = repo.parent / "gs.db"
     shutil.copy(store["root"] / "mlflow.db", db)
     with sqlite3.connect(db) as conn:

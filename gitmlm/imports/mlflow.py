@@ -4,8 +4,9 @@ with sqlite3.
 
 What is taken: each active run's name, status, times, user, params, metrics (the latest value,
 and the series of a metric logged more than once), tags, parent, note, experiment, and its
-artifacts when they are on a local disk. `mlflow.source.git.commit` places the run on that
-commit when this repository has it.
+artifacts (on this disk or on S3: imports/locations.py). `mlflow.source.git.commit` places the
+run on that commit when this repository has it. Also every registered model version, with its
+stage, aliases and where its files are (imports/registry.py makes registry tags of them).
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ _NEEDED = {
     "params": {"key", "value", "run_uuid"},
     "metrics": {"key", "value", "timestamp", "run_uuid", "step"},
     "tags": {"key", "value", "run_uuid"},
+    "model_versions": {"name", "version", "current_stage", "source", "run_id", "status"}
+    | {"creation_time", "description"},
 }
+_OPTIONAL = {"model_versions"}
+"""Tables an older store may lack altogether (the model registry came in MLflow 1.2)."""
 
 
 @dataclass
@@ -133,6 +138,8 @@ def _sqlite_runs(
         raise MlmError(f"{path}: a database, but not an MLflow tracking store (no runs table)")
     version = ",".join(r[0] for r in db.execute("SELECT version_num FROM alembic_version"))
     for table, needed in _NEEDED.items():
+        if table in _OPTIONAL and table not in tables:
+            continue  # a store from before the model registry
         missing = needed - (_columns(db, table) if table in tables else set())
         if missing:
             raise MlmError(

@@ -59,7 +59,10 @@ def artifact(repo: Repo, spec: str, *, remote: str | None = None) -> Got:
     """Model version SPEC's artifact as a verified object in the cache."""
     r = ops.resolved(repo, spec)
     if not r.digest:
-        raise MlmError(f"{r.model} {r.version} records no artifact digest; re-register it")
+        raise MlmError(
+            f"{r.model} {r.version} records no artifact digest (registered without its bytes, "
+            "as `import mlflow --no-artifacts` does); re-register it"
+        )
     algorithm, _ = objects.parse(r.digest)
     store = settings.cache(repo)
     if store.has(r.digest):
