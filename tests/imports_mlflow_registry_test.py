@@ -37,8 +37,8 @@ BUCKET = "mlflow-art"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict[str, Any]:
-    """A project with three commits; MLflow ran the script into a sqlite database and a file
-    store at once (its start is slow)."""
+    """A project with three commits; one MLflow process wrote the script's runs and models into
+    a sqlite database and a file store (its start is slow)."""
     root = tmp_path_factory.mktemp("mlflow-reg")
     env = peer_env(root)
     proj = root / "proj"
@@ -55,40 +55,41 @@ def store(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict[st
     shutil.copy(SCRIPT, proj / "registry.py")  # MLflow takes the commit of the script's repo
     make_bucket(moto_server, BUCKET)
     s3 = {**S3_ENV, "MLFLOW_S3_ENDPOINT_URL": moto_server}
-    procs = {}
-    for kind, uri in (
-        ("sqlite", f"sqlite:///{root / 'mlflow.db'}"),
-        ("files", f"file://{proj / 'store'}"),
-    ):
-        run_env = {**env, **s3, "MLFLOW_TRACKING_URI": uri, "MLFLOW_ALLOW_FILE_STORE": "true"}
-        run_env |= {"C1": commits[0], "C2": commits[1], "BUCKET": f"{BUCKET}/{kind}"}
-        procs[kind] = subprocess.Popen(
-            [str(peer_python("mlflow")), "registry.py"],
-            cwd=proj,
-            env=run_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    out: dict[str, Any] = {"proj": proj, "root": root, "commits": commits, "s3": s3}
-    for kind, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=240)
-        assert proc.returncode == 0, stderr.decode()[-3000:]
-        out[kind] = json.loads(stdout.decode().strip().splitlines()[-1])
-    out["sources"] = {
-        "sqlite": f"sqlite:///{root / 'mlflow.db'}",
-        "files": str(proj / "store"),
-    }
-    return out
+    sources = {"sqlite": f"sqlite:///{root / 'mlflow.db'}", "files": str(proj / "store")}
+    stores = f"sqlite={sources['sqlite']},files=file://{sources['files']}"
+    run_env = {**env, **s3, "STORES": stores, "MLFLOW_ALLOW_FILE_STORE": "true"}
+    run_env |= {"C1": commits[0], "C2": commits[1], "BUCKET": BUCKET}
+    proc = subprocess.run(
+        [str(peer_python("mlflow")), "registry.py"],
+        cwd=proj,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ids = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"proj": proj, "root": root, "commits": commits, "s3": s3, "sources": sources, **ids}
 
 
 def _env(store: dict[str, Any]) -> dict[str, str]:
     return {**os.environ, **store["s3"]}
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "files"])
-def test_import_registered_models_and_s3_artifacts(
+def test_import_mlflow_registry_s3_and_refusals(store: dict[str, Any], tmp_path: Path) -> None:
+    """One test, so the store (one MLflow start) is made once, on one worker."""
+    for kind in ("sqlite", "files"):
+        _import_registered_models_and_s3_artifacts(store, tmp_path / kind, kind)
+    repo = tmp_path / "plain"
+    git(tmp_path, "init", "-q", str(repo))
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    _refuses_what_it_cannot_read(store, repo)
+
+
+def _import_registered_models_and_s3_artifacts(
     store: dict[str, Any], tmp_path: Path, kind: str
 ) -> None:
+    tmp_path.mkdir()
     proj = tmp_path / "proj"
     git(tmp_path, "clone", "-q", str(store["proj"]), str(proj))
     env = _env(store)
@@ -153,7 +154,7 @@ def test_import_registered_models_and_s3_artifacts(
     assert git(proj, "for-each-ref", "refs/notes", "refs/tags") == before
 
 
-def test_import_mlflow_refuses_what_it_cannot_read(store: dict[str, Any], repo: Path) -> None:
+def _refuses_what_it_cannot_read(store: dict[str, Any], repo: Path) -> None:
     old = repo.parent / "old.db"
     shutil.copy(store["root"] / "mlflow.db", old)
     with sqlite3.connect(old) as conn:  # a registry from before stages (MLflow 1.x's first)
