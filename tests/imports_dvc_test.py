@@ -15,6 +15,8 @@ from tests.helpers import git, mlm, peer_python
 TRAIN = """\
 import json, os, yaml
 p = yaml.safe_load(open("params.yaml"))
+if p["lr"] <= 0:
+    raise SystemExit("lr must be positive")
 # DVCLive's layout: dvclive/metrics.json and one TSV per metric under dvclive/plots/metrics
 os.makedirs("dvclive/plots/metrics/train", exist_ok=True)
 loss = [1.0 / (p["lr"] * 10 * (e + 1)) for e in range(p["epochs"])]
@@ -41,7 +43,9 @@ stages:
 
 def test_import_dvc_experiments(repo: Path) -> None:
     dvc = str(peer_python("dvc").parent / "dvc")
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    # DVC's queue starts its worker as `dvc` from PATH
+    path = f"{Path(dvc).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": path}
 
     def run(*args: str) -> None:
         proc = subprocess.run([dvc, *args], cwd=repo, env=env, capture_output=True, text=True)
@@ -85,11 +89,28 @@ def test_import_dvc_experiments(repo: Path) -> None:
     best = json.loads(mlm(repo, "runs", "-o", "-metrics.acc", "--format", "json").stdout)
     assert [r["name"] for r in best] == ["fast", "temp", "slow"]
 
+    # Queued experiments count once DVC ran them, and only those that succeeded.
+    run("exp", "run", "-q", "--queue", "-S", "lr=0.3", "-n", "queued")
+    run("exp", "run", "-q", "--queue", "-S", "lr=-1", "-n", "broken")
+    assert "imported 0 runs; 3 were imported before" in mlm(repo, "import", "dvc").stdout
+    # DVC's queue worker outlives the command for a while: no pipe of ours for it to hold.
+    subprocess.run(
+        [dvc, "exp", "run", "--run-all", "-q"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=180,
+    )
+    assert "imported 1 runs; 3 were imported before" in mlm(repo, "import", "dvc").stdout
+    names = {r["name"] for r in json.loads(mlm(repo, "runs", "--format", "json").stdout)}
+    assert names == {"fast", "slow", "temp", "queued"}
+
     # Results only the work tree holds (DVC reproduced them, nobody committed): a run on HEAD.
     (repo / "params.yaml").write_text("lr: 0.5\nepochs: 2\nmodel:\n  depth: 2\n")
     run("repro", "-q")
     proc = mlm(repo, "import", "dvc")
-    assert "imported 1 runs; 3 were imported before" in proc.stdout
+    assert "imported 1 runs; 4 were imported before" in proc.stdout
     assert "the work tree's uncommitted results are run 'workspace' on HEAD" in proc.stderr
     ws = gitmlm.get_run(
         next(
@@ -103,4 +124,4 @@ def test_import_dvc_experiments(repo: Path) -> None:
     assert ws.steps["train/loss"]["value"] == [0.2, 0.1]
     assert "imported from the DVC workspace" in ws.extra["note"]
     assert ws.extra["imported"]["workspace"] is True
-    assert "imported 0 runs; 4 were imported before" in mlm(repo, "import", "dvc").stdout
+    assert "imported 0 runs; 5 were imported before" in mlm(repo, "import", "dvc").stdout
