@@ -174,6 +174,19 @@ def _refuses_what_it_cannot_read(store: dict[str, Any], repo: Path) -> None:
     assert "a local path, file:// or s3://bucket/prefix" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert git(repo, "for-each-ref", "refs/notes", "refs/tags") == ""
+    # a model version's files somewhere unreadable: refused before any run or tag is written
+    model_gs = repo.parent / "model-gs.db"
+    shutil.copy(store["root"] / "mlflow.db", model_gs)
+    with sqlite3.connect(model_gs) as conn:
+        conn.execute(
+            "UPDATE model_versions SET source = 'gs://b/m', storage_location = 'gs://b/m' "
+            "WHERE name = 'churn' AND version = 4"  # the one imported: all runs land on HEAD
+        )
+    args = ["--rename-model", "sk model=sk-model"]
+    proc = mlm(repo, "import", "mlflow", str(model_gs), *args, check=False, env=_env(store))
+    assert proc.returncode == 1
+    assert "MLflow model 'churn' version 4: artifact location gs://b/m cannot be" in proc.stderr
+    assert git(repo, "for-each-ref", "refs/notes", "refs/tags") == ""
     # without artifacts (and without models, whose names need renaming) it goes through
     proc = mlm(repo, "import", "mlflow", str(db), "--no-artifacts", "--no-models")
     assert "imported 5 runs" in proc.stdout

@@ -66,6 +66,8 @@ def import_mlflow(
         placed = records.placement(repo, store.runs)
         metrics = {s.source_id: s.metrics for s in store.runs}
         models = registry.plan(repo, store.versions, placed, metrics, loc=loc, rename=rename)
+        if not dry_run:
+            registry.store(repo, models)
     _report(records.write(repo, store.runs, dry_run=dry_run), dry_run)
     if models is None:
         return

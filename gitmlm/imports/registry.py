@@ -8,8 +8,9 @@ Archived deregisters the version. One commit holds one version of a model (the r
 as GTO reads stage tags by commit): of several versions whose runs share a commit, the newest
 one that holds a stage or alias is imported, else the newest; the others are reported.
 
-Everything is checked before the first tag is made: a name gitmlm or git refuses, a version
-name taken by a version that did not come from MLflow, a signed stage without a key. Importing
+Everything is checked before anything is written: a name gitmlm or git refuses, a version
+name taken by a version that did not come from MLflow, a signed stage without a key; and the
+versions' files are read and stored (`store`) before any run or tag is recorded. Importing
 again adds only what is new (versions, and stage moves); it never demotes.
 """
 
@@ -59,6 +60,8 @@ class _Version:
     commit: str
     metrics: dict[str, float]
     files: Callable[[], Files] | None
+    artifact: dict[str, Any] = field(default_factory=dict)
+    """The register tag's `[artifact]`, once `store` has kept the files."""
 
 
 def _imported(model: Model | None, mlflow_name: str) -> dict[int, str]:
@@ -230,24 +233,32 @@ class Done:
     deregistered: list[str] = field(default_factory=list)
 
 
+def store(repo: Repo, p: Plan) -> None:
+    """Keep every planned version's files in the object store (before any run or tag is
+    written: a location that cannot be read stops the import with nothing recorded)."""
+    cache = settings.cache(repo)
+    for v in p.register:
+        v.artifact = {"path": _path(v.source)}
+        if v.files is None:
+            continue
+        stored = {n: cache.add_bytes(read()) for n, read in sorted(v.files().items())}
+        if not stored:
+            raise MlmError(
+                f"MLflow model {v.source.model!r} version {v.source.version}: no files at "
+                f"{v.source.location}; import without artifacts with --no-artifacts"
+            )
+        digest = cache.add_bytes(objects.listing(stored))
+        v.artifact |= {"digest": digest, "kind": "dir", "files": len(stored)}
+
+
 def write(repo: Repo, p: Plan) -> Done:
-    """Make the planned tags: every version's files are stored before its tag names them."""
+    """Make the planned tags (after `store`): versions, then stages, then deregistrations."""
     done = Done()
-    store = settings.cache(repo)
     who = model_registry.identity(repo)
     cfg = config.load(repo.workdir) if repo.root else {}
     with repo.lock(LOCK):
         for v in p.register:
-            artifact: dict[str, Any] = {"path": _path(v.source)}
-            if v.files is not None:
-                stored = {n: store.add_bytes(read()) for n, read in sorted(v.files().items())}
-                if not stored:
-                    raise MlmError(
-                        f"MLflow model {v.source.model!r} version {v.source.version}: no files "
-                        f"at {v.source.location}; import without artifacts with --no-artifacts"
-                    )
-                digest = store.add_bytes(objects.listing(stored))
-                artifact |= {"digest": digest, "kind": "dir", "files": len(stored)}
+            artifact = v.artifact or {"path": _path(v.source)}
             body: dict[str, Any] = {
                 "version": v.version,
                 "commit": v.commit,
