@@ -142,6 +142,10 @@ def _import_registered_models_and_s3_artifacts(
     assert (tmp_path / "v4" / "model.pkl").read_text() == "weights of r5"
     mlm(proj, "model", "get", "churn#production", "-o", str(tmp_path / "v1"))
     assert (tmp_path / "v1" / "model.pkl").read_text() == "weights of r1"
+    # gc keeps a version's files that only the registry names (a logged model's folder)
+    mlm(proj, "gc")
+    mlm(proj, "model", "get", "sk-model@v1.0.0", "-o", str(tmp_path / "sk"))
+    assert (tmp_path / "sk" / "MLmodel").is_file()
     # the run that logged to S3: its artifacts are kept like any
     r5 = gitmlm.get_run(rows["r5"]["run_id"], path=str(proj))
     assert set(r5.artifacts) == {"notes/readme.txt", "model/MLmodel", "model/model.pkl"}
