@@ -11,7 +11,9 @@ gives 5 of them 3 metrics x STEPS steps, starts `git mlm ui` on a free port, the
   2. the Runs page in Chromium until its first rows show, cold (the browser's first visit)
      and warm, vs a static file from the same server;
   3. Compare of the 5 runs until every curve is drawn, vs Compare of 2 runs with no series
-     (plotly's own load and start).
+     (plotly's own load and start);
+  4. the static report (`git mlm report`): its Runs page's first rows from file://, and its
+     --where filter in the page (first use, which decodes every run's values, and again).
 Needs Debian's chromium (`apt-get install chromium`) and `pip install 'gitmlm[ui]' playwright`.
 """
 
@@ -170,6 +172,46 @@ def main() -> int:
                 drawn = statistics.median(compare(ids) for _ in range(5))
                 lines = page.locator("#curves .scatterlayer .trace path.js-line").count()
                 bare = statistics.median(compare(plain) for _ in range(5))
+
+                # 4. the static report: its Runs page and its --where filter, from file://
+                site = Path(tmp) / "site"
+                built = time.perf_counter()
+                subprocess.run(
+                    [sys.executable, "-m", "gitmlm", "report", "-o", str(site)],
+                    cwd=root, env=env, stdout=subprocess.DEVNULL, check=True,
+                )  # fmt: skip
+                report_s = time.perf_counter() - built
+                index_mb = (site / "index.html").stat().st_size / 1e6
+
+                def static_rows() -> float:
+                    start = time.perf_counter()
+                    page.goto(site.joinpath("index.html").as_uri(), wait_until="commit")
+                    page.wait_for_selector("#runs tr.run")
+                    return time.perf_counter() - start
+
+                static_first = statistics.median(static_rows() for _ in range(3))
+                page.wait_for_load_state("load")  # the script that runs the filter is last
+
+                def static_filter(text: str) -> float:
+                    # In the page: the filter's first use decodes every run's values, then each
+                    # submit parses, binds and runs the expression over all rows.
+                    return (
+                        float(
+                            page.evaluate(
+                                """(text) => { const t = performance.now();
+                            document.getElementById("where").value = text;
+                            document.getElementById("filter-form").requestSubmit();
+                            return performance.now() - t; }""",
+                                text,
+                            )
+                        )
+                        / 1000
+                    )
+
+                where_text = "metrics.m0 > 0.5 and params.p1 < 0.5"
+                filter_first = static_filter(where_text)
+                filter_warm = statistics.median(static_filter(where_text) for _ in range(5))
+                shown = page.locator("#runs tr.run:not([hidden])").count()
                 browser.close()
         finally:
             server.terminate()
@@ -196,6 +238,30 @@ def main() -> int:
         f"(compare drew {lines} curves; the server sends <= 1000 points a series: "
         "min/max of 500 buckets)"
     )
+    print()
+    print(f"static report: written in {report_s:.1f} s; index.html {index_mb:.1f} MB")
+    row(
+        "chromium: report Runs first rows (file://)",
+        static_first,
+        "chromium: server Runs, warm",
+        warm_browser,
+        None,  # the issue's targets are the server's
+    )
+    row(
+        "chromium: report --where, first use",
+        filter_first,
+        "chromium: server Runs, warm",
+        warm_browser,
+        None,  # the issue's targets are the server's
+    )
+    row(
+        "chromium: report --where, again",
+        filter_warm,
+        "chromium: server Runs, warm",
+        warm_browser,
+        None,  # the issue's targets are the server's
+    )
+    print(f"(the filter `{where_text}` showed {shown} of {args.runs} runs)")
     return 0
 
 

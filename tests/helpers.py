@@ -235,6 +235,37 @@ def ui_project(repo: Path) -> dict[str, str]:
     return ids
 
 
+def monitor_project(repo: Path, run_id: str, html: Path) -> None:
+    """Over a ui_project: a training profile for run `run_id`, then one recorded observation of
+    churn (drifted, with labels, windows and latency) whose `--html` page is written to `html`."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+
+    def frame(n: int, shift: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "age": rng.normal(40 + shift, 10, n).round(1),
+                "city": rng.choice(["paris", "lyon", XSS], n, p=[0.5, 0.3, 0.2]),
+                "label": rng.integers(0, 2, n),
+                "pred": rng.integers(0, 2, n),
+                "ts": pd.date_range("2024-03-01", periods=n, freq="1h").astype(str),
+                "ms": rng.gamma(2.0, 40.0 + shift * 20, n),
+            }
+        )
+
+    frame(400, 0)[["age", "city", "label", "pred"]].to_csv(repo / "train.csv", index=False)
+    frame(96, 5).to_csv(repo / "serving.csv", index=False)
+    mlm(repo, "profile", "train.csv", "--run", run_id)
+    out = mlm(
+        repo, "monitor", "churn", "serving.csv", "--run", run_id, "--labels", "label",
+        "--prediction", "pred", "--time", "ts", "--latency", "ms", "--record",
+        "--html", str(html), check=False,
+    )  # fmt: skip
+    assert out.returncode in (0, 3), out.stderr
+
+
 # --- a real S3 API on loopback (moto's standalone server) ---------------------------------------
 
 

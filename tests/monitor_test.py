@@ -3,7 +3,6 @@ from it, and `git mlm monitor` compares serving files with it (real repositories
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -269,21 +268,26 @@ def test_thresholds_from_mlm_toml(trained: Trained, capsys: pytest.CaptureFixtur
     assert code == 1 and "unknown [monitor] key threshold" in err
 
 
-def test_html_report_embeds_histograms(
+def test_html_report_draws_the_uis_charts_in_one_file(
     trained: Trained, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("matplotlib")
     serving = str(write(trained.root, "serving.csv", drifted_frame()))
     page = trained.root / "report.html"
     code, _, err = cli(capsys, "monitor", "churn#production", serving, "--html", str(page))
     assert code == 3 and "wrote" in err
     html = page.read_text()
     assert html.startswith("<!doctype html>") and "</html>" in html
-    images = html.split('src="data:image/png;base64,')[1:]
-    assert len(images) == len(FEATURES)
-    png = base64.b64decode(images[0].split('"', 1)[0])
-    assert png.startswith(b"\x89PNG")
-    assert "http" not in html  # self-contained: nothing fetched
+    # One file: plotly.js and the ui's script inside it, nothing fetched (no src, no CDN).
+    assert "<script src=" not in html and 'rel="stylesheet"' not in html
+    assert html.count("<script>") == 2 and "plotly" in html
+    data = html.split('<script type="application/json" id="page-data">', 1)[1].split("</script>")[0]
+    charts = json.loads(data)["charts"]
+    assert sorted(f["feature"] for f in charts["features"]) == sorted(FEATURES)
+    age = next(f for f in charts["features"] if f["feature"] == "age")
+    assert age["status"] == "DRIFT" and age["kind"] == "numeric"
+    assert len(age["edges"]) == len(age["training"]) + 1 == len(age["serving"]) + 1
+    city = next(f for f in charts["features"] if f["feature"] == "city")
+    assert "brest" in city["categories"] and city["new"][city["categories"].index("brest")]
     assert "age" in html and "FLAGGED" in html
 
 
@@ -485,14 +489,14 @@ def test_observations_recorded_in_two_clones_merge_through_sync(tmp_path: Path) 
         assert sorted(d["data"] for d in json.loads(out)) == ["from-a.csv", "from-b.csv"]
 
 
-def test_html_without_matplotlib_names_the_extra(
+def test_html_without_the_ui_extra_names_it(
     trained: Trained, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "plotly", None)  # as if not installed
     serving = str(write(trained.root, "s.csv", training_frame(1_000, seed=3)))
     page = trained.root / "r.html"
     code, _, err = cli(capsys, "monitor", "churn#production", serving, "--html", str(page))
-    assert code == 1 and "pip install 'gitmlm[html]'" in err
+    assert code == 1 and "--html needs plotly: pip install 'gitmlm[ui]'" in err
     assert not page.exists()
 
 

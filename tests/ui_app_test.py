@@ -280,3 +280,44 @@ def test_model_page_lists_the_latest_scan_findings(repo: Path) -> None:
         r"<td>accuracy [0-9.]+ on region",
         section,
     ), section[:2000]
+
+
+def test_a_folder_artifact_downloads_as_a_zip_of_its_recorded_files(repo: Path) -> None:
+    import hashlib
+    import io
+    import zipfile
+
+    import gitmlm
+    from gitmlm.storage import settings
+
+    out = repo / "outputs"
+    logged = {"model.bin": bytes(range(256)) * 40, "eval/report.txt": b"auc 0.9\n", "a b.txt": b""}
+    for rel, data in logged.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    with gitmlm.start_run(name="folder") as run:
+        run.log_artifact("outputs/")
+    (out / "model.bin").write_bytes(b"overwritten later")  # the zip still has what was logged
+    client = web.create_app(repo).test_client()
+    status, body = get(client, f"/run/{run.id}")
+    [path] = list(runs_view.Listings().get(Repo.open(repo)).by_id[run.id].artifacts)
+    url = f"/run/{run.id}/artifact/{path}"
+    assert status == 200 and f'href="{url}"' in body and "folder, 3 files" in body
+    reply = client.get(url, headers=LOCAL)
+    assert reply.status_code == 200 and reply.mimetype == "application/zip"
+    assert "filename=outputs.zip" in reply.headers["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(reply.get_data())) as z:
+        assert {i.filename: z.read(i) for i in z.infolist()} == logged
+    # A tampered object: one clear error page, never a partial zip.
+    store = settings.cache(Repo.open(repo))
+    digest = "sha256:" + hashlib.sha256(b"auc 0.9\n").hexdigest()
+    victim = store.path(digest)
+    victim.chmod(0o644)
+    victim.write_bytes(b"auc 1.0\n")
+    reply = client.get(url, headers=LOCAL)
+    text = reply.get_data(as_text=True)
+    assert reply.status_code == 404 and reply.mimetype == "text/html"
+    assert "eval/report.txt does not match its digest" in text and "PK" not in text[:4]
+    victim.unlink()  # missing, with no remote to fetch it from
+    status, text = get(client, url)
+    assert status == 404 and "not in the local cache" in text

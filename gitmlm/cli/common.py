@@ -74,3 +74,13 @@ def size_text(n: int | None) -> str:
             return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return str(n)
+
+
+def need_ui_extra(what: str = "the ui") -> None:
+    """One clear line, not a traceback, when the ui's extra (flask, plotly) is not installed:
+    the ui, `git mlm report` and `git mlm monitor --html` draw with it."""
+    import importlib.util
+
+    missing = [m for m in ("flask", "plotly") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MlmError(f"{what} needs {' and '.join(missing)}: pip install 'gitmlm[ui]'")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitmlm.cli.common import format_option, open_repo
+from gitmlm.cli.common import format_option, need_ui_extra, open_repo
 from gitmlm.core import fmt, ids
 
 
@@ -128,9 +128,9 @@ def check(
         model = model_or_data
     repo = open_repo()
     if html_file:
-        from gitmlm.monitor import html as monitor_html
+        need_ui_extra("--html")  # before the work: a missing extra is known up front
+        from gitmlm.ui import observe as monitor_html
 
-        monitor_html.require()  # before the work: a missing matplotlib is known up front
     cfg = mon.settings(config.load(repo.workdir))
     target = mon.resolve_target(repo, model, run_id)
     request = mon.Request(

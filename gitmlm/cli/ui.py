@@ -7,19 +7,9 @@ from pathlib import Path
 
 import click
 
-from gitmlm.cli.common import open_repo
-from gitmlm.errors import MlmError
+from gitmlm.cli.common import need_ui_extra, open_repo
 
 LOCAL = ("127.0.0.1", "localhost", "::1")
-
-
-def _need_extra() -> None:
-    """One clear line, not a traceback, when the ui's extra is not installed."""
-    import importlib.util
-
-    missing = [m for m in ("flask", "plotly") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise MlmError(f"the ui needs {' and '.join(missing)}: pip install 'gitmlm[ui]'")
 
 
 @click.command()
@@ -38,7 +28,7 @@ def ui(port: int, host: str, open_: bool) -> None:
     monitors, at http://127.0.0.1:8765/ (Ctrl-C stops it)."""
     import secrets
 
-    _need_extra()
+    need_ui_extra()
     from gitmlm.ui import app as web
 
     repo = open_repo()
@@ -77,7 +67,7 @@ def ui(port: int, host: str, open_: bool) -> None:
 def report(out: str, where_: str) -> None:
     """Write the ui's pages as a static site into OUT: open OUT/index.html from disk, attach it
     to CI, or host it as pages; no server needed."""
-    _need_extra()
+    need_ui_extra()
     from gitmlm.ui import report as static_report
 
     pages = static_report.write_report(open_repo(), Path(out), where_)

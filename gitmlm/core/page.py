@@ -1,7 +1,8 @@
-"""Self-contained HTML reports (`--html`): matplotlib figures embedded as PNG, written atomically.
+"""Self-contained HTML reports (`--html`), written atomically; matplotlib figures embedded as PNG.
 
-Shared by `git mlm monitor --html` and `git mlm scan --html`; matplotlib is optional
-(`pip install 'gitmlm[html]'`) and imported only here, only when a page is drawn.
+`write` serves `git mlm monitor --html` (drawn by the ui's plotly charts, gitmlm/ui/observe.py)
+and `git mlm scan --html`; the figures serve the scan's page only. matplotlib is optional
+(`pip install 'gitmlm[html]'`) and imported only here, only when a scan page is drawn.
 """
 
 from __future__ import annotations

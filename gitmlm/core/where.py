@@ -147,11 +147,40 @@ def check_column(
     tail = [k for k in known if k.endswith(f".{column}") or k.partition(".")[2] == column]
     near = tail or difflib.get_close_matches(column, list(known), n=1, cutoff=0.6)
     hint = f"; did you mean {sorted(near)[0]}?" if near else ""
-    prefixes = ", ".join(DATA_PREFIXES)
-    raise MlmError(
-        f"unknown column {column!r} in {what}: no run has it{hint} (columns are {prefixes}* "
-        "of the runs, and run_id name status commit branch started ended user host)"
-    )
+    raise MlmError(f"unknown column {column!r} in {what}: no run has it{hint} {_COLUMNS_HINT}")
+
+
+_COLUMNS_HINT = (
+    f"(columns are {', '.join(DATA_PREFIXES)}* of the runs, and run_id name status commit "
+    "branch started ended user host)"
+)
+
+
+def grammar() -> dict[str, Any]:
+    """The language's tables, JSON-ready: the static report's evaluator (gitmlm/ui/static/
+    where.js) reads them from its page, so the tokens, keywords, MLflow spellings and limits
+    live here only. Regexes are given as their source (Python's syntax; where.js reads `\\w` as
+    Python does, Unicode letters and digits); non-finite words as text."""
+    return {
+        "word": _WORD.pattern,
+        "quoted_name": _QUOTED_NAME.pattern,
+        "operator": _OPERATOR.pattern,
+        "operators": _OPERATORS,
+        "number": _NUMBER.pattern,
+        "strings": {q: r.pattern for q, r in _STRINGS.items()},
+        "escape": _ESCAPE.pattern,
+        "escapes": _ESCAPES,
+        "like_token": _LIKE_TOKEN.pattern,
+        "words": {k: v if isinstance(v, bool) else repr(v) for k, v in _WORDS.items()},
+        "max_depth": _MAX_DEPTH,
+        "prefixes": _PREFIXES,
+        "attribute_prefixes": list(_ATTRIBUTE_PREFIXES),
+        "attributes": _ATTRIBUTES,
+        "tags": _TAGS,
+        "caseless": _CASELESS,
+        "data_prefixes": list(DATA_PREFIXES),
+        "columns_hint": _COLUMNS_HINT,
+    }
 
 
 def bind(

@@ -43,7 +43,8 @@ def latency_rows(result: Result) -> list[dict[str, object]]:
     ]
 
 
-def _present(rows: Sequence[dict[str, object]], first: Sequence[str]) -> list[str]:
+def present(rows: Sequence[dict[str, Any]], first: Sequence[str]) -> list[str]:
+    """The columns of `first` that some row has a value in, in that order."""
     return [c for c in first if any(r.get(c) not in (None, "") for r in rows)]
 
 
@@ -97,7 +98,7 @@ def render_text(result: Result, style: str = "table") -> str:
     else:
         out += [*head, ""]
     rows = feature_rows(result)
-    cols = _present(rows, FEATURE_COLUMNS)
+    cols = present(rows, FEATURE_COLUMNS)
     out += [fmt.render(rows, cols, style), ""]
     moves = _moves(result)
     if moves:
@@ -109,14 +110,14 @@ def render_text(result: Result, style: str = "table") -> str:
         out.append("")
     if result.quality:
         q = quality_rows(result)
-        qcols = _present(q, ["window", "n", "dropped", *QUALITY_METRICS, "breaches"])
+        qcols = present(q, ["window", "n", "dropped", *QUALITY_METRICS, "breaches"])
         out.append("#### Quality" if md else "quality:")
         if md:
             out.append("")
         out += [fmt.render(q, qcols, style), ""]
     if result.latency:
         lat = latency_rows(result)
-        lcols = _present(lat, ["window", "n", "p50", "p95", "p99", "breaches"])
+        lcols = present(lat, ["window", "n", "p50", "p95", "p99", "breaches"])
         out.append("#### Latency" if md else "latency:")
         if md:
             out.append("")

@@ -3,6 +3,6 @@ and on remotes reached through fsspec. Other parts use this small API (docs/stor
 
 from __future__ import annotations
 
-from gitmlm.storage.api import ensure, export, fetch, folder_files, store_path
+from gitmlm.storage.api import ensure, export, fetch, folder_files, store_path, zip_folder
 
-__all__ = ["ensure", "export", "fetch", "folder_files", "store_path"]
+__all__ = ["ensure", "export", "fetch", "folder_files", "store_path", "zip_folder"]

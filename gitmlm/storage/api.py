@@ -3,13 +3,18 @@
 ensure(repo, digests)             -> Report     the objects in the cache, pulled if needed
 fetch(repo, digest)               -> Path       one verified object in the cache
 export(repo, digest, dest, ...)   -> list[str]  a file or a folder object placed at dest
+zip_folder(repo, digest, out)     -> int        a folder object's files as a zip, each checked
 store_path(repo, path)            -> (digest, size, files)  bytes in, at once
 """
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
@@ -95,6 +100,49 @@ def export(
         target.parent.mkdir(parents=True, exist_ok=True)
         objects.place(store.path(d), target, links)
     return [str(dest / rel) for rel in sorted(files)]
+
+
+def zip_folder(repo: Repo, digest: str, out: IO[bytes], *, remote: str | None = None) -> int:
+    """Write a folder object's files into `out` as a zip (members at their listed paths); the
+    number of files. Every object is fetched first and each file's bytes are hashed as they are
+    copied in, so a missing or tampered object is one MlmError: the caller sends `out` only when
+    this returns, never a partial archive."""
+    algorithm, expected = objects.parse(digest)
+    data = fetch(repo, digest, remote=remote).read_bytes()
+    if hashlib.new(algorithm, data).hexdigest() != expected:
+        raise MlmError(f"the listing of folder {_short(digest)} does not match its digest")
+    files = objects.parse_listing(data)
+    for rel in files:
+        # A listing is ours, but it is read from disk: never let a member name climb out.
+        if rel.startswith("/") or ".." in rel.split("/") or posixpath.normpath(rel) != rel:
+            raise MlmError(
+                f"folder {_short(digest)} lists a bad path {rel!r}; run `git mlm data verify`"
+            )
+    ensure(repo, list(files.values()), remote=remote)
+    store = settings.cache(repo)
+    # compresslevel 1: models and tensors hardly compress, and the user waits for the download.
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for rel, file_digest in sorted(files.items()):
+            algorithm, expected = objects.parse(file_digest)
+            hasher = hashlib.new(algorithm)
+            try:
+                with (
+                    store.path(file_digest).open("rb") as src,
+                    archive.open(rel, "w", force_zip64=True) as dst,
+                ):
+                    while chunk := src.read(objects.CHUNK):
+                        hasher.update(chunk)
+                        dst.write(chunk)
+            except FileNotFoundError:
+                raise MlmError(
+                    f"object {_short(file_digest)} of {rel} left the cache while it was read"
+                ) from None
+            if hasher.hexdigest() != expected:
+                raise MlmError(
+                    f"object {_short(file_digest)} of {rel} does not match its digest (the cache "
+                    "was changed); `git mlm data verify` lists such objects"
+                )
+    return len(files)
 
 
 def store_path(repo: Repo, path: Path) -> tuple[str, int, int]:

@@ -130,6 +130,19 @@ def select(
     return _select(rows, where_text, order_by, limit, require=require, tree=tree)
 
 
+def known_columns(rows: list[dict[str, Any]]) -> tuple[set[str], tuple[str, ...]]:
+    """The columns a query over `rows` may name, and the prefixes open to any name."""
+    known = set(ATTRIBUTES).union(where.DERIVED, *rows)
+    # With no runs at all there are no data columns to check names against, and no answer to
+    # get wrong: any params./metrics./... name is accepted.
+    return known, (() if rows else where.DATA_PREFIXES)
+
+
+def with_times(row: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the row with MLflow's derived start_time/end_time (epoch milliseconds)."""
+    return {**row, "start_time": _epoch_ms(row["started"]), "end_time": _epoch_ms(row["ended"])}
+
+
 def select_rows(
     rows: list[dict[str, Any]],
     where_text: str | None = None,
@@ -156,10 +169,7 @@ def _select(
     # _select works on copies: the rows given stay as they were.
     if require:
         rows = [r for r in rows if _rank(r.get(require)) == 0]
-    known = set(ATTRIBUTES).union(where.DERIVED, *rows)
-    # With no runs at all there are no data columns to check names against, and no answer to
-    # get wrong: any params./metrics./... name is accepted.
-    open_prefixes = () if rows else where.DATA_PREFIXES
+    known, open_prefixes = known_columns(rows)
     keep = where.compile_where(where_text, known, open_prefixes) if where_text else None
     keys = []
     for column, desc in parse_order(order_by):
@@ -168,10 +178,7 @@ def _select(
         keys.append((name, desc))
     # The rows carry MLflow's derived times only while they are filtered and ordered (copies:
     # the rows given stay as they were).
-    rows = [
-        {**row, "start_time": _epoch_ms(row["started"]), "end_time": _epoch_ms(row["ended"])}
-        for row in rows
-    ]
+    rows = [with_times(row) for row in rows]
     if keep is not None:
         rows = [r for r in rows if keep(r)]
     rows = _order(rows, keys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,12 +135,24 @@ def create_app(path: str | os.PathLike[str] | None = None, token: str | None = N
     @app.get("/run/<run_id>/artifact/<path:name>")
     def artifact(run_id: str, name: str) -> Response:
         r = repo()
-        path, filename = runs_view.artifact_file(r, listings.get(r), run_id, name)
+        got = runs_view.artifact_download(r, listings.get(r), run_id, name)
+        if got.path is not None:
+            body: Any = got.path
+        else:
+            # A folder: zipped from the object store into a temporary file first, so a missing
+            # or tampered object is an error page, never a partial archive.
+            body = tempfile.TemporaryFile()  # noqa: SIM115 -- send_file closes it once sent
+            try:
+                runs_view.zip_folder(r, run_id, name, got.folder, body)
+            except BaseException:
+                body.close()
+                raise
+            body.seek(0)
         return send_file(
-            path,
-            mimetype="application/octet-stream",
+            body,
+            mimetype="application/zip" if got.folder else "application/octet-stream",
             as_attachment=True,
-            download_name=filename,
+            download_name=got.name,
             max_age=0,
         )
 

@@ -58,7 +58,7 @@ def write_report(
         static = tmp / "static"
         shutil.copytree(web.HERE / "static", static)
         shutil.copy(web.plotly_dir() / "plotly.min.js", static / "plotly.min.js")
-        page("index.html", "runs.html", view=view)
+        page("index.html", "runs.html", view=view, filter=runs_view.static_filter(view.rows))
         (tmp / "runs-data").mkdir()
         for row in view.rows:
             detail = runs_view.run_detail(repo, listed, row["run_id"])

@@ -7,7 +7,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 from gitmlm import storage
 from gitmlm.core import codec, fmt, refs, where
@@ -174,6 +174,46 @@ def runs_page(
     )
 
 
+def static_filter(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the static report's Runs page needs to filter `rows` with the --where language in
+    the browser (static/where.js): the grammar's tables (from gitmlm.core.where, its one home),
+    the columns a query may name, and every row's values (column index -> value). A float that
+    JavaScript would print otherwise than Python travels as Python's text (`{"n": "1.0"}`:
+    `like` matches that text, and JSON has no NaN), as do integers beyond JavaScript's exact
+    range; lists and tables as `{"o": 1}`, which no comparison matches."""
+    known, open_prefixes = query.known_columns(rows)
+    columns = sorted(known)
+    index = {c: str(i) for i, c in enumerate(columns)}
+    encoded = []
+    for row in rows:
+        cells = {index[k]: _js_value(v) for k, v in query.with_times(row).items() if v is not None}
+        encoded.append([row["run_id"], cells])
+    return {
+        "grammar": where.grammar(),
+        "known": columns,
+        "open": list(open_prefixes),
+        "columns": columns,
+        "rows": encoded,
+    }
+
+
+_JS_EXACT = 2**53
+
+
+def _js_value(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if -_JS_EXACT < value < _JS_EXACT else {"n": str(value)}
+    if isinstance(value, float):
+        # Both languages print the shortest round-trip digits; they differ only in when they
+        # switch to exponents (Python below 1e-4 and from 1e16) and in "1.0" (JavaScript: "1").
+        if 1e-4 <= abs(value) < 1e16 and not value.is_integer():
+            return value
+        return {"n": repr(value)}
+    return {"o": 1}
+
+
 def _first_seen(rows: list[dict[str, Any]], group: str) -> Any:
     first: dict[str, int] = {}
     for i, row in enumerate(rows):
@@ -219,26 +259,42 @@ def run_detail(repo: Repo, listed: Listed, run_id: str) -> dict[str, Any]:
     }
 
 
-def artifact_file(repo: Repo, listed: Listed, run_id: str, name: str) -> tuple[Path, str]:
-    """A file artifact of a run: (verified local path of its bytes, a safe download name).
-    The URL's path is only a key into the run's `artifacts` table, never a path on disk: the
-    bytes come from the object store by the recorded digest."""
+@dataclass(frozen=True)
+class Download:
+    """What an artifact link sends: a file object's verified path, or (for a folder) the
+    folder's digest, to be zipped from the object store; and a safe file name."""
+
+    name: str
+    path: Path | None = None
+    folder: str = ""
+
+
+def artifact_download(repo: Repo, listed: Listed, run_id: str, name: str) -> Download:
+    """An artifact of a run. The URL's path is only a key into the run's `artifacts` table,
+    never a path on disk: the bytes come from the object store by the recorded digest."""
     run = listed.by_id.get(run_id) or runs.resolve(listed.listing, run_id)
     parts = name.split("/")
     info = run.artifacts.get(name) if ".." not in parts else None
     if info is None:
         raise MlmError(f"run {run.id[:12]} has no artifact {name!r}")
+    digest = str(info.get("digest", ""))
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", PurePosixPath(name).name).lstrip(".") or "artifact"
     if info.get("kind") == "dir":
-        raise MlmError(
-            f"artifact {name!r} of run {run.id[:12]} is a folder; get it with "
-            f"`git mlm artifacts get {run.id[:12]} {name}`"
-        )
+        return Download(safe + ".zip", folder=digest)
     try:
-        path = storage.fetch(repo, str(info.get("digest", "")))
+        path = storage.fetch(repo, digest)
     except MlmError as exc:
         raise MlmError(f"artifact {name!r} of run {run.id[:12]}: {exc}") from None
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", PurePosixPath(name).name).lstrip(".") or "artifact"
-    return path, safe
+    return Download(safe, path=path)
+
+
+def zip_folder(repo: Repo, run_id: str, name: str, digest: str, out: IO[bytes]) -> None:
+    """The folder artifact's files zipped into `out`, each checked against its digest; one
+    clear MlmError (and nothing sent) when an object is missing or does not match."""
+    try:
+        storage.zip_folder(repo, digest, out)
+    except MlmError as exc:
+        raise MlmError(f"artifact {name!r} of run {run_id[:12]}: {exc}") from None
 
 
 def chart_runs(chosen: list[Run]) -> list[dict[str, Any]]:

@@ -16,6 +16,8 @@ _ONE = {"run": "run", "model": "model", "dataset": "data", "watch": "monitor"}
 
 class Site(Protocol):
     static: bool
+    inline: bool
+    """A single page with its style, script and plotly.js inside it (`git mlm monitor --html`)."""
 
     def href(self, page: str, name: str = "", /, **query: str | list[str]) -> str: ...
 
@@ -31,6 +33,7 @@ def _query(query: dict[str, str | list[str]]) -> str:
 
 class ServerSite:
     static = False
+    inline = False
 
     def href(self, page: str, name: str = "", /, **query: str | list[str]) -> str:
         if page not in PAGES:
@@ -60,6 +63,7 @@ class StaticSite:
     below the report's root), so the report opens from file:// or any web host."""
 
     static = True
+    inline = False
 
     def __init__(self, depth: int = 0) -> None:
         self.up = "../" * depth

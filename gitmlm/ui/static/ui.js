@@ -43,18 +43,40 @@
     }
     form.addEventListener("change", update);
     update();
-    var quick = document.getElementById("quickfilter");
-    if (quick) {
-      quick.addEventListener("input", function () {
-        var text = quick.value.toLowerCase();
-        document.querySelectorAll("#runs tbody tr.run").forEach(function (tr) {
-          tr.hidden = text !== "" && tr.textContent.toLowerCase().indexOf(text) < 0;
-        });
-      });
-    }
+    if (STATIC && DATA && DATA.filter && window.gitmlmWhere) staticFilter(DATA.filter);
     document.querySelectorAll("#runs th.sorter").forEach(function (th) {
       th.addEventListener("click", function () { sortTable(th); });
     });
+  }
+
+  function staticFilter(data) {
+    // The report has no server: the --where language runs here (static/where.js), on the rows
+    // the page carries. ?where= in the URL fills it in, so a filtered view can be linked.
+    var filter = null; // built on first use: 10,000 runs' values need not slow the first paint
+    var form = document.getElementById("filter-form"), input = document.getElementById("where");
+    var error = document.getElementById("where-error"), count = document.getElementById("where-count");
+    function apply() {
+      filter = filter || new window.gitmlmWhere(data);
+      var got = filter.select(input.value), keep = {};
+      (got.ids || []).forEach(function (id) { keep[id] = true; });
+      document.querySelectorAll("#runs tbody tr.run").forEach(function (tr) {
+        tr.hidden = !keep[tr.getAttribute("data-run")];
+        if (tr.hidden) tr.querySelector("input.pick").checked = false;
+      });
+      error.textContent = got.error || "";
+      error.hidden = !got.error;
+      count.textContent = got.error ? "" : got.ids.length + " shown";
+      document.getElementById("compare-form").dispatchEvent(new Event("change"));
+    }
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      apply();
+      var url = new URL(location.href);
+      url.searchParams.set("where", input.value);
+      try { history.replaceState(null, "", url.href); } catch (e) { /* some file:// pages refuse */ }
+    });
+    var given = new URLSearchParams(location.search).get("where");
+    if (given) { input.value = given; apply(); }
   }
 
   function sortTable(th) {
@@ -326,40 +348,99 @@
   }
 
   // --- Monitor ---------------------------------------------------------------------------
+  // One model's observations over time (the ui's Monitor page, `git mlm report`) and one
+  // observation (`git mlm monitor --html`): the data comes from gitmlm/monitor/charts.py.
 
-  function monitorPage(d) {
-    var box = document.getElementById("monitor-charts");
-    if (!box || !window.Plotly) return;
-    var specs = [];
-    function chart(title, traces, shapes) { specs.push([title, traces, shapes]); }
-    Object.keys(d.features).sort().forEach(function (f) {
-      var s = d.features[f], traces = [];
-      ["psi", "js", "null_rate_now", "out_of_range", "unseen_share"].forEach(function (k) {
-        if (s[k].some(function (v) { return v !== null && v !== undefined; }))
-          traces.push({ x: s.x, y: s[k], name: k, type: "scatter", mode: "lines+markers" });
-      });
-      if (traces.length) chart("feature " + f, traces);
-    });
-    [["quality", d.quality, {}], ["latency", d.latency, d.slo]].forEach(function (part) {
-      var series = part[1], slo = part[2] || {};
-      var keys = Object.keys(series).filter(function (k) { return k !== "rows"; });
-      if (!keys.length) return;
-      var shapes = Object.keys(slo).map(function (k) {
-        return { type: "line", xref: "paper", x0: 0, x1: 1, y0: slo[k], y1: slo[k],
-          line: { dash: "dash", color: "#c62828" } };
-      });
-      chart(part[0] + (shapes.length ? " (dashed: SLO)" : ""), keys.map(function (k) {
-        return { x: series[k].x, y: series[k].y, name: label(k), type: "scatter", mode: "lines+markers" };
-      }), shapes);
-    });
+  var REF_COLOR = "#4c72b0", NOW_COLOR = "#dd8452";
+  var STATUS_COLOR = { ok: "#2e7d32", DRIFT: "#c62828", SCHEMA: "#6a1b9a" };
+
+  function drawAll(box, specs) {
     // Every chart's box first, so each is drawn at its final width in the grid.
     var divs = specs.map(function () { var div = el("div", null, "chart"); box.appendChild(div); return div; });
     specs.forEach(function (spec, i) {
-      Plotly.newPlot(divs[i], spec[1], { title: { text: label(spec[0]) }, height: 300,
-        shapes: spec[2] || [], margin: { l: 50, r: 10, t: 40, b: 40 }, legend: { orientation: "h" } },
-        { displaylogo: false, responsive: true });
+      var layout = Object.assign({ title: { text: label(spec.title), font: { color: spec.color || "#222" } },
+        height: 300, margin: { l: 50, r: 10, t: 40, b: 40 }, legend: { orientation: "h" } }, spec.layout || {});
+      Plotly.newPlot(divs[i], spec.traces, layout, { displaylogo: false, responsive: true });
     });
     box.setAttribute("data-drawn", String(specs.length));
+  }
+
+  function dashed(y, color) {
+    return { type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y, line: { dash: "dash", color: color, width: 1 } };
+  }
+
+  function windowCharts(c) {
+    // Quality and latency per window; dashed: the run's training metric, the SLO. A window
+    // that breached a bound is a red point.
+    var specs = [];
+    [["realised quality per window", c.quality, c.training || {}, " (dashed: the run's training metric)"],
+     ["latency per window", c.latency, c.slo || {}, " (dashed: SLO)"]].forEach(function (part) {
+      var series = part[1] || {}, refs = part[2], keys = Object.keys(series);
+      if (!keys.length) return;
+      var shapes = [], traces = [];
+      keys.forEach(function (k, i) {
+        var color = COLORS[i % COLORS.length], s = series[k];
+        traces.push({ x: s.x, y: s.y, name: label(k), type: "scatter", mode: "lines+markers",
+          line: { color: color }, marker: { color: s.breached.map(function (b) { return b ? "#c62828" : color; }),
+            size: s.breached.map(function (b) { return b ? 11 : 6; }) } });
+        if (typeof refs[k] === "number") shapes.push(dashed(refs[k], color));
+      });
+      specs.push({ title: part[0] + (shapes.length ? part[3] : ""), traces: traces, layout: { shapes: shapes } });
+    });
+    return specs;
+  }
+
+  function historyCharts(c) {
+    return Object.keys(c.history).map(function (f) {
+      var s = c.history[f];
+      return { title: "feature " + f, traces: Object.keys(s.scores).map(function (k) {
+        return { x: s.x, y: s.scores[k], name: k, type: "scatter", mode: "lines+markers" };
+      }) };
+    });
+  }
+
+  function featureChart(f) {
+    var title = f.feature + ": " + f.status + (typeof f.psi === "number" ? ", psi " + fmt(Number(f.psi.toPrecision(3))) : "");
+    var spec = { title: title, color: STATUS_COLOR[f.status], traces: [], layout: {} };
+    if (f.kind === "numeric") {
+      var e = f.edges, mids = [], widths = [];
+      for (var i = 0; i + 1 < e.length; i++) { mids.push((e[i] + e[i + 1]) / 2); widths.push(e[i + 1] - e[i]); }
+      spec.traces.push({ x: mids, y: f.training, width: widths, type: "bar", name: "training",
+        marker: { color: REF_COLOR }, opacity: 0.45 });
+      if (f.serving) {
+        // A step line over the same bins: serving drawn on the training edges.
+        spec.traces.push({ x: e, y: f.serving.concat([f.serving[f.serving.length - 1]]), type: "scatter",
+          mode: "lines", line: { shape: "hv", color: NOW_COLOR, width: 2 }, name: "serving" });
+      }
+      spec.layout = { bargap: 0, yaxis: { title: { text: "density" } },
+        xaxis: { title: { text: label(f.note), font: { color: NOW_COLOR, size: 11 } } } };
+    } else if (f.kind === "categorical") {
+      var names = f.categories.map(function (c, i) { return label(c + (f["new"][i] ? " (new)" : "")); });
+      spec.traces.push({ y: names, x: f.training, type: "bar", orientation: "h", name: "training",
+        marker: { color: REF_COLOR }, opacity: 0.7 });
+      if (f.serving) spec.traces.push({ y: names, x: f.serving, type: "bar", orientation: "h", name: "serving",
+        marker: { color: NOW_COLOR } });
+      spec.layout = { barmode: "group", yaxis: { autorange: "reversed", automargin: true },
+        xaxis: { title: { text: "share of values" } } };
+    } else {
+      spec.layout = { xaxis: { visible: false }, yaxis: { visible: false },
+        annotations: [{ text: label(f.note), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] };
+    }
+    return spec;
+  }
+
+  function monitorPage(c) {
+    var box = document.getElementById("monitor-charts");
+    if (!box || !window.Plotly) return;
+    drawAll(box, historyCharts(c).concat(windowCharts(c)));
+  }
+
+  function observationPage(c) {
+    var box = document.getElementById("monitor-charts"), windows = document.getElementById("window-charts");
+    if (!box || !window.Plotly) return;
+    drawAll(box, c.features.map(featureChart));
+    drawAll(windows, windowCharts(c));
+    document.body.setAttribute("data-ready", "true");
   }
 
   // --- start -----------------------------------------------------------------------------
@@ -369,5 +450,6 @@
   if (DATA && DATA.page === "compare") {
     if (DATA.runs) comparePage(DATA.runs); else if (STATIC) loadStaticRuns();
   }
-  if (DATA && DATA.page === "monitor") monitorPage(DATA);
+  if (DATA && DATA.page === "monitor") monitorPage(DATA.charts);
+  if (DATA && DATA.page === "observation") observationPage(DATA.charts);
 })();
