@@ -15,6 +15,7 @@ from gitmlm.errors import MlmError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from gitmlm.models.gc import Report as GcReport
     from gitmlm.models.ops import Resolved
     from gitmlm.tracking.record import ActiveRun, start_run
 
@@ -27,6 +28,7 @@ __all__ = [
     "archive_runs",
     "artifact_path",
     "delete_runs",
+    "gc",
     "get_run",
     "note_run",
     "registry",
@@ -113,6 +115,22 @@ def note_run(run_id: str, text: str, *, path: str | None = None) -> None:
     from gitmlm.tracking import manage
 
     manage.note(Repo.open(path), run_id, text)
+
+
+def gc(
+    *, dry_run: bool = False, remote: str | bool | None = None, path: str | None = None
+) -> GcReport:
+    """What `git mlm gc` does: drop deleted runs' series, profiles, checkpoint refs and kept
+    files (their tombstones stay), then cached objects nothing names; `remote=True` (the
+    default storage remote) or a remote's name sweeps that remote too. `dry_run` changes
+    nothing. Returns the report (`.runs`, `.cache`, `.remote`)."""
+    from gitmlm.core.git import Repo
+    from gitmlm.models import gc as collector
+
+    name = remote if isinstance(remote, str) else None
+    return collector.gc(
+        Repo.open(path), dry_run=dry_run, remote=name, on_remote=remote not in (None, False)
+    )
 
 
 def get_run(run_id: str, *, path: str | None = None) -> Run:

@@ -178,25 +178,55 @@ def push_objects(repo: Any, remote: str | None = None) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
 @click.option("--yes", is_flag=True, help="Needed to delete on a remote (after a dry run).")
 def gc(remote: str | None, dry_run: bool, yes: bool) -> None:
-    """Delete cached objects that no run, mlm.lock version or registered model names."""
-    from gitmlm.models import fetch as model_fetch
-    from gitmlm.storage import gc as _gc
+    """Drop deleted runs' series, profiles, checkpoint refs and kept files (their tombstones
+    stay), then cached objects that no run, mlm.lock version, model version or scan names."""
+    from gitmlm.models import gc as _gc
 
-    repo = open_repo()
-    live = model_fetch.live_objects(repo)
-    report = _gc.sweep_cache(repo, live, dry_run=dry_run)
-    verb = "would delete" if dry_run else "deleted"
-    click.echo(
-        f"cache: {verb} {len(report.deleted)} object(s), {size_text(report.bytes)}; "
-        f"kept {report.kept}"
+    if remote is not None and not dry_run and not yes:
+        raise click.UsageError(
+            "deleting on a remote needs --yes; run `git mlm gc --remote --dry-run` first"
+        )
+    report = _gc.gc(
+        open_repo(), dry_run=dry_run, remote=remote or None, on_remote=remote is not None
     )
-    if remote is not None:
-        if not dry_run and not yes:
-            raise click.UsageError(
-                "deleting on a remote needs --yes; run `git mlm gc --remote --dry-run` first"
-            )
-        r = _gc.sweep_remote(repo, live, remote or None, dry_run=dry_run)
-        click.echo(f"remote {r.remote}: {verb} {len(r.deleted)} object(s); kept {r.kept}")
+    for line in gc_lines(report):
+        click.echo(line)
+
+
+def gc_lines(report: Any) -> list[str]:
+    """What `git mlm gc` did (or, with --dry-run, would do): counts and bytes; a dry run also
+    names each run, ref and object."""
+    runs, verb = report.runs, "would delete" if report.dry_run else "deleted"
+    tables = ", ".join(f"{n} {ref.rsplit('-', 1)[-1]} table(s)" for ref, n in runs.tables.items())
+    if runs.runs or runs.refs or runs.kept_files or any(runs.tables.values()):
+        out = [
+            f"runs: {'would collect' if report.dry_run else 'collected'} {len(runs.runs)} "
+            f"deleted run(s): {tables} (in {size_text(runs.table_bytes)} of notes), "
+            f"{len(runs.refs)} checkpoint/keep ref(s), {runs.kept_files} kept file(s) "
+            f"({size_text(runs.kept_bytes)})"
+        ]
+    else:
+        out = ["runs: no deleted run to collect"]
+    if report.dry_run:
+        out += [f"  run {rid}" for rid in runs.runs]
+        out += [f"  ref {name}" for name in runs.refs]
+    c = report.cache
+    out.append(f"cache: {verb} {len(c.deleted)} object(s), {size_text(c.bytes)}; kept {c.kept}")
+    if report.dry_run:
+        out += [f"  object {d}" for d in c.deleted]
+    r = report.remote
+    if r is not None:
+        out.append(
+            f"remote {r.remote}: {verb} {len(r.deleted)} object(s), {size_text(r.bytes)}; "
+            f"kept {r.kept}"
+        )
+        if report.dry_run:
+            out += [f"  object {d}" for d in r.deleted]
+    if not report.dry_run and (runs.refs or runs.table_bytes):
+        out.append(
+            "git keeps the dropped notes and commits until `git gc --prune=now` reclaims them"
+        )
+    return out
 
 
 COMMANDS = [storage_group, artifacts_group, gc]

@@ -139,8 +139,11 @@ def push_cmd(remote: str | None, data: bool) -> None:
 
 
 def _push_lines(name: str, report: PushReport) -> None:
+    if report.deleted:
+        click.echo(f"deleted on {name}: {_n(len(report.deleted), 'ref')} of runs gc collected")
     if not report.pushed:
-        click.echo(f"{name} is up to date")
+        if not report.deleted:
+            click.echo(f"{name} is up to date")
         return
     click.echo(f"pushed to {name}:")
     for line in _group(report.pushed):

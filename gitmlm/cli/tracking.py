@@ -243,7 +243,15 @@ def runs_restore(run_ids: tuple[str, ...]) -> None:
     """Bring deleted or archived runs back."""
     from gitmlm.tracking import manage
 
-    _said("restored", manage.restore(open_repo(), run_ids))
+    done = manage.restore(open_repo(), run_ids)
+    _said("restored", done)
+    for r in done:
+        if r.extra.get("collected") is True:
+            click.echo(
+                f"run {r.id[: ids.SHORT]} was collected by `git mlm gc`: its series, checkpoint "
+                "and artifact copies are gone (restore brings back the record only)",
+                err=True,
+            )
 
 
 @runs_cmd.command("rename")

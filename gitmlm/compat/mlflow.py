@@ -23,7 +23,7 @@ from gitmlm.core import where
 from gitmlm.core.git import Repo
 from gitmlm.core.records import Run as Record
 from gitmlm.errors import MlmError
-from gitmlm.tracking import query
+from gitmlm.tracking import logged, query
 from gitmlm.tracking import record as tracking
 
 if TYPE_CHECKING:
@@ -377,7 +377,7 @@ def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     run = _current()
-    base = run.repo.mlm_dir / "artifacts" / run.id
+    base = logged.kept_dir(run.repo, run.id)
     return f"file://{base / artifact_path if artifact_path else base}"
 
 

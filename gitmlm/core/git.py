@@ -683,8 +683,13 @@ class Repo:
                 failed.append(name)
         return failed
 
-    def delete_ref(self, name: str, old: str | None = None) -> None:
-        gitcmd.proc(["update-ref", "-d", name] + ([old] if old else []), git_dir=self.common_dir)
+    def delete_ref(self, name: str, old: str | None = None) -> bool:
+        """Delete `name`; with `old`, only if it still points there (a compare-and-swap).
+        Whether it was deleted."""
+        proc = gitcmd.proc(
+            ["update-ref", "-d", name] + ([old] if old else []), git_dir=self.common_dir
+        )
+        return proc.returncode == 0
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:

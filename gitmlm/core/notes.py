@@ -7,7 +7,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,6 +246,30 @@ def adopt(commit: str, blob: str, data: bytes) -> dict[str, str | None]:
     if is_index(data):
         with contextlib.suppress(codec.NoteError):
             out[store_key(commit)] = parse_index(data).store
+    return out
+
+
+def drop_runs(
+    repo: Repo, snap: Snapshot, commit: str, run_ids: Iterable[str]
+) -> dict[str, str | None]:
+    """`write_notes` updates that remove `run_ids` from the note on `commit` ({} when it holds
+    none of them); a note left empty is removed, with its run store. NoteError if unreadable."""
+    blob = snap.entries.get(commit)
+    if blob is None:
+        return {}
+    doc = read_doc(repo, blob)
+    gone = {rid for rid in run_ids if rid in doc}
+    if not gone:
+        return {}
+    rest = {rid: table for rid, table in doc.items() if rid not in gone}
+    data = repo.blob(blob)
+    out: dict[str, str | None] = {}
+    if is_index(data) and len(rest) <= INLINE_MAX:
+        out[store_key(commit)] = None
+    if not rest:
+        out[commit] = None
+        return out
+    out.update(stage_doc(repo, commit, rest, store_blobs(repo, data)))
     return out
 
 

@@ -102,13 +102,20 @@ def get(repo: Repo, spec: str, dest: Path | None, *, remote: str | None = None) 
 
 
 def live_objects(repo: Repo) -> set[str]:
-    """Every object something here names: run artifacts, recorded dataset versions, and
-    registered model versions (what `git mlm gc` keeps)."""
+    """Every object something here names: artifacts of runs not deleted (and of runs being
+    written here), recorded dataset versions, registered model versions, and the model and
+    evaluation data of recorded scans (what `git mlm gc` keeps)."""
+    from gitmlm.core import scans
     from gitmlm.data import restore
     from gitmlm.tracking import artifacts
 
     out = artifacts.live(repo) | restore.live(repo)
     store = settings.cache(repo)
+    for scan in scans.read(repo):
+        for key in ("artifact_digest", "data_digest"):
+            value = scan.doc.get(key)
+            if isinstance(value, str) and value:
+                out.add(value)
     for model in model_registry.load(repo).models.values():
         for v in model.versions.values():
             digest = v.artifact.get("digest")

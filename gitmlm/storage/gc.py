@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 from gitmlm.core.git import Repo
@@ -22,7 +23,11 @@ class Swept:
     remote: str = ""
 
 
-def sweep_cache(repo: Repo, live: set[str], *, dry_run: bool = False) -> Swept:
+def sweep_cache(
+    repo: Repo, live: set[str], *, dry_run: bool = False, named_dead: Set[str] = frozenset()
+) -> Swept:
+    """Delete cached objects not in `live`. Those in `named_dead` (named by records that are
+    gone, such as deleted runs) go at once; any other goes only once older than the grace."""
     store = settings.cache(repo)
     out = Swept()
     now = time.time()
@@ -32,7 +37,7 @@ def sweep_cache(repo: Repo, live: set[str], *, dry_run: bool = False) -> Swept:
             out.kept += 1
             continue
         st = path.stat()
-        if now - st.st_mtime < GRACE_SECONDS:
+        if digest not in named_dead and now - st.st_mtime < GRACE_SECONDS:
             out.kept += 1
             continue
         out.deleted.append(digest)

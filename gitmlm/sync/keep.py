@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gitmlm.checkpoints import pins
 from gitmlm.core import refs
 from gitmlm.core.git import Repo
 
@@ -46,8 +47,10 @@ def unpinned(repo: Repo, table: Mapping[str, str] | None = None) -> dict[str, st
     """Keep refs to make (name -> commit) so every annotated commit here is pinned.
 
     Only commits can be pinned; a note on a blob or a tree, or on a commit this clone does not
-    have (a shallow clone), is left alone.
+    have (a shallow clone), is left alone, and so is a commit whose runs gc collected
+    (checkpoints/pins.py): its tombstones need no code.
     """
     table = _table(repo, table)
     todo = annotated(repo, table) - pinned(repo, table)
+    todo -= pins.dead(repo, todo, table)
     return {refs.keep(c): c for c in sorted(todo) if repo.has_commit(c)}

@@ -11,11 +11,13 @@ Domain code: returns reports, never prints.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from gitmlm.checkpoints import pins
 from gitmlm.core import codec, refs
 from gitmlm.core import notes as store
 from gitmlm.core import remote as transport
@@ -62,6 +64,8 @@ class PushReport:
     problems: list[str] = field(default_factory=list)
     kept: int = 0
     """Commits newly pinned by keep refs (refs/mlm/keep/<commit>) with this push."""
+    deleted: list[str] = field(default_factory=list)
+    """Pin refs of collected runs deleted on the remote (docs/tracking.md "gc")."""
 
 
 @dataclass
@@ -186,6 +190,9 @@ def _adopt(repo: Repo, theirs: dict[str, str], remote: str, problems: list[str])
     transaction, and never overwrite one we have."""
     mine = repo.ref_table(refs.PREFIX)
     missing = {n: oid for n, oid in theirs.items() if n not in mine}
+    for name in pins.dead_pins(repo, missing):  # gc dropped it here: never brought back
+        del missing[name]
+        theirs = {n: o for n, o in theirs.items() if n != name}
     failed = set(repo.create_refs(missing, f"gitmlm: fetched from {remote}"))
     changes = [RefChange(n, "created") for n in missing if n not in failed]
     mine = repo.ref_table(refs.PREFIX) if failed else mine
@@ -295,6 +302,24 @@ def _encode(merged: store.Doc, sides: tuple[_Note, _Note]) -> bytes:
     return codec.assemble(out)
 
 
+def _replace(
+    repo: Repo,
+    commit: str,
+    oblob: str | None,
+    doc: store.Doc,
+    known: dict[str, str],
+) -> dict[str, str | None]:
+    """`write_notes` updates that make `doc` the note on `commit` (none left if empty)."""
+    out: dict[str, str | None] = {}
+    if oblob is not None and store.is_index(repo.blob(oblob)) and len(doc) <= store.INLINE_MAX:
+        out[store.store_key(commit)] = None
+    if doc:
+        out.update(store.stage_doc(repo, commit, doc, known))
+    elif oblob is not None:
+        out[commit] = None
+    return out
+
+
 def _merge_trees(
     repo: Repo,
     ref: str,
@@ -304,14 +329,45 @@ def _merge_trees(
     change: RefChange,
     problems: list[str],
 ) -> dict[str, str | None]:
-    """New note blobs (by annotated commit) for our tree so it holds the union of both."""
+    """New note blobs (by annotated commit) for our tree so it holds the union of both.
+
+    In the run-keyed refs (series, profiles) the tables of runs gc collected are left out
+    (checkpoints/pins.py), from either side: the union would otherwise bring back from a clone
+    that has not run gc what another clone's gc dropped.
+    """
     updates: dict[str, str | None] = {}
     fresh: dict[str, bytes] = {}  # merged notes to write, in one batch
-    for commit, (oblob, tblob) in sorted(repo.notes_changes(ours, theirs).items()):
+    changes = sorted(repo.notes_changes(ours, theirs).items())
+    gone = pins.collected_on(repo, [c for c, _ in changes]) if ref in pins.RUN_KEYED else {}
+    for commit, (oblob, tblob) in changes:
+        drop = gone.get(commit, set())
         if tblob is None:
-            continue  # a note only we have (or one they removed): the union keeps ours
+            # A note only we have (or one they removed): the union keeps ours, less what gc
+            # collected.
+            if drop and oblob is not None:
+                with contextlib.suppress(codec.NoteError):  # an invalid note stays as it is
+                    ours_only = store.Snapshot(ref, ours, {commit: oblob})
+                    updates.update(store.drop_runs(repo, ours_only, commit, drop))
+            continue
         tnote = _Note(repo, tblob)
         tdoc = tnote.doc
+        if drop and tdoc is not None:
+            mine = None if oblob is None else _Note(repo, oblob)
+            odoc_ = {} if mine is None else mine.doc
+            if odoc_ is not None:  # an invalid note of ours: decided below, as any other
+                merged = merge.merge_docs(odoc_, tdoc)
+                merged = {rid: t for rid, t in merged.items() if rid not in drop}
+                if merged != odoc_:
+                    change.notes += 1
+                    known = {
+                        rid: blob
+                        for side in (tnote, mine)
+                        if side is not None and side.doc is not None
+                        for rid, blob in side.known.items()
+                        if side.doc.get(rid) == merged.get(rid)
+                    }
+                    updates.update(_replace(repo, commit, oblob, merged, known))
+                continue
         if oblob is None:
             # Theirs alone: taken as it is, even when unreadable, so nothing is lost.
             updates.update(store.adopt(commit, tblob, tnote.data))
@@ -389,10 +445,24 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
     if lacking:
         # Registry events here may have to come after those: only a sync can tell.
         raise _diverged(remote, lacking[0])
-    pins = keep.unpinned(repo, table)
-    locals_.update(pins)
-    report.kept = len(pins)
+    made = keep.unpinned(repo, table)
+    locals_.update(made)
+    report.kept = len(made)
+    # Pins of runs gc collected (checkpoints/pins.py) travel no more: one we still hold (not
+    # collected here yet) is not sent, and one only the remote holds is deleted there.
+    # Only the pins one side lacks are judged: a sync with nothing new reads no note for this.
+    gone = pins.dead_pins(
+        repo,
+        {
+            **{n: o for n, o in remote_refs.items() if n not in locals_},
+            **{n: o for n, o in locals_.items() if n not in remote_refs},
+        },
+        table,
+    )
+    deleting = [transport.Update(n, "", remote_refs[n]) for n in sorted(gone) if n not in locals_]
     for name, mine in sorted(locals_.items()):
+        if name in gone and name not in remote_refs:
+            continue
         theirs = remote_refs.get(name)
         if theirs == mine:
             continue
@@ -409,9 +479,12 @@ def push(repo: Repo, remote: str, remote_refs: dict[str, str] | None = None) -> 
                 f"{name} differs on {remote} ({theirs[:10]}, ours {mine[:10]}); not pushed"
             )
     # Checkpoints, manifests and tags first: the notes that name them land after them.
-    transport.push(repo, remote, unique + moving)
-    repo.create_refs(pins, "gitmlm: keep a commit that carries records")  # the remote has them
+    transport.push(repo, remote, unique + moving + deleting)
+    repo.create_refs(made, "gitmlm: keep a commit that carries records")  # the remote has them
+    for u in deleting:  # our copy of the remote's ref, so `git gc --prune` can reclaim it
+        repo.delete_ref(refs.remote_tracking(remote, u.ref), u.expect)
     report.pushed = [u.ref for u in unique + moving]
+    report.deleted = [u.ref for u in deleting]
     return report
 
 

@@ -13,7 +13,7 @@ from gitmlm.core.records import Run
 from gitmlm.errors import MlmError
 from gitmlm.storage import settings
 from gitmlm.storage.transfer import Progress
-from gitmlm.tracking import record
+from gitmlm.tracking import journal, record
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,30 @@ def digests(run: Run) -> list[tuple[str, bool]]:
     ]
 
 
-def live(repo: Repo) -> set[str]:
-    """Every object the runs here name, folders' files included when their listing is cached."""
+def _named(repo: Repo, found: list[tuple[str, bool]]) -> set[str]:
     store = settings.cache(repo)
     out: set[str] = set()
-    for run in record.list_runs(repo).runs:
-        for digest, folder in digests(run):
-            out.add(digest)
-            if folder and store.has(digest):
-                out.update(store.folder_files(digest).values())
+    for digest, folder in found:
+        out.add(digest)
+        if folder and store.has(digest):
+            out.update(store.folder_files(digest).values())
     return out
+
+
+def live(repo: Repo) -> set[str]:
+    """Every object the runs here name, folders' files included when their listing is cached:
+    the runs' records (deleted runs left out) and the journals of runs still being written
+    here, whose records name their artifacts only when they end."""
+    found = [d for run in record.list_runs(repo).runs for d in digests(run)]
+    for file in sorted((repo.mlm_dir / "journal").glob("*.jsonl")):
+        found += [
+            (str(i["digest"]), i.get("kind") == "dir")
+            for i in journal.artifacts(file).values()
+            if isinstance(i, dict) and i.get("digest")
+        ]
+    return _named(repo, found)
+
+
+def named_by(repo: Repo, runs: list[Run]) -> set[str]:
+    """Every object these runs name (folders' files included when their listing is cached)."""
+    return _named(repo, [d for run in runs for d in digests(run)])

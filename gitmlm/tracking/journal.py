@@ -125,3 +125,22 @@ def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
             _merge(into[key], value)
         else:
             into[key] = value
+
+
+def artifacts(file: Path) -> dict[str, Any]:
+    """The artifacts a live run has logged so far (path -> info), without replaying the rest:
+    `git mlm gc` keeps their bytes though the record does not name them yet."""
+    out: dict[str, Any] = {}
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        if '"k":"artifact"' not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        out[event["path"]] = event["v"]
+    return out

@@ -76,8 +76,14 @@ def list_runs(
     # A note on a commit this clone lacks still reads (its blob came with the notes), but the
     # run cannot be placed in history or checked out (a shallow clone): counted, and left out
     # of listings that ask for placed runs only.
+    # A deleted run is not counted: once gc dropped its checkpoint ref, `git gc --prune` may
+    # take its commit, and only its tombstone is left to read.
     missing = {c for c in docs if not repo.has_object(c)}
-    unplaced = [r for r, cs in where.items() if all(c in missing for c in cs)] if missing else []
+    unplaced = (
+        [r for r, cs in where.items() if all(c in missing for c in cs) and not best[r].deleted]
+        if missing
+        else []
+    )
     if placed_only:
         for rid in unplaced:
             del best[rid], where[rid]

@@ -41,14 +41,19 @@ def keep(repo: Repo, run_id: str, name: str, data: bytes) -> dict[str, Any]:
     name = check_name(name)
     store = settings.cache(repo)
     stored = store.add_bytes(data)
-    target = repo.mlm_dir / "artifacts" / run_id / name
+    target = kept_dir(repo, run_id) / name
     target.parent.mkdir(parents=True, exist_ok=True)
     objects.place(store.path(stored), target, settings.links(repo))
     return {"digest": stored, "size": len(data), "kept": True}
 
 
+def kept_dir(repo: Repo, run_id: str) -> Path:
+    """Where a run's in-memory artifacts are placed on the machine that made them."""
+    return repo.mlm_dir / "artifacts" / run_id
+
+
 def kept_path(repo: Repo, run_id: str, name: str) -> Path:
-    return repo.mlm_dir / "artifacts" / run_id / check_name(name)
+    return kept_dir(repo, run_id) / check_name(name)
 
 
 # --- encoders: objects to bytes -------------------------------------------------------------

@@ -21,6 +21,7 @@ import difflib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gitmlm.checkpoints import pins
 from gitmlm.core import codec, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
@@ -39,15 +40,18 @@ def _resolve(repo: Repo, run_ids: Sequence[str], *, deleted: bool) -> tuple[list
     if not run_ids:
         raise MlmError("name at least one run (an id or an unambiguous id prefix)")
     listing = tracking.list_runs(repo, deleted=deleted)
+    by_id = {r.id: r for r in listing.runs}  # a whole id needs no scan (gc names thousands)
     chosen: list[Run] = []
+    seen: set[str] = set()
     for rid in run_ids:
-        run = tracking.resolve(listing, rid)
+        run = by_id.get(rid) or tracking.resolve(listing, rid)
         if run.status == "running":
             raise MlmError(
                 f"run {run.id[:12]} is still running; change it after it ends "
                 "(a crashed run: `git mlm runs --recover` first)"
             )
-        if run not in chosen:
+        if run.id not in seen:
+            seen.add(run.id)
             chosen.append(run)
     return chosen, listing
 
@@ -122,6 +126,10 @@ def restore(repo: Repo, run_ids: Sequence[str]) -> list[Run]:
     def change(run: Run) -> Edit:
         if not run.deleted and not run.archived:
             raise MlmError(f"run {run.id[:12]} is neither deleted nor archived")
+        if run.extra.get(pins.COLLECTED) is True:
+            # What gc dropped is gone: the record alone comes back, no longer marked, so a
+            # later delete is collected again.
+            return _setter(deleted=False, archived=False, **{pins.COLLECTED: False})
         return _setter(deleted=False, archived=False)
 
     return edit(repo, run_ids, change, "restore runs", deleted=True)
