@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitmlm.cli import progress
+from gitmlm.cli import datafast, progress
 from gitmlm.cli.common import format_option, open_repo, size_text
 from gitmlm.core import fmt
 
@@ -104,14 +104,10 @@ def data_status(names: tuple[str, ...], exit_code: bool, fmt_: str) -> int:
     if not rows:
         click.echo("no datasets declared; declare one with `git mlm data add NAME PATH`", err=True)
         return 0
-    cols = ["dataset", "status", "modified", "added", "removed", "path"]
-    if fmt_ != "table":
-        cols += ["digest", "note"]
-    click.echo(fmt.render(rows, cols, fmt_))
-    if fmt_ == "table":
-        for row in rows:
-            if row["note"]:
-                click.echo(f"{row['dataset']}: {row['note']}", err=True)
+    text, notes = datafast.render(rows, fmt_)
+    click.echo(text)
+    for line in notes:
+        click.echo(line, err=True)
     dirty = any(st.state != "clean" for st in found)
     return 1 if (exit_code and dirty) or any(st.state == "error" for st in found) else 0
 

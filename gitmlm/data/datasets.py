@@ -8,10 +8,11 @@ as git objects kept reachable by a ref, and writes its digest into mlm.lock.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitmlm.core import config, refs
 from gitmlm.core.git import CasFailed, Repo
@@ -21,7 +22,18 @@ from gitmlm.data import spec as dataspec
 from gitmlm.data.spec import FileSet, Spec
 from gitmlm.errors import MlmError
 
+if TYPE_CHECKING:
+    from gitmlm.storage.objects import Store
+
 LOCK_FILE = lockfile.FILE
+
+
+def file_set(root: Path, spec: Spec, cache: statcache.StatCache) -> FileSet:
+    """The files `spec` means now: from the stat cache's memo when nothing it saw changed
+    (no walk), else by a walk."""
+    top = os.path.normpath(os.path.abspath(root))
+    found = statcache.quick(top, spec, cache.memos.get(spec.memo_key))
+    return found if found is not None else dataspec.enumerate_files(root, spec)
 
 
 # --- fingerprints ------------------------------------------------------------------------------
@@ -34,6 +46,9 @@ class Fingerprint:
     size: int
     cache: statcache.StatCache
     root: str
+    stored: set[str] = field(default_factory=set)
+    """Repo-relative paths whose bytes went into the object store as they were hashed."""
+    _entries: manifest.Entries | None = None
 
     @property
     def spec(self) -> Spec:
@@ -41,26 +56,31 @@ class Fingerprint:
 
     @property
     def files(self) -> int:
-        return len(self.fileset.files)
+        return len(self.fileset.path_list())
 
-    def entries(self) -> manifest.Entries:
+    def entries(self, checked: bool = False) -> manifest.Entries:
         """Path relative to the dataset folder -> (size, hex), from the cache. A file whose entry
         does not match its stat (the table was deleted, or another process saved an older one
-        beside our memo) is hashed now."""
+        beside our memo) is hashed now; `checked`: the caller just made the table match."""
+        if self._entries is not None:
+            return self._entries
         algorithm = self.spec.algorithm
         table = self.cache.table(algorithm)
+        stat_key = hashing.stat_key
         missing = []
-        for path, st in self.fileset.files:
+        for path, st in [] if checked else self.fileset.files:
             entry = table.get(path)
-            if entry is None or entry[0] != hashing.stat_key(st):
+            if entry is None or entry[0] != stat_key(st):
                 missing.append((path, st.st_size))
         if missing:
             stamp = self.cache.stamp()
             self.cache.put_many(algorithm, hashing.hash_files(self.root, missing, algorithm), stamp)
+        cut = len(self.fileset.base) + 1 if self.fileset.base else 0
         out: manifest.Entries = {}
-        for path, _ in self.fileset.files:
+        for path in self.fileset.path_list():
             key, hex_, _stamp = table[path]
-            out[self.fileset.rel(path)] = (key[0], hex_)
+            out[path[cut:]] = (key[0], hex_)
+        self._entries = out
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -78,19 +98,16 @@ def fingerprint(
     filesets: Sequence[FileSet],
     cache: statcache.StatCache,
     progress: hashing.ProgressFactory | None = None,
+    store: Store | None = None,
 ) -> list[Fingerprint]:
     """Digests of file sets: from a dataset's memo when no file's stat moved, else per file
-    from the cache where the stat vouches for it, hashing the rest."""
+    from the cache where the stat vouches for it, hashing the rest (storing their bytes into
+    `store` as they are read, where `hashing.hash_file` can)."""
     root = str(repo.workdir)
     out: list[Fingerprint | None] = []
     for fs in filesets:
-        memo = cache.memos.get(fs.spec.memo_key)
-        hit = (
-            memo is not None
-            and memo[0] == "\0".join(p for p, _ in fs.files)
-            and memo[1] == statcache.pack(hashing.stat_key(st) for _, st in fs.files)
-        )
-        out.append(Fingerprint(fs, memo[2], memo[3], cache, root) if memo and hit else None)
+        memo = cache.hit(fs)
+        out.append(Fingerprint(fs, memo.digest, memo.size, cache, root) if memo else None)
     todo = [fs for fs, fp in zip(filesets, out, strict=True) if fp is None]
     stale: dict[str, list[tuple[str, int]]] = {}
     for fs in todo:
@@ -101,25 +118,26 @@ def fingerprint(
             if not statcache.fresh(table.get(path), hashing.stat_key(st))
         )
     jobs = [job for group in stale.values() for job in group]
+    stored: set[str] = set()
     if jobs:
         stamp = cache.stamp()
         bar = progress(sum(s for _, s in jobs), len(jobs)) if progress else None
         try:
             for algorithm, group in stale.items():
-                done = hashing.hash_files(root, group, algorithm, bar)
+                done = hashing.hash_files(root, group, algorithm, bar, store=store)
                 cache.put_many(algorithm, done, stamp)
+                stored.update(p for p, h in done.items() if h.stored)
         finally:
             if bar:
                 bar.close()
     for i, fs in enumerate(filesets):
         if out[i] is not None:
             continue
-        fp = Fingerprint(fs, "", 0, cache, root)
-        entries = fp.entries()
+        fp = Fingerprint(fs, "", 0, cache, root, stored)
+        entries = fp.entries(checked=True)  # every file is fresh in the table or just hashed
         fp.digest = manifest.digest(fs.spec.algorithm, fs.kind, entries)
         fp.size = sum(size for size, _ in entries.values())
-        paths = [p for p, _ in fs.files]
-        cache.remember(fs.spec.memo_key, fs.spec.algorithm, paths, fp.digest, fp.size)
+        cache.remember(fs, fp.digest, fp.size)
         out[i] = fp
     return [fp for fp in out if fp is not None]
 
@@ -220,7 +238,7 @@ def _status(
     filesets = []
     for n in declared:
         try:
-            filesets.append(dataspec.enumerate_files(project.root, project.specs[n]))
+            filesets.append(file_set(project.root, project.specs[n], cache))
         except MlmError as exc:
             problems[n] = str(exc).removeprefix(f"dataset {n}: ")
     if not names:
@@ -237,7 +255,7 @@ def _status(
     current = {fp.spec.name: fp for fp in fingerprints}
     if not names:
         cache.prune(
-            (p for fs in filesets for p, _ in fs.files),
+            (p for fs in filesets for p in fs.path_list()),
             (s.memo_key for s in project.specs.values()),
         )
     out = []
@@ -333,19 +351,26 @@ def add(
                 raise
             lock = {}  # recording every dataset rebuilds a broken lock from scratch
         targets = [name] if name is not None else list(specs)
-        filesets = [dataspec.enumerate_files(root, s) for s in specs.values()]
+        cache = statcache.StatCache.load(repo.mlm_dir, root)
+        filesets = [file_set(root, s, cache) for s in specs.values()]
         dataspec.check_disjoint(filesets)
         chosen = [fs for fs in filesets if fs.spec.name in targets]
-        cache = statcache.StatCache.load(repo.mlm_dir, root)
-        try:
-            fps = fingerprint(repo, chosen, cache, progress)
-        finally:
-            cache.save()
         from gitmlm.data import keep
 
-        for fp in fps if store else []:  # the bytes, so the version can be checked out later
+        # The bytes, so the version can be checked out later: small files are stored from the
+        # read that hashes them; the rest (and files the stat cache vouched for) below.
+        objects = keep.cache(repo) if store else None
+        try:
+            fps = fingerprint(repo, chosen, cache, progress, objects)
+        finally:
+            cache.save()
+        for fp in fps if store else []:
             entries = fp.entries()
-            kept = {path: entries[fp.fileset.rel(path)] for path, _ in fp.fileset.files}
+            kept = {
+                path: entries[fp.fileset.rel(path)]
+                for path in fp.fileset.path_list()
+                if path not in fp.stored
+            }
             keep.store_files(repo, root, kept, fp.spec.algorithm)
         out = []
         new_lock = dict(lock)
@@ -562,8 +587,8 @@ def _path_fingerprint(repo: Repo, name_or_path: str, what: str) -> tuple[str, Fi
             f"{what}: {name_or_path!r} is neither a declared dataset nor an existing path"
         )
     spec = Spec(rel.replace("/", "_"), rel)
-    fs = dataspec.enumerate_files(root, spec)
     cache = statcache.StatCache.load(repo.mlm_dir, root)
+    fs = file_set(root, spec, cache)
     try:
         (fp,) = fingerprint(repo, [fs], cache)
     finally:

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitmlm.core.git import Repo
-from gitmlm.storage import settings
+from gitmlm.storage import objects, settings
+
+
+def cache(repo: Repo) -> objects.Store:
+    """The object cache recorded versions are kept in."""
+    return settings.cache(repo)
 
 
 def store_files(

@@ -10,12 +10,14 @@ import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
-from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
+
+if TYPE_CHECKING:  # pygit2 stays unloaded on the fast path of `data status` (cli/datafast.py)
+    from gitmlm.core.git import Repo
 
 FILE = "mlm.lock"
 HEADER = (

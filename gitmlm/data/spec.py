@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,34 @@ class FileSet:
     """"file", "dir" or "glob"."""
     base: str
     """Repo-relative directory ("" for the root) that manifest paths are relative to."""
-    files: list[tuple[str, os.stat_result]] = field(default_factory=list)
-    """(repo-relative path, stat) in walk order."""
+    _files: list[tuple[str, os.stat_result]] = field(default_factory=list)
+    dirs: list[tuple[str, int, str]] = field(default_factory=list)
+    """Each folder the walk listed: (repo-relative path, inode, its names joined by NUL in
+    listing order). With `plain`, what `statcache` needs to re-check the set without a walk."""
+    plain: bool = True
+    """No symlink was met: the folders listed and the files' lstat say everything."""
+    real: str = ""
+    """The real path of the dataset's top (its folder, glob base or file) when enumerated."""
+    from_memo: bool = False
+    """Vouched for by the stat cache's memo without a walk (`statcache.quick`)."""
+    paths: list[str] | None = None
+    """With `loader`: the files' paths, known before their stats are built."""
+    loader: Callable[[], list[tuple[str, os.stat_result]]] | None = None
+    """Builds `files` on first use (a memo vouches for the stats, so a clean `status` never
+    builds 100,000 stat objects it does not read)."""
+
+    @property
+    def files(self) -> list[tuple[str, os.stat_result]]:
+        """(repo-relative path, stat) in walk order."""
+        if self.loader is not None:
+            self._files = self.loader()
+            self.loader = None
+        return self._files
+
+    def path_list(self) -> list[str]:
+        if self.loader is not None and self.paths is not None:
+            return self.paths
+        return [p for p, _ in self.files]
 
     def rel(self, path: str) -> str:
         return path[len(self.base) + 1 :] if self.base else path
@@ -112,6 +138,20 @@ def declared(root: Path, cfg: Mapping[str, Any]) -> list[Spec]:
     return specs
 
 
+def listing(entries: Iterable[os.DirEntry[str]], typed: bool) -> str:
+    """A folder's names joined by NUL, as `statcache` compares them. `typed` (for globs, whose
+    walk passes over names it does not select) marks folders "/" and symlinks "@", so a name
+    that turns into a folder or a link is a change even though it was never stat-ed."""
+    if not typed:
+        return "\0".join([e.name for e in entries])
+    return "\0".join(
+        [
+            e.name + ("@" if e.is_symlink() else "/" if e.is_dir(follow_symlinks=False) else "")
+            for e in entries
+        ]
+    )
+
+
 def _static_prefix(pattern: str) -> str:
     parts = pattern.split("/")
     fixed = []
@@ -154,14 +194,18 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
         excluder = Globs(spec.exclude)
         excluding = bool(excluder)
         seen = {base_real}
-        stack = [(top, keep is not None)]
+        top_full = f"{root_s}/{top}" if top else root_s
+        stack = [(top, keep is not None, os.lstat(top_full).st_ino)]
         files = fs.files
+        dirs = fs.dirs
+        fs.plain = not os.path.islink(top_full)
         while stack:
-            rel_dir, matching = stack.pop()
+            rel_dir, matching, ino = stack.pop()
             try:
                 entries = list(os.scandir(f"{root_s}/{rel_dir}" if rel_dir else root_s))
             except OSError as exc:
                 raise MlmError(f"{what}: cannot list {rel_dir or '.'}: {exc.strerror}") from exc
+            dirs.append((rel_dir, ino, listing(entries, keep is not None)))
             prefix = rel_dir + "/" if rel_dir else ""
             for entry in entries:
                 name = entry.name
@@ -172,6 +216,7 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
                     continue
                 selected = not matching or (keep is not None and keep.match(rel))
                 if entry.is_symlink():
+                    fs.plain = False
                     real = os.path.realpath(entry.path)
                     if not _inside(real, real_root):
                         could_hold = os.path.isdir(real) and (keep is None or keep.touches(rel))
@@ -184,12 +229,14 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
                         if real in seen or _inside(base_real, real):
                             raise MlmError(f"{what}: {rel} is a symlink loop; remove it")
                         seen.add(real)
-                        stack.append((rel, matching and not selected))
+                        stack.append((rel, matching and not selected, 0))
                         continue
                     st = os.stat(entry.path)
                 elif entry.is_dir(follow_symlinks=False):
                     if selected or keep is None or keep.touches(rel):
-                        stack.append((rel, matching and not selected))
+                        stack.append((rel, matching and not selected, entry.inode()))
+                    continue
+                elif not selected:
                     continue
                 else:
                     st = entry.stat(follow_symlinks=False)
@@ -208,7 +255,7 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
         base = _static_prefix(spec.path)
         fs = FileSet(spec, "glob", base)
         full = f"{root_s}/{base}" if base else root_s
-        real = os.path.realpath(full)
+        real = fs.real = os.path.realpath(full)
         if not _inside(real, real_root):
             raise escape_error(base, real)
         if os.path.isdir(full):
@@ -237,7 +284,7 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
         raise escape_error(spec.path, real)
     st = os.stat(full)
     if stat.S_ISDIR(st.st_mode):
-        fs = FileSet(spec, "dir", spec.path)
+        fs = FileSet(spec, "dir", spec.path, real=real)
         walk(spec.path, real, None, fs)
         if not fs.files:
             raise MlmError(f"{what}: {spec.path}/ holds no files; add data or remove the dataset")
@@ -245,18 +292,28 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
     if not stat.S_ISREG(st.st_mode):
         raise MlmError(f"{what}: {spec.path} is not a regular file or a folder")
     _check_name(spec, spec.path)
-    return FileSet(spec, "file", spec.path.rpartition("/")[0], [(spec.path, st)])
+    plain = not stat.S_ISLNK(lst.st_mode)
+    return FileSet(spec, "file", spec.path.rpartition("/")[0], [(spec.path, st)], [], plain, real)
 
 
 def check_disjoint(filesets: Iterable[FileSet]) -> None:
     """Two datasets sharing a file would make one change count twice: refuse it."""
+    filesets = list(filesets)
+    for fs in filesets:
+        # Every path of a dataset with a base starts with "base/": only a top-level one can
+        # be mlm.lock or mlm.toml (no set of 100,000 paths for that).
+        if not fs.base:
+            for path in fs.path_list():
+                if path in RESERVED:
+                    raise MlmError(
+                        f"dataset {fs.spec.name}: it contains {path}; declare a narrower path"
+                    )
+    if len(filesets) < 2:
+        return
     seen: list[tuple[str, set[str]]] = []
     for fs in filesets:
         name = fs.spec.name
-        paths = {path for path, _ in fs.files}
-        for path in RESERVED:
-            if path in paths:
-                raise MlmError(f"dataset {name}: it contains {path}; declare a narrower path")
+        paths = set(fs.path_list())
         for other, theirs in seen:
             common = paths & theirs
             if common:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from gitmlm.core.git import Repo
-from gitmlm.data import lock
+from gitmlm.data import forking, lock
 from gitmlm.errors import MlmError
 
 SHOWN = 10
@@ -90,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("filenames", nargs="*", help=argparse.SUPPRESS)
     parser.parse_args(argv)
+    forking.allow()  # the hook's process runs nothing else: helpers may be forked
     try:
         problems = check(Repo.open())
     except MlmError as exc:
