@@ -18,18 +18,9 @@ import pytest
 import gitmlm
 from gitmlm.core.git import Repo
 from gitmlm.tracking import logged
-from tests.helpers import ROOT, git, mlm, peer_python
+from tests.helpers import ROOT, git, mlm, peer_env, peer_python
 
 SCRIPT = ROOT / "tests" / "mlflow_examples" / "quickstart.py"
-
-
-def _git_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "GITMLM_", "MLFLOW"))}
-    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1")
-    for who in ("AUTHOR", "COMMITTER"):
-        env[f"GIT_{who}_NAME"] = "Test User"
-        env[f"GIT_{who}_EMAIL"] = "test@example.com"
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +28,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A project whose committed script the real MLflow ran twice: into a sqlite database and
     into a file store (both processes at once: MLflow's start is slow)."""
     root = tmp_path_factory.mktemp("mlflow")
-    env = _git_env(root)
+    env = peer_env(root)
     proj = root / "proj"
     proj.mkdir()
     shutil.copy(SCRIPT, proj / "train.py")

@@ -147,6 +147,17 @@ def peer_python(tool: str) -> Path:
     return python
 
 
+def peer_env(home: Path) -> dict[str, str]:
+    """An environment for a peer tool run from a module fixture (before the per-test hermetic
+    one): a home of its own, no system git config, a fixed git identity."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "GITMLM_", "MLFLOW"))}
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1")
+    for who in ("AUTHOR", "COMMITTER"):
+        env[f"GIT_{who}_NAME"] = "Test User"
+        env[f"GIT_{who}_EMAIL"] = "test@example.com"
+    return env
+
+
 # --- GTO, the peer whose tags the registry shares ---------------------------------------------
 
 _GTO_SHOW = """

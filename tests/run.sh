@@ -19,10 +19,10 @@ fi
 
 # GTO, DVC and MLflow for the differential tests, from the steering repo's shared/ beside us.
 peers=../shared/peers/install.sh
+root=${PEERS_DIR:-/tmp/gitmlm-peers}
 if [ -f "$peers" ]; then
   bash "$peers" gto dvc mlflow
 else  # a clone on its own: the same venvs, made here (skips what is installed)
-  root=${PEERS_DIR:-/tmp/gitmlm-peers}
   for spec in gto "dvc[s3]" mlflow; do
     tool=${spec%%[*}
     if [ ! -x "$root/$tool/bin/python" ]; then
@@ -31,6 +31,9 @@ else  # a clone on its own: the same venvs, made here (skips what is installed)
     fi
   done
 fi
+
+# MLflow logs artifacts to S3 (moto's server, in tests/imports_mlflow_registry_test.py) with boto3.
+"$root/mlflow/bin/python" -c "import boto3" 2>/dev/null || "$root/mlflow/bin/pip" install -q boto3
 
 # torch's CPU build before the deep-learning autolog extra: the tests train tiny models on the
 # CPU, and pip would take a CUDA build of several GB for a plain `torch`. The +cpu wheel is the

@@ -4,20 +4,22 @@ with sqlite3.
 
 What is taken: each active run's name, status, times, user, params, metrics (the latest value,
 and the series of a metric logged more than once), tags, parent, note, experiment, and its
-artifacts when they are on a local disk. `mlflow.source.git.commit` places the run on that
-commit when this repository has it.
+artifacts (on this disk or on S3: imports/locations.py). `mlflow.source.git.commit` places the
+run on that commit when this repository has it. Also every registered model version, with its
+stage, aliases and where its files are (imports/registry.py makes registry tags of them).
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from gitmlm.errors import MlmError
+from gitmlm.imports.locations import Locations
 from gitmlm.imports.records import Source, param_value
 
 TOOL = "mlflow"
@@ -38,12 +40,48 @@ _NEEDED = {
     "params": {"key", "value", "run_uuid"},
     "metrics": {"key", "value", "timestamp", "run_uuid", "step"},
     "tags": {"key", "value", "run_uuid"},
+    "model_versions": {"name", "version", "current_stage", "source", "run_id", "status"}
+    | {"creation_time", "description"},
 }
+_OPTIONAL = {"model_versions"}
+"""Tables an older store may lack altogether (the model registry came in MLflow 1.2)."""
 
 
-def read(uri: str) -> list[Source]:
-    """Every active run of the store at `uri`: a path or file: URI of a file store or a sqlite
-    database, or `sqlite:///PATH`. Anything else is one clear error."""
+@dataclass
+class Store:
+    """What an MLflow store holds: its active runs and its registered model versions."""
+
+    runs: list[Source]
+    versions: list[ModelVersion] = field(default_factory=list)
+
+
+@dataclass
+class ModelVersion:
+    """One version of an MLflow registered model, as MLflow recorded it."""
+
+    model: str
+    version: int
+    run: str | None
+    """The MLflow id of the run that made it."""
+    status: str
+    stage: str
+    """MLflow's stage: None, Staging, Production or Archived."""
+    aliases: list[str]
+    created_ms: int
+    location: str | None
+    """Where its artifact files are (a folder URI), resolved from MLflow's source."""
+    description: str = ""
+
+
+def read(uri: str, loc: Locations | None = None) -> list[Source]:
+    """Every active run of the store at `uri` (see `read_store`)."""
+    return read_store(uri, loc).runs
+
+
+def read_store(uri: str, loc: Locations | None = None) -> Store:
+    """Every active run and registered model version of the store at `uri`: a path or file:
+    URI of a file store or a sqlite database, or `sqlite:///PATH`. Anything else is one clear
+    error. `loc` reads the artifacts (None: no artifacts)."""
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https", "databricks", "postgresql", "mysql", "mssql"):
         raise MlmError(
@@ -64,22 +102,23 @@ def read(uri: str) -> list[Source]:
             magic = fh.read(16)
         if magic != b"SQLite format 3\x00":
             raise MlmError(f"{uri}: not an MLflow store (neither an mlruns folder nor a database)")
-        return _read_sqlite(path)
+        return _read_sqlite(path, loc)
     if (path / "mlruns").is_dir() and not (path / "meta.yaml").exists():
         path = path / "mlruns"
-    return _read_files(path, uri)
+    return _read_files(path, uri, loc)
 
 
 # --- sqlite -----------------------------------------------------------------------------------
 
 
-def _read_sqlite(path: Path) -> list[Source]:
+def _read_sqlite(path: Path, loc: Locations | None) -> Store:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise MlmError(f"{path}: cannot open the database: {exc}") from exc
     try:
-        return _sqlite_runs(db, path)
+        runs, uris = _sqlite_runs(db, path, loc)
+        return Store(runs, _sqlite_versions(db, uris))
     except sqlite3.DatabaseError as exc:
         raise MlmError(f"{path}: cannot read the MLflow database: {exc}") from exc
     finally:
@@ -90,12 +129,17 @@ def _columns(db: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
-def _sqlite_runs(db: sqlite3.Connection, path: Path) -> list[Source]:
+def _sqlite_runs(
+    db: sqlite3.Connection, path: Path, loc: Locations | None
+) -> tuple[list[Source], dict[str, str]]:
+    """The active runs, and every run's artifact URI by MLflow id."""
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "runs" not in tables or "alembic_version" not in tables:
         raise MlmError(f"{path}: a database, but not an MLflow tracking store (no runs table)")
     version = ",".join(r[0] for r in db.execute("SELECT version_num FROM alembic_version"))
     for table, needed in _NEEDED.items():
+        if table in _OPTIONAL and table not in tables:
+            continue  # a store from before the model registry
         missing = needed - (_columns(db, table) if table in tables else set())
         if missing:
             raise MlmError(
@@ -120,11 +164,14 @@ def _sqlite_runs(db: sqlite3.Connection, path: Path) -> list[Source]:
         v = math.nan if is_nan else float(value)
         points.setdefault(rid, {}).setdefault(key, []).append((int(step or 0), int(stamp), v))
     out = []
+    uris: dict[str, str] = {}
     rows = db.execute(
         "SELECT run_uuid, name, user_id, status, start_time, end_time, lifecycle_stage, "
         "artifact_uri, experiment_id FROM runs ORDER BY start_time"
     )
     for rid, name, user, status, start, end, stage, artifact_uri, exp in rows:
+        if artifact_uri:
+            uris[str(rid)] = str(artifact_uri)
         if stage == "deleted":
             continue
         out.append(
@@ -141,9 +188,67 @@ def _sqlite_runs(db: sqlite3.Connection, path: Path) -> list[Source]:
                 experiments.get(str(exp), str(exp)),
                 artifact_uri,
                 str(path),
+                loc,
+            )
+        )
+    return out, uris
+
+
+def _sqlite_versions(db: sqlite3.Connection, uris: dict[str, str]) -> list[ModelVersion]:
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "model_versions" not in tables:
+        return []
+    aliases: dict[tuple[str, int], list[str]] = {}
+    if "registered_model_aliases" in tables:
+        for alias, version, name in db.execute(
+            "SELECT alias, version, name FROM registered_model_aliases ORDER BY alias"
+        ):
+            aliases.setdefault((str(name), int(version)), []).append(str(alias))
+    logged: dict[str, str] = {}
+    if "logged_models" in tables:
+        for mid, where in db.execute("SELECT model_id, artifact_location FROM logged_models"):
+            logged[str(mid)] = str(where)
+    has_location = "storage_location" in _columns(db, "model_versions")
+    where = ", storage_location" if has_location else ", NULL"
+    out = []
+    for name, version, stage, source, rid, status, created, desc, stored in db.execute(
+        "SELECT name, version, current_stage, source, run_id, status, creation_time, "
+        f"description{where} FROM model_versions ORDER BY name, version"
+    ):
+        out.append(
+            ModelVersion(
+                str(name),
+                int(version),
+                str(rid) if rid else None,
+                str(status or "READY"),
+                str(stage or "None"),
+                aliases.get((str(name), int(version)), []),
+                int(created or 0),
+                _location(source, stored, uris, logged),
+                str(desc or ""),
             )
         )
     return out
+
+
+def _location(source: Any, stored: Any, uris: dict[str, str], logged: dict[str, str]) -> str | None:
+    """Where a version's files are: MLflow's storage_location when it is a place, else its
+    source resolved (`runs:/ID/PATH` in the run's artifacts, `models:/m-ID` a logged model)."""
+    for uri in (stored, source):
+        if not isinstance(uri, str) or not uri:
+            continue
+        if uri.startswith("runs:/"):
+            rid, _, rel = uri[len("runs:/") :].partition("/")
+            base = uris.get(rid)
+            if base:
+                return f"{base.rstrip('/')}/{rel}" if rel else base
+        elif uri.startswith("models:/"):
+            found = logged.get(uri[len("models:/") :].strip("/"))
+            if found:
+                return found
+        else:
+            return uri
+    return None
 
 
 # --- file store -------------------------------------------------------------------------------
@@ -184,12 +289,18 @@ def _tree(folder: Path) -> dict[str, str]:
     }
 
 
-def _read_files(root: Path, uri: str) -> list[Source]:
+def _read_files(root: Path, uri: str, loc: Locations | None) -> Store:
     experiments = [d for d in sorted(root.iterdir()) if (d / "meta.yaml").is_file()]
     if not experiments:
         raise MlmError(f"{uri}: not an MLflow store (no experiment folders with a meta.yaml)")
     out = []
+    uris: dict[str, str] = {}
+    logged: dict[str, str] = {}
     for exp_dir in experiments:
+        for found in sorted(exp_dir.glob("models/*/meta.yaml")):
+            where = _meta(found).get("artifact_location")
+            if isinstance(where, str):
+                logged[found.parent.name] = where
         exp = _meta(exp_dir / "meta.yaml")
         if exp.get("lifecycle_stage") == "deleted" or "name" not in exp:
             continue
@@ -198,6 +309,8 @@ def _read_files(root: Path, uri: str) -> list[Source]:
             if not meta_file.is_file():
                 continue
             meta = _meta(meta_file)
+            if isinstance(meta.get("artifact_uri"), str):
+                uris[str(meta.get("run_id") or run_dir.name)] = meta["artifact_uri"]
             if meta.get("lifecycle_stage") == "deleted":
                 continue
             points: dict[str, list[tuple[int, int, float]]] = {}
@@ -225,6 +338,43 @@ def _read_files(root: Path, uri: str) -> list[Source]:
                     str(exp["name"]),
                     meta.get("artifact_uri"),
                     str(root),
+                    loc,
+                )
+            )
+    return Store(out, _file_versions(root, uris, logged))
+
+
+def _file_versions(root: Path, uris: dict[str, str], logged: dict[str, str]) -> list[ModelVersion]:
+    """`models/<name>/version-<n>/meta.yaml`, and the aliases as `models/<name>/aliases/<alias>`
+    files holding the version number."""
+    out = []
+    for model_dir in sorted((root / "models").glob("*")):
+        aliases: dict[int, list[str]] = {}
+        for file in sorted((model_dir / "aliases").glob("*")):
+            try:
+                aliases.setdefault(int(file.read_text().strip()), []).append(file.name)
+            except ValueError:
+                continue
+        found = []
+        for meta_file in model_dir.glob("version-*/meta.yaml"):
+            meta = _meta(meta_file)
+            if not isinstance(meta.get("version"), int):
+                continue
+            found.append(meta)
+        for meta in sorted(found, key=lambda m: int(m["version"])):
+            version = int(meta["version"])
+            rid = meta.get("run_id")
+            out.append(
+                ModelVersion(
+                    str(meta.get("name") or model_dir.name),
+                    version,
+                    str(rid) if rid else None,
+                    str(meta.get("status") or "READY"),
+                    str(meta.get("current_stage") or "None"),
+                    aliases.get(version, []),
+                    int(meta.get("creation_timestamp") or 0),
+                    _location(meta.get("source"), meta.get("storage_location"), uris, logged),
+                    str(meta.get("description") or ""),
                 )
             )
     return out
@@ -246,6 +396,7 @@ def _source(
     experiment: str,
     artifact_uri: Any,
     store: str,
+    loc: Locations | None,
 ) -> Source:
     metrics: dict[str, float] = {}
     series: dict[str, dict[str, list[float]]] = {}
@@ -271,23 +422,6 @@ def _source(
         tags=kept_tags,
         parent=tags.get("mlflow.parentRunId"),
         note=tags.get("mlflow.note.content"),
-        files=_artifacts(artifact_uri),
+        files=loc.files(artifact_uri, f"run {rid}") if loc and artifact_uri else {},
         extra={"experiment": experiment, "store": store},
     )
-
-
-def _artifacts(uri: Any) -> dict[str, Callable[[], bytes]]:
-    """The run's artifacts when they are on this disk (a remote artifact store is skipped)."""
-    if not isinstance(uri, str) or not uri:
-        return {}
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("", "file"):
-        return {}
-    folder = Path(unquote(parsed.path))
-    if not folder.is_dir():
-        return {}
-    return {
-        f.relative_to(folder).as_posix(): f.read_bytes
-        for f in sorted(folder.rglob("*"))
-        if f.is_file()
-    }

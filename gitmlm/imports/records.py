@@ -105,15 +105,33 @@ def _storable(key: str, value: Any) -> Any:
         return str(value)
 
 
-def write(repo: Repo, sources: Sequence[Source], *, dry_run: bool = False) -> Report:
-    """Write the runs not imported before; all or nothing per notes ref."""
-    report = Report()
+def _imported(repo: Repo) -> dict[tuple[str, str], tuple[str, str]]:
+    """(tool, source id) -> (run id, commit) of every run imported before, deleted ones too."""
     listing = tracking.list_runs(repo, deleted=True)
-    seen = {
-        (str(r.extra[IMPORTED].get("from")), str(r.extra[IMPORTED].get("id")))
+    return {
+        (str(r.extra[IMPORTED].get("from")), str(r.extra[IMPORTED].get("id"))): (r.id, r.commit)
         for r in listing.runs
         if isinstance(r.extra.get(IMPORTED), dict)
     }
+
+
+def placement(repo: Repo, sources: Sequence[Source]) -> dict[str, tuple[str, str]]:
+    """Source id -> (gitmlm run id, commit) of each source: where an earlier import put it, or
+    where `write` puts it (its own commit when this repository has it, else HEAD)."""
+    seen = _imported(repo)
+    head = repo.head_commit()
+    out = {}
+    for s in sources:
+        commit = s.commit if s.commit and repo.has_object(s.commit) else head
+        new = (run_id(s.tool, s.source_id, s.started_ms), commit)
+        out[s.source_id] = seen.get((s.tool, s.source_id), new)
+    return out
+
+
+def write(repo: Repo, sources: Sequence[Source], *, dry_run: bool = False) -> Report:
+    """Write the runs not imported before; all or nothing per notes ref."""
+    report = Report()
+    seen = set(_imported(repo))
     new_ids = {s.source_id: run_id(s.tool, s.source_id, s.started_ms) for s in sources}
     head = repo.head_commit()
     by_commit: dict[str, dict[str, dict[str, Any]]] = {}

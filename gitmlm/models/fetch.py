@@ -59,7 +59,10 @@ def artifact(repo: Repo, spec: str, *, remote: str | None = None) -> Got:
     """Model version SPEC's artifact as a verified object in the cache."""
     r = ops.resolved(repo, spec)
     if not r.digest:
-        raise MlmError(f"{r.model} {r.version} records no artifact digest; re-register it")
+        raise MlmError(
+            f"{r.model} {r.version} records no artifact digest (registered without its bytes, "
+            "as `import mlflow --no-artifacts` does); re-register it"
+        )
     algorithm, _ = objects.parse(r.digest)
     store = settings.cache(repo)
     if store.has(r.digest):
@@ -89,6 +92,10 @@ def get(repo: Repo, spec: str, dest: Path | None, *, remote: str | None = None) 
     target = dest if dest is not None else Path.cwd() / name
     if target.is_dir():
         target = target / name
+    if r.folder:
+        # An imported MLflow model: a folder object, its files fetched and checked first.
+        storage.export(repo, got.digest, target, folder=True, remote=remote)
+        return Got(got.model, got.version, got.digest, got.path, got.source, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     objects.place(got.path, target, settings.links(repo))
     return Got(got.model, got.version, got.digest, got.path, got.source, target)
@@ -103,6 +110,7 @@ def live_objects(repo: Repo) -> set[str]:
     from gitmlm.tracking import artifacts
 
     out = artifacts.live(repo) | restore.live(repo)
+    store = settings.cache(repo)
     for scan in scans.read(repo):
         for key in ("artifact_digest", "data_digest"):
             value = scan.doc.get(key)
@@ -113,6 +121,8 @@ def live_objects(repo: Repo) -> set[str]:
             digest = v.artifact.get("digest")
             if isinstance(digest, str) and digest:
                 out.add(digest)
+                if v.artifact.get("kind") == "dir" and store.has(digest):
+                    out.update(store.folder_files(digest).values())
     return out
 
 

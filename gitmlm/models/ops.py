@@ -475,6 +475,8 @@ class Resolved:
     run: str | None
     tag: str | None
     stage: str | None
+    folder: bool = False
+    """The artifact is a folder object (an imported MLflow model): its listing's digest."""
 
 
 def resolved(repo: Repo, spec_text: str) -> Resolved:
@@ -493,6 +495,7 @@ def resolved(repo: Repo, spec_text: str) -> Resolved:
         v.run,
         v.tag,
         stage,
+        artifact.get("kind") == "dir",
     )
 
 
