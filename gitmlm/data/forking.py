@@ -18,7 +18,7 @@ import os
 import selectors
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -49,20 +49,7 @@ def split(func: Callable[[Sequence[T]], bytes], parts: list[Sequence[T]]) -> lis
     children: list[tuple[int, int]] = []
     try:
         for part in parts[1:]:
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: compute, write, leave without any cleanup of the parent's
-                code = 1
-                try:
-                    os.close(r)
-                    data = memoryview(func(part))
-                    while data:
-                        data = data[os.write(w, data) :]
-                    code = 0
-                finally:
-                    os._exit(code)
-            os.close(w)
-            children.append((pid, r))
+            children.append(_fork(lambda p: (func(p),), part))
         out = [func(parts[0])] if parts else []
     except BaseException:
         _reap(children)
@@ -92,20 +79,7 @@ def stream(
     children: dict[int, tuple[int, bytearray]] = {}
     try:
         for part in parts:
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child
-                code = 1
-                try:
-                    os.close(r)
-                    for frame in work(part):
-                        data = memoryview(len(frame).to_bytes(8, "little") + frame)
-                        while data:
-                            data = data[os.write(w, data) :]
-                    code = 0
-                finally:
-                    os._exit(code)
-            os.close(w)
+            pid, r = _fork(lambda p: (len(f).to_bytes(8, "little") + f for f in work(p)), part)
             children[r] = (pid, bytearray())
         failed = False
         with selectors.DefaultSelector() as sel:
@@ -139,6 +113,26 @@ def stream(
         raise
     if failed:
         raise ChildFailed("a helper process failed")
+
+
+def _fork(produce: Callable[[Sequence[T]], Iterable[bytes]], part: Sequence[T]) -> tuple[int, int]:
+    """Fork a child that writes everything `produce(part)` yields to a pipe and leaves without
+    any cleanup of the parent's; (its pid, the pipe's read end)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            os.close(r)
+            for chunk in produce(part):
+                data = memoryview(chunk)
+                while data:
+                    data = data[os.write(w, data) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    return pid, r
 
 
 def _reap(children: list[tuple[int, int]]) -> None:
