@@ -9,9 +9,6 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    from gitmlm.data import forking
-
-    forking.allow()  # this process runs nothing but the command: helpers may be forked
     if args[:1] == ["log"]:
         # Before click and pygit2 load: `git mlm log` answered from plumbing and caches when
         # it can (tracking/fastlog.py), at close to `git log`'s own speed.
@@ -24,6 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # `git mlm log | head`: the reader left; say nothing, as git does.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
+    # After the log's fast path, which never forks and need not load this.
+    from gitmlm.data import forking
+
+    forking.allow()  # this process runs nothing but the command: helpers may be forked
     if args[:2] == ["data", "status"]:
         # Before click and pygit2 load: unchanged data is answered from the stat cache's memos.
         from gitmlm.cli import datafast
