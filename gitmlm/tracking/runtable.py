@@ -1,0 +1,331 @@
+"""Every run as columns, for `gitmlm.runs()`: built once per notes tip and kept in the process,
+then filtered and ordered column-wise (tracking.wherecols), so a query costs what its columns
+cost rather than a Python call per row and column.
+
+The rows are `flat_row` of the runs `list_runs` lists, in its order and by its rules: of a run
+on several commits the copy updated last, deleted runs left out, a running run's status worked
+out at build time. A cold build parses every note; on many notes the parsing is split among
+worker processes (spawned, never forked: a training script has threads), each running the
+same `scan` as the in-process path, which also takes over the notes of a worker that fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitmlm.core import codec, refs, where
+from gitmlm.core import notes as store
+from gitmlm.core.git import Repo
+from gitmlm.core.records import ATTRIBUTES, flat_row, flatten
+from gitmlm.tracking import listing
+
+if TYPE_CHECKING:
+    import numpy as np
+
+PARALLEL_NOTES = 400
+"""Notes from which a cold build spreads the parsing over worker processes."""
+MAX_WORKERS = 4
+
+
+@dataclass
+class Chunk:
+    """The runs of some notes, as columns: one entry per run table read, in note order."""
+
+    ids: list[str] = field(default_factory=list)
+    updated: list[Any] = field(default_factory=list)
+    deleted: list[bool] = field(default_factory=list)
+    archived: list[bool] = field(default_factory=list)
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+    """Row key -> values, None where a row lacks the key (flat_row never puts None under a key
+    that is not an attribute: TOML has no null)."""
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """(note blob, problem)."""
+
+
+def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
+    """list_runs' per-run work over some notes: each run table as its flat row, with the
+    effective status (listing.effective_status); unreadable notes and runs go to `errors`."""
+    out = Chunk()
+    rows: list[dict[str, Any]] = []
+    for blob in blobs:
+        try:
+            doc = store.parse_note(repo, blob)
+        except codec.NoteError as exc:
+            out.errors.append((blob, str(exc)))
+            continue
+        for rid, table in doc.items():
+            row = fast_row(rid, table)
+            if row is None:
+                try:
+                    run = codec.run_from_dict(rid, table)
+                except codec.NoteError as exc:
+                    out.errors.append((blob, str(exc)))
+                    continue
+                run.status = listing.effective_status(run)
+                row = flat_row(run)
+            out.ids.append(rid)
+            out.updated.append(table.get("updated") or "")
+            out.deleted.append(table.get("deleted") is True)
+            out.archived.append(table.get("archived") is True)
+            rows.append(row)
+    n = len(rows)
+    columns = out.columns
+    for i, row in enumerate(rows):
+        for key, value in row.items():
+            values = columns.get(key)
+            if values is None:
+                values = columns[key] = [None] * n
+            values[i] = value
+    return out
+
+
+def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
+    """`flat_row(codec.run_from_dict(rid, d))` for a finished run table as the codec writes it,
+    without making a Run (most of a cold listing's Python time); None for any other table, which
+    then takes that slow path: a running run, a field of an unexpected type, untag marks.
+    tracking_runtable_test checks the two agree."""
+    status, started, commit = d.get("status"), d.get("started"), d.get("commit")
+    name, user, host = d.get("name", ""), d.get("user", ""), d.get("host", "")
+    checkpoint = d.get("checkpoint", "clean")
+    if (
+        type(status) is not str
+        or status == "running"
+        or type(started) is not str
+        or type(commit) is not str
+        or type(name) is not str
+        or type(user) is not str
+        or type(host) is not str
+        or type(checkpoint) is not str
+        or "untagged" in d
+    ):
+        return None
+    params, metrics = d.get("params", {}), d.get("metrics", {})
+    tags, datasets = d.get("tags", {}), d.get("datasets", {})
+    for value in (params, metrics, tags, datasets, d.get("artifacts", {}), d.get("env", {})):
+        if type(value) is not dict:
+            return None
+    for value in (d.get("command", []), d.get("series", [])):
+        if type(value) is not list:
+            return None
+    row: dict[str, Any] = {
+        "run_id": rid,
+        "name": name,
+        "status": status,
+        "commit": commit,
+        "branch": d.get("branch"),
+        "started": started,
+        "ended": d.get("ended"),
+        "user": user,
+        "host": host,
+        "checkpoint": checkpoint,
+        "exit_code": d.get("exit_code"),
+    }
+    parent, note = d.get("parent"), d.get("note")
+    if isinstance(parent, str) and parent:
+        row["parent"] = parent
+    if isinstance(note, str):
+        row["note"] = note
+    flatten("params", params, row)
+    for key, value in metrics.items():
+        if type(value) is not float:
+            return None
+        row[f"metrics.{key}"] = value
+    for key, value in tags.items():
+        row[f"tags.{key}"] = value
+    for key, info in datasets.items():
+        if type(info) is not dict:
+            return None
+        row[f"datasets.{key}"] = info.get("digest", "")
+    return row
+
+
+def _spawn(repo: Repo, blobs: Sequence[str]) -> subprocess.Popen[bytes] | None:
+    root = str(Path(__file__).resolve().parents[2])  # this gitmlm, wherever it is imported from
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    try:
+        # The list goes in a file: a pipe would hold this process until the worker starts.
+        with tempfile.TemporaryFile() as listed:
+            listed.write("\n".join(blobs).encode() + b"\n")
+            listed.seek(0)
+            return subprocess.Popen(
+                [sys.executable, "-m", "gitmlm.tracking.runscan", str(repo.gitdir)],
+                stdin=listed,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+    except OSError:
+        return None
+
+
+def _collect(repo: Repo, blobs: Sequence[str], proc: subprocess.Popen[bytes] | None) -> Chunk:
+    if proc is not None:
+        assert proc.stdout is not None
+        data = proc.stdout.read()
+        proc.stdout.close()
+        if proc.wait() == 0:
+            try:
+                got = pickle.loads(data)
+                if isinstance(got, Chunk):
+                    return got
+            except Exception:  # noqa: BLE001, S110 - a broken worker: its notes are read here
+                pass
+    return scan(repo, blobs)
+
+
+def worker() -> None:
+    """`python -m gitmlm.tracking.runscan GITDIR` < blob ids: a pickled Chunk on stdout."""
+    blobs = sys.stdin.read().split()
+    chunk = scan(Repo.open(sys.argv[1]), blobs)
+    sys.stdout.buffer.write(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@dataclass
+class Column:
+    values: np.ndarray
+    """Object array: the row's value, None where the row lacks the column."""
+    present: np.ndarray
+    """Bool array: the row has the column."""
+    _floats: Any = False
+
+    def floats(self) -> np.ndarray | None:
+        """The values as float64 (NaN where missing) when every present value is a float, else
+        None: comparisons and orders on such a column need no Python call per row."""
+        if self._floats is False:
+            import numpy as np
+
+            vals = self.values[self.present]
+            if all(type(v) is float for v in vals):
+                out = np.full(len(self.values), np.nan)
+                out[self.present] = vals.astype(float)
+                self._floats = out
+            else:
+                self._floats = None
+        floats: np.ndarray | None = self._floats
+        return floats
+
+
+@dataclass
+class Table:
+    tip: str | None
+    ids: list[str]
+    names: list[str]
+    """Every row key some run has."""
+    archived: np.ndarray
+    running: bool
+    """Some run is running: its status may change without the notes moving."""
+    columns: dict[str, Column]
+
+    def column(self, name: str) -> Column:
+        """A column by its row key; MLflow's start_time/end_time are derived from the stamps;
+        a key no run has is a column of missing values."""
+        col = self.columns.get(name)
+        if col is None:
+            import numpy as np
+
+            from gitmlm.tracking import query
+
+            n = len(self.ids)
+            if name in where.DERIVED:
+                stamps = self.column("started" if name == "start_time" else "ended").values
+                got = (query.epoch_ms(stamp) for stamp in stamps)
+                col = Column(np.fromiter(got, dtype=object, count=n), np.ones(n, bool))
+            else:
+                col = Column(np.full(n, None, dtype=object), np.zeros(n, bool))
+            self.columns[name] = col
+        return col
+
+
+class Pending:
+    """A build under way: workers parse while the caller loads pandas."""
+
+    def __init__(self, repo: Repo, snap: store.Snapshot, workers: int) -> None:
+        self.repo, self.snap = repo, snap
+        todo = list(snap.entries.values())
+        self.parts: list[tuple[list[str], subprocess.Popen[bytes] | None]] = []
+        if workers > 1:
+            size = -(-len(todo) // workers)
+            for i in range(0, len(todo), size):
+                part = todo[i : i + size]
+                self.parts.append((part, _spawn(repo, part)))
+        else:
+            self.parts.append((todo, None))
+
+    def result(self) -> list[Chunk]:
+        return [_collect(self.repo, part, proc) for part, proc in self.parts]
+
+
+_tables: dict[Path, Table] = {}
+"""The last table of each repository in this process."""
+
+
+def start(repo: Repo, workers: int | None = None) -> Pending | Table:
+    """This process's table if the notes have not moved since it was built, else a build under
+    way (`finish` it). `workers`: None decides by the number of notes."""
+    tip = repo.ref(refs.RUNS)
+    known = _tables.get(repo.common_dir)
+    if known is not None and known.tip == tip and not known.running:
+        return known
+    snap = store.snapshot(repo, refs.RUNS)
+    if workers is None:
+        many = len(snap.entries) >= PARALLEL_NOTES
+        workers = min(MAX_WORKERS, len(os.sched_getaffinity(0))) if many else 1
+    return Pending(repo, snap, workers)
+
+
+def finish(repo: Repo, building: Pending | Table) -> Table:
+    if isinstance(building, Table):
+        return building
+    table = _assemble(building.snap.tip, building.result())
+    _tables[repo.common_dir] = table
+    return table
+
+
+def load(repo: Repo, workers: int | None = None) -> Table:
+    return finish(repo, start(repo, workers))
+
+
+def _assemble(tip: str | None, chunks: list[Chunk]) -> Table:
+    import numpy as np
+
+    ids = list(itertools.chain.from_iterable(c.ids for c in chunks))
+    updated = list(itertools.chain.from_iterable(c.updated for c in chunks))
+    # list_runs' choice among copies of a run: the first copy, unless a later one was updated
+    # later; then deleted runs are left out, and the rest go newest id first.
+    best: dict[str, int] = {}
+    for i, rid in enumerate(ids):
+        old = best.get(rid)
+        if old is None or updated[i] > updated[old]:
+            best[rid] = i
+    deleted = list(itertools.chain.from_iterable(c.deleted for c in chunks))
+    keep = np.asarray(
+        sorted((i for i in best.values() if not deleted[i]), key=ids.__getitem__, reverse=True),
+        dtype=np.intp,
+    )
+    n = len(ids)
+    names = list(dict.fromkeys(itertools.chain.from_iterable(c.columns for c in chunks)))
+    columns: dict[str, Column] = {}
+    for name in names:
+        parts = (c.columns.get(name) or itertools.repeat(None, len(c.ids)) for c in chunks)
+        values = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=n)[keep]
+        if name in ATTRIBUTES:  # always in a row, though some may be None (ended, branch)
+            present = np.ones(len(keep), bool)
+        else:
+            # A present value is never None (TOML has no null); not_equal runs in C.
+            present = np.not_equal(values, None)
+        columns[name] = Column(values, present)
+    archived = np.fromiter(
+        itertools.chain.from_iterable(c.archived for c in chunks), bool, n
+    )[keep]
+    kept_ids = [ids[i] for i in keep]
+    running = bool(len(keep)) and "running" in set(columns["status"].values)
+    return Table(tip, kept_ids, names, archived, running, columns)

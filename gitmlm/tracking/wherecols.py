@@ -1,0 +1,104 @@
+"""The `--where` language and the run order, evaluated column-wise over a runtable.Table.
+
+Every answer is the row-wise one (core.where's predicates, query's order) by construction: a
+leaf applies core.where.value_test to each value of its column, and the order sorts by
+query's keys. Only a column whose every present value is a float takes numpy's comparisons and
+sorts, which answer the same on floats (tracking_wherecols_test checks both ways agree).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gitmlm.core import where
+from gitmlm.tracking.runtable import Column
+
+Columns = Callable[[str], Column]
+
+_NUMPY_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_EXACT = 2**53
+"""Integers a float64 holds exactly: a literal beyond this compares on the Python path."""
+
+
+def mask(expr: where.Expr, columns: Columns, rows: np.ndarray) -> np.ndarray:
+    """Which of `rows` (indices into the table) `expr` keeps, as booleans."""
+    if isinstance(expr, where.Not):
+        return ~mask(expr.operand, columns, rows)
+    if isinstance(expr, where.And):
+        out = mask(expr.operands[0], columns, rows)
+        for e in expr.operands[1:]:
+            out &= mask(e, columns, rows)
+        return out
+    if isinstance(expr, where.Or):
+        out = mask(expr.operands[0], columns, rows)
+        for e in expr.operands[1:]:
+            out |= mask(e, columns, rows)
+        return out
+    col = columns(expr.column)
+    if isinstance(expr, where.Compare) and _number(expr.value):
+        floats = col.floats()
+        if floats is not None:
+            with np.errstate(invalid="ignore"):
+                found = _NUMPY_OPS[expr.op](floats[rows], float(expr.value))
+            result: np.ndarray = found & col.present[rows]
+            return result
+    if isinstance(expr, where.IsNull):
+        # None is what a missing column reads as (a present data value is never None).
+        values = col.values[rows]
+        isnull = np.fromiter((v is None for v in values), bool, len(values))
+        return ~isnull if expr.negated else isnull
+    test = where.value_test(expr)
+    values = col.values[rows]
+    return np.fromiter(map(test, values), bool, len(values))
+
+
+def _number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return True
+    return isinstance(value, int) and -_EXACT <= value <= _EXACT
+
+
+def order(rows: np.ndarray, keys: list[tuple[str, bool]], columns: Columns) -> np.ndarray:
+    """`rows` in query's order: stable sorts from the last key to the first; in each, the
+    values in the asked direction (numbers before strings), then NaN, then missing."""
+    from gitmlm.tracking import query
+
+    for name, desc in reversed(keys):
+        col = columns(name)
+        floats = col.floats()
+        if floats is not None:
+            got = floats[rows]
+            missing = ~col.present[rows]
+            nan = np.isnan(got) & ~missing
+            rank = np.where(missing, 2, np.where(nan, 1, 0))
+            # Stable on (rank, value): negating keeps ties in place for a descending sort.
+            first = np.argsort(-got if desc else got, kind="stable")
+            rows = rows[first]
+            rank = rank[first]
+            rows = rows[np.argsort(rank, kind="stable")]
+            continue
+        values = col.values[rows]
+        groups: list[list[int]] = [[], [], []]
+        for i, value in enumerate(values):
+            groups[query.rank(value)].append(i)
+        sortable = [values[i] for i in groups[0]]
+        if all(type(v) is str for v in sortable):
+            key: Callable[[int], Any] = values.__getitem__
+        else:
+            key = lambda i: query.sort_key(values[i])  # noqa: E731
+        groups[0].sort(key=key, reverse=desc)
+        rows = rows[np.asarray(groups[0] + groups[1] + groups[2], dtype=np.intp)]
+    return rows
