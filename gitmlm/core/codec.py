@@ -189,7 +189,7 @@ def loads_toml(text: str) -> dict[str, Any]:
 
             doc: dict[str, Any] = rtoml.loads(text)
             return doc
-        except Exception:  # noqa: BLE001 - any refusal is tomli's to judge, below
+        except Exception:  # any refusal is tomli's to judge, below
             pass
     try:  # the standard library's tomllib, compiled (tomli >= 2.1)
         import tomli as tomllib

@@ -12,6 +12,7 @@ same `scan` as the in-process path, which also takes over the notes of a worker 
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import pickle
 import subprocess
@@ -177,7 +178,7 @@ def _collect(repo: Repo, blobs: Sequence[str], proc: subprocess.Popen[bytes] | N
                 got = pickle.loads(data)
                 if isinstance(got, Chunk):
                     return got
-            except Exception:  # noqa: BLE001, S110 - a broken worker: its notes are read here
+            except Exception:  # a broken worker: its notes are read here
                 pass
     return scan(repo, blobs)
 
@@ -297,6 +298,7 @@ def load(repo: Repo, workers: int | None = None) -> Table:
 def _assemble(tip: str | None, chunks: list[Chunk]) -> Table:
     import numpy as np
 
+    is_not: Any = np.frompyfunc(operator.is_not, 2, 1)
     ids = list(itertools.chain.from_iterable(c.ids for c in chunks))
     updated = list(itertools.chain.from_iterable(c.updated for c in chunks))
     # list_runs' choice among copies of a run: the first copy, unless a later one was updated
@@ -317,15 +319,13 @@ def _assemble(tip: str | None, chunks: list[Chunk]) -> Table:
     for name in names:
         parts = (c.columns.get(name) or itertools.repeat(None, len(c.ids)) for c in chunks)
         values = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=n)[keep]
-        if name in ATTRIBUTES:  # always in a row, though some may be None (ended, branch)
-            present = np.ones(len(keep), bool)
-        else:
-            # A present value is never None (TOML has no null); not_equal runs in C.
-            present = np.not_equal(values, None)
+        # An attribute is in every row, though it may be None (ended, branch); a present data
+        # value never is (TOML has no null). is_not runs per element in C.
+        present = (
+            np.ones(len(keep), bool) if name in ATTRIBUTES else is_not(values, None).astype(bool)
+        )
         columns[name] = Column(values, present)
-    archived = np.fromiter(
-        itertools.chain.from_iterable(c.archived for c in chunks), bool, n
-    )[keep]
+    archived = np.fromiter(itertools.chain.from_iterable(c.archived for c in chunks), bool, n)[keep]
     kept_ids = [ids[i] for i in keep]
     running = bool(len(keep)) and "running" in set(columns["status"].values)
     return Table(tip, kept_ids, names, archived, running, columns)

@@ -62,9 +62,15 @@ def _from_columns(names: list[str], columns: list[np.ndarray]) -> pd.DataFrame:
     import pandas as pd
 
     try:
-        from pandas.core.internals.construction import arrays_to_mgr, convert_object_array
+        from pandas.core.internals.construction import (  # type: ignore[import-not-found]
+            arrays_to_mgr,
+            convert_object_array,
+        )
     except ImportError:  # pragma: no cover - pandas moved its internals
         rows = list(zip(*(c.tolist() for c in columns), strict=True))
         return pd.DataFrame.from_records(rows, columns=names)
     manager = arrays_to_mgr(convert_object_array(columns, dtype=None), pd.Index(names), None)
-    return pd.DataFrame._from_mgr(manager, axes=manager.axes)
+    frame: pd.DataFrame = pd.DataFrame._from_mgr(  # type: ignore[attr-defined]
+        manager, axes=manager.axes
+    )
+    return frame

@@ -95,10 +95,10 @@ def order(rows: np.ndarray, keys: list[tuple[str, bool]], columns: Columns) -> n
         for i, value in enumerate(values):
             groups[query.rank(value)].append(i)
         sortable = [values[i] for i in groups[0]]
-        if all(type(v) is str for v in sortable):
-            key: Callable[[int], Any] = values.__getitem__
+        if all(type(v) is str for v in sortable):  # strings sort as their sort_key does
+            groups[0].sort(key=values.__getitem__, reverse=desc)
         else:
-            key = lambda i: query.sort_key(values[i])  # noqa: E731
-        groups[0].sort(key=key, reverse=desc)
+            keys_of = [query.sort_key(v) for v in values]
+            groups[0].sort(key=keys_of.__getitem__, reverse=desc)
         rows = rows[np.asarray(groups[0] + groups[1] + groups[2], dtype=np.intp)]
     return rows
