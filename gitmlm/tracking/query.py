@@ -11,18 +11,13 @@ import difflib
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitmlm.core import config, refs, where
 from gitmlm.core.git import Repo
 from gitmlm.core.records import ATTRIBUTES, flat_row
 from gitmlm.errors import MlmError
 from gitmlm.tracking import record as runs
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from gitmlm.tracking import runtable
 
 _DEFAULT_ORDER = [("started", True)]
 
@@ -207,40 +202,6 @@ def _select(
             del row["start_time"], row["end_time"]
         return rows
     return rows if tree else [dict(row) for row in rows]  # as_tree made copies already
-
-
-def select_table(
-    table: runtable.Table,
-    where_text: str | None = None,
-    order_by: str | list[str] | None = None,
-    *,
-    archived: bool = False,
-    require: str | None = None,
-) -> np.ndarray:
-    """`_select` over a runtable.Table, column-wise: the indices of the rows that match, in
-    order. Same checks, same answers (tracking_runtable_test compares the two)."""
-    import numpy as np
-
-    from gitmlm.tracking import wherecols
-
-    rows = np.arange(len(table.ids)) if archived else np.flatnonzero(~table.archived)
-    if require:
-        values = table.column(require).values[rows]
-        rows = rows[np.fromiter((rank(v) == 0 for v in values), bool, len(values))]
-    known = set(ATTRIBUTES).union(
-        where.DERIVED, (n for n in table.names if table.column(n).present[rows].any())
-    )
-    open_prefixes = () if len(rows) else where.DATA_PREFIXES
-    keys = []
-    expr = where.bind(where.parse(where_text), known, open_prefixes) if where_text else None
-    for column, desc in parse_order(order_by):
-        name = where.canonical(column, known)
-        where.check_column(name, known, open_prefixes, "--order-by")
-        keys.append((name, desc))
-    if expr is not None:
-        rows = rows[wherecols.mask(expr, table.column, rows)]
-    ordered: np.ndarray = wherecols.order(rows, keys, table.column)
-    return ordered
 
 
 _View = tuple[list[dict[str, Any]], set[str]]

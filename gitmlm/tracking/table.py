@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gitmlm.core.git import Repo
-from gitmlm.tracking import query, runtable
+from gitmlm.tracking import query, runtable, wherecols
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,7 +32,7 @@ def runs_frame(
 
     table = runtable.finish(repo, building)
     require = f"metrics.{best}" if best else None
-    rows = query.select_table(table, where, order_by, archived=archived, require=require)
+    rows = wherecols.select(table, where, order_by, archived=archived, require=require)
     if not len(rows):
         return pd.DataFrame(columns=_FIRST)
     names, columns = [], []
