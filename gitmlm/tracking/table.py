@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gitmlm.core.git import Repo
-from gitmlm.tracking import query, runtable, wherecols
+from gitmlm.tracking import runtable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,14 +23,20 @@ def runs_frame(
     best: str | None = None,
 ) -> pd.DataFrame:
     repo = Repo.open(path)
-    if best:
-        order_by = query.best_order(repo, best)
     building = runtable.start(repo)
-    # pandas loads while the workers of a cold build parse the notes.
-    import numpy as np
-    import pandas as pd
+    # numpy, pandas and the query modules load while the workers of a cold build parse notes.
+    try:
+        import numpy as np
+        import pandas as pd
 
-    table = runtable.finish(repo, building)
+        from gitmlm.tracking import query, wherecols
+
+        if best:
+            order_by = query.best_order(repo, best)
+        table = runtable.finish(repo, building)
+    except BaseException:
+        runtable.cancel(building)
+        raise
     require = f"metrics.{best}" if best else None
     rows = wherecols.select(table, where, order_by, archived=archived, require=require)
     if not len(rows):

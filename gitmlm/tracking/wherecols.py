@@ -29,6 +29,7 @@ _NUMPY_OPS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
+_IS_NOT: Any = np.frompyfunc(operator.is_not, 2, 1)
 _EXACT = 2**53
 """Integers a float64 holds exactly: a literal beyond this compares on the Python path."""
 
@@ -91,6 +92,12 @@ def order(rows: np.ndarray, keys: list[tuple[str, bool]], columns: Columns) -> n
             rows = rows[np.argsort(rank, kind="stable")]
             continue
         values = col.values[rows]
+        if col.strings():  # no NaN: the strings, then the missing, with no Python test per row
+            texts = values.tolist()
+            some = _IS_NOT(values, None).astype(bool)
+            given = sorted(np.flatnonzero(some).tolist(), key=texts.__getitem__, reverse=desc)
+            rows = rows[np.concatenate([np.asarray(given, np.intp), np.flatnonzero(~some)])]
+            continue
         groups: list[list[int]] = [[], [], []]
         for i, value in enumerate(values):
             groups[query.rank(value)].append(i)
