@@ -332,3 +332,13 @@ def test_a_new_run_shows_up_from_this_process_and_from_another(repo: Path) -> No
         "two",
     ]
     assert_same_frame(gitmlm.runs(), reference(repo))
+
+
+def test_rows_become_columns_whatever_their_keys() -> None:
+    same_keys = [{"a": i, "b": str(i)} for i in range(5)]
+    mixed = [{"a": 1, "b": 2}, {"a": 3}, {"b": 4, "a": 5}, {"c": None}]
+    for rows in (same_keys, mixed, []):
+        got: dict[str, list[Any]] = {}
+        runtable._transpose(rows, got)
+        keys = dict.fromkeys(k for row in rows for k in row)
+        assert got == {k: [row.get(k) for row in rows] for k in keys}

@@ -79,15 +79,27 @@ def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
             out.deleted.append(table.get("deleted") is True)
             out.archived.append(table.get("archived") is True)
             rows.append(row)
+    _transpose(rows, out.columns)
+    return out
+
+
+def _transpose(rows: list[dict[str, Any]], columns: dict[str, list[Any]]) -> None:
+    """Rows into columns, None where a row lacks a key. When every row has the same keys in
+    the same order (a sweep's runs), each column is one `map` in C."""
     n = len(rows)
-    columns = out.columns
+    shapes: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        shapes.setdefault(tuple(row), []).append(i)
+    if len(shapes) == 1:
+        for key in next(iter(shapes)):
+            columns[key] = list(map(operator.itemgetter(key), rows))
+        return
     for i, row in enumerate(rows):
         for key, value in row.items():
             values = columns.get(key)
             if values is None:
                 values = columns[key] = [None] * n
             values[i] = value
-    return out
 
 
 def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
