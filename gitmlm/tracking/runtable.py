@@ -102,14 +102,22 @@ def _transpose(rows: list[dict[str, Any]], columns: dict[str, list[Any]]) -> Non
             values[i] = value
 
 
+_NONE: dict[str, Any] = {}
+"""What a missing table reads as in fast_row (read only, never written)."""
+_NO_LIST: list[Any] = []
+
+
 def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
     """`flat_row(codec.run_from_dict(rid, d))` for a finished run table as the codec writes it,
     without making a Run (most of a cold listing's Python time); None for any other table, which
     then takes that slow path: a running run, a field of an unexpected type, untag marks.
     tracking_runtable_test checks the two agree."""
-    status, started, commit = d.get("status"), d.get("started"), d.get("commit")
-    name, user, host = d.get("name", ""), d.get("user", ""), d.get("host", "")
-    checkpoint = d.get("checkpoint", "clean")
+    get = d.get
+    status, started, commit = get("status"), get("started"), get("commit")
+    name, user, host = get("name", ""), get("user", ""), get("host", "")
+    checkpoint = get("checkpoint", "clean")
+    params, metrics = get("params", _NONE), get("metrics", _NONE)
+    tags, datasets = get("tags", _NONE), get("datasets", _NONE)
     if (
         type(status) is not str
         or status == "running"
@@ -120,35 +128,39 @@ def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
         or type(host) is not str
         or type(checkpoint) is not str
         or "untagged" in d
+        or type(params) is not dict
+        or type(metrics) is not dict
+        or type(tags) is not dict
+        or type(datasets) is not dict
+        or type(get("artifacts", _NONE)) is not dict
+        or type(get("env", _NONE)) is not dict
+        or type(get("command", _NO_LIST)) is not list
+        or type(get("series", _NO_LIST)) is not list
     ):
         return None
-    params, metrics = d.get("params", {}), d.get("metrics", {})
-    tags, datasets = d.get("tags", {}), d.get("datasets", {})
-    for value in (params, metrics, tags, datasets, d.get("artifacts", {}), d.get("env", {})):
-        if type(value) is not dict:
-            return None
-    for value in (d.get("command", []), d.get("series", [])):
-        if type(value) is not list:
-            return None
     row: dict[str, Any] = {
         "run_id": rid,
         "name": name,
         "status": status,
         "commit": commit,
-        "branch": d.get("branch"),
+        "branch": get("branch"),
         "started": started,
-        "ended": d.get("ended"),
+        "ended": get("ended"),
         "user": user,
         "host": host,
         "checkpoint": checkpoint,
-        "exit_code": d.get("exit_code"),
+        "exit_code": get("exit_code"),
     }
-    parent, note = d.get("parent"), d.get("note")
+    parent, note = get("parent"), get("note")
     if isinstance(parent, str) and parent:
         row["parent"] = parent
     if isinstance(note, str):
         row["note"] = note
-    flatten("params", params, row)
+    for key, value in params.items():  # flatten's first level, inline
+        if isinstance(value, dict):
+            flatten(f"params.{key}", value, row)
+        else:
+            row[f"params.{key}"] = value
     for key, value in metrics.items():
         if type(value) is not float:
             return None
