@@ -342,3 +342,24 @@ def test_rows_become_columns_whatever_their_keys() -> None:
         runtable._transpose(rows, got)
         keys = dict.fromkeys(k for row in rows for k in row)
         assert got == {k: [row.get(k) for row in rows] for k in keys}
+
+
+def test_a_commit_with_an_index_note_lists_the_same(repo: Path) -> None:
+    from gitmlm.core import notes
+
+    rng = random.Random(11)
+    (sha,) = commits(repo, 1)
+    doc = {f"01k{i:023d}": random_table(rng, i, sha) for i in range(notes.INLINE_MAX + 6)}
+    git_repo = Repo.open(repo)
+    updates = notes.stage_doc(git_repo, sha, doc)
+    assert notes.store_key(sha) in updates  # an index note and its run store
+    git_repo.update_ref(refs.RUNS, git_repo.write_notes(refs.RUNS, None, updates, "t"), None)
+    runtable._tables.clear()
+    spread = runtable.load(git_repo, workers=2)
+    assert len(spread.ids) == len(reference(repo, archived=True))
+    assert_same_frame(
+        table.runs_frame(path=str(repo), archived=True), reference(repo, archived=True)
+    )
+    assert_same_frame(
+        table.runs_frame("metrics.acc > 0.3", path=str(repo)), reference(repo, "metrics.acc > 0.3")
+    )
