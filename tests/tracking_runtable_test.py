@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,20 +141,27 @@ def random_table(rng: random.Random, i: int, commit: str) -> dict[str, Any]:
     return table
 
 
-@pytest.fixture
-def many(repo: Path) -> Path:
+def fill(repo: Path, running: bool = True) -> Path:
     rng = random.Random(7)
     shas = commits(repo, 6)
     notes: dict[str, dict[str, dict[str, Any]]] = {}
     for i in range(90):
         rid = f"01k{i:023d}"
         commit = shas[i % len(shas)]
-        notes.setdefault(commit, {})[rid] = random_table(rng, i, commit)
+        table_ = random_table(rng, i, commit)
+        if not running and table_["status"] == "running":
+            table_["status"] = "crashed"
+        notes.setdefault(commit, {})[rid] = table_
     # One run on two commits: the copy updated last wins.
     twin = dict(notes[shas[0]]["01k" + "0" * 23])
     notes[shas[1]]["01k" + "0" * 23] = {**twin, "updated": "2027-01-01T00:00:00Z", "name": "moved"}
     write_notes(repo, notes)
     return repo
+
+
+@pytest.fixture
+def many(repo: Path) -> Path:
+    return fill(repo)
 
 
 WHERES = [
@@ -363,3 +371,60 @@ def test_a_commit_with_an_index_note_lists_the_same(repo: Path) -> None:
     assert_same_frame(
         table.runs_frame("metrics.acc > 0.3", path=str(repo)), reference(repo, "metrics.acc > 0.3")
     )
+
+
+def _saved_files(path: Path) -> list[Path]:
+    for thread in threading.enumerate():  # the save runs beside the query
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    return sorted((path / ".git" / "mlm" / "cache").glob("runtable-*.bin"))
+
+
+def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo: Path) -> None:
+    many = fill(repo, running=False)
+    repo = Repo.open(many)
+    runtable._tables.clear()
+    runtable.load(repo, workers=2)
+    (saved,) = _saved_files(many)
+    assert saved.name.endswith(f"-{repo.ref(refs.RUNS)}.bin")
+    runtable._tables.clear()
+    assert isinstance(runtable.start(repo), runtable.Saved)
+    assert_same_frame(table.runs_frame(path=str(many)), reference(many))
+    # Another process reads the saved table and answers the same.
+    env = {**os.environ, "PYTHONPATH": str(Path(gitmlm.__file__).parents[1])}
+    code = "import gitmlm; print(gitmlm.runs(order_by='metrics.acc').to_json(date_format='iso'))"
+    got = subprocess.run(
+        [sys.executable, "-c", code], cwd=many, env=env, capture_output=True, text=True, check=True
+    )
+    assert got.stdout.strip() == reference(many, order_by="metrics.acc").to_json(date_format="iso")
+    # A damaged file is read past: the notes answer.
+    saved.write_bytes(b"garbage")
+    runtable._tables.clear()
+    assert_same_frame(
+        table.runs_frame("metrics.acc > 0.4", path=str(many)), reference(many, "metrics.acc > 0.4")
+    )
+    # A new run moves the tip: the next worker build replaces the file.
+    write_notes(
+        many,
+        {
+            commits(many, 1)[0]: {
+                "01kzzzzzzzzzzzzzzzzzzzzzzz": random_table(random.Random(1), 1, "c" * 40)
+            }
+        },
+    )
+    runtable._tables.clear()
+    runtable.load(repo, workers=2)
+    (again,) = _saved_files(many)
+    assert again != saved and again.name.endswith(f"-{repo.ref(refs.RUNS)}.bin")
+    assert_same_frame(table.runs_frame(path=str(many)), reference(many))
+
+
+def test_a_running_run_is_never_saved(repo: Path) -> None:
+    (sha,) = commits(repo, 1)
+    now = codec.now()
+    table_ = {"status": "running", "started": now, "updated": now, "commit": sha, "host": "x"}
+    write_notes(repo, {sha: {"01k0000000000000000000000r": table_}})
+    runtable._tables.clear()
+    built = runtable.load(Repo.open(repo), workers=2)
+    assert built.running
+    assert _saved_files(repo) == []

@@ -11,6 +11,7 @@ same `scan` as the in-process path, which also takes over the notes of a worker 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import marshal
 import operator
@@ -19,11 +20,13 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from gitmlm._version import __version__
 from gitmlm.core import codec, refs, where
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
@@ -51,6 +54,9 @@ class Chunk:
     that is not an attribute: TOML has no null)."""
     errors: list[tuple[str, str]] = field(default_factory=list)
     """(note blob, problem)."""
+    live: bool = False
+    """Some run table says `running`: its status is worked out at read time, so these rows are
+    not kept on disk."""
 
 
 def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
@@ -67,6 +73,7 @@ def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
         for rid, table in doc.items():
             row = fast_row(rid, table)
             if row is None:
+                out.live = out.live or table.get("status") == "running"
                 try:
                     run = codec.run_from_dict(rid, table)
                 except codec.NoteError as exc:
@@ -193,18 +200,25 @@ def _spawn(repo: Repo, blobs: Sequence[str]) -> subprocess.Popen[bytes] | None:
         return None
 
 
-def _collect(repo: Repo, blobs: Sequence[str], proc: subprocess.Popen[bytes] | None) -> Chunk:
+def _decode(data: bytes) -> Chunk:
+    fields = marshal.loads(data[1:]) if data[:1] == b"m" else pickle.loads(data[1:])
+    return Chunk(*fields)
+
+
+def _collect(
+    repo: Repo, blobs: Sequence[str], proc: subprocess.Popen[bytes] | None
+) -> tuple[Chunk, bytes | None]:
+    """A part's runs, and the worker's bytes of them (None when they were read here)."""
     if proc is not None:
         assert proc.stdout is not None
         data = proc.stdout.read()
         proc.stdout.close()
         if proc.wait() == 0:
             try:
-                fields = marshal.loads(data[1:]) if data[:1] == b"m" else pickle.loads(data[1:])
-                return Chunk(*fields)
+                return _decode(data), data
             except Exception:  # a broken worker: its notes are read here
                 pass
-    return scan(repo, blobs)
+    return scan(repo, blobs), None
 
 
 def worker() -> None:
@@ -213,7 +227,15 @@ def worker() -> None:
     datetime in a hand-written note); the first byte says which."""
     blobs = sys.stdin.read().split()
     chunk = scan(Repo.open(sys.argv[1]), blobs)
-    fields = (chunk.ids, chunk.updated, chunk.deleted, chunk.archived, chunk.columns, chunk.errors)
+    fields = (
+        chunk.ids,
+        chunk.updated,
+        chunk.deleted,
+        chunk.archived,
+        chunk.columns,
+        chunk.errors,
+        chunk.live,
+    )
     try:
         data = b"m" + marshal.dumps(fields)
     except ValueError:
@@ -299,7 +321,7 @@ class Pending:
         else:
             self.parts.append((todo, None))
 
-    def result(self) -> list[Chunk]:
+    def result(self) -> list[tuple[Chunk, bytes | None]]:
         return [_collect(self.repo, part, proc) for part, proc in self.parts]
 
     def cancel(self) -> None:
@@ -314,30 +336,81 @@ class Pending:
 _tables: dict[Path, Table] = {}
 """The last table of each repository in this process."""
 
+_SAVED = "runtable-"
+"""Name prefix of the saved table of one notes tip in .git/mlm/cache/ (docs/storage.md)."""
 
-def start(repo: Repo, workers: int | None = None) -> Pending | Table:
-    """This process's table if the notes have not moved since it was built, else a build under
-    way (`finish` it). `workers`: None decides by the number of notes."""
+
+def _saved_path(repo: Repo, tip: str) -> Path:
+    # The reader must be the very code (and marshal format) that wrote it.
+    return repo.mlm_dir / "cache" / f"{_SAVED}{__version__}-{marshal.version}-{tip}.bin"
+
+
+@dataclass
+class Saved:
+    """The workers' bytes of a build of this tip, as an earlier process saved them."""
+
+    snap: store.Snapshot
+    data: bytes
+
+
+Building: TypeAlias = Pending | Saved | Table
+
+
+def start(repo: Repo, workers: int | None = None) -> Building:
+    """This process's table if the notes have not moved since it was built, else the table an
+    earlier process saved for this tip, else a build under way (`finish` each). `workers`: None
+    decides by the number of notes (and may use the saved table); a number always reads notes."""
     tip = repo.ref(refs.RUNS)
     known = _tables.get(repo.common_dir)
     if known is not None and known.tip == tip and not known.running:
         return known
     snap = store.snapshot(repo, refs.RUNS)
+    if tip is not None and workers is None:
+        with contextlib.suppress(OSError):
+            return Saved(snap, _saved_path(repo, tip).read_bytes())
     if workers is None:
         many = len(snap.entries) >= PARALLEL_NOTES
         workers = min(MAX_WORKERS, len(os.sched_getaffinity(0))) if many else 1
     return Pending(repo, snap, workers)
 
 
-def finish(repo: Repo, building: Pending | Table) -> Table:
+def finish(repo: Repo, building: Building) -> Table:
     if isinstance(building, Table):
         return building
-    table = _assemble(building.snap.tip, building.result())
+    parts: list[tuple[Chunk, bytes | None]]
+    if isinstance(building, Saved):
+        try:
+            parts = [(_decode(data), None) for data in marshal.loads(building.data)]
+        except Exception:  # a damaged file: read the notes
+            parts = Pending(repo, building.snap, 1).result()
+    else:
+        parts = building.result()
+    table = _assemble(building.snap.tip, [chunk for chunk, _ in parts])
     _tables[repo.common_dir] = table
+    raw = [data for _, data in parts]
+    live = any(chunk.live for chunk, _ in parts)
+    if table.tip is not None and not live and not table.running and all(raw):
+        # Written beside the caller's query, by a thread (file writes let go of the GIL).
+        path = _saved_path(repo, table.tip)
+        threading.Thread(target=_save, args=(path, marshal.dumps(raw))).start()
     return table
 
 
-def cancel(building: Pending | Table) -> None:
+def _save(path: Path, data: bytes) -> None:
+    """Keep the table of this tip (only): a new process reads it instead of the notes."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        for old in path.parent.glob(f"{_SAVED}*.bin"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only .git still answers, just slower next time
+
+
+def cancel(building: Building) -> None:
     """Stop a build that will not be finished (its caller failed): no worker is left behind."""
     if isinstance(building, Pending):
         building.cancel()
