@@ -338,11 +338,14 @@ _tables: dict[Path, Table] = {}
 
 _SAVED = "runtable-"
 """Name prefix of the saved table of one notes tip in .git/mlm/cache/ (docs/storage.md)."""
+FORMAT = 1
+"""Bumped whenever what `scan` makes of a note changes: a saved table names it."""
 
 
 def _saved_path(repo: Repo, tip: str) -> Path:
     # The reader must be the very code (and marshal format) that wrote it.
-    return repo.mlm_dir / "cache" / f"{_SAVED}{__version__}-{marshal.version}-{tip}.bin"
+    name = f"{_SAVED}{FORMAT}-{__version__}-{marshal.version}-{tip}.bin"
+    return repo.mlm_dir / "cache" / name
 
 
 @dataclass
