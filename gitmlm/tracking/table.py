@@ -72,11 +72,12 @@ def _from_columns(names: list[str], columns: list[np.ndarray]) -> pd.DataFrame:
             arrays_to_mgr,
             convert_object_array,
         )
-    except ImportError:  # pragma: no cover - pandas moved its internals
+
+        manager = arrays_to_mgr(convert_object_array(columns, dtype=None), pd.Index(names), None)
+        frame: pd.DataFrame = pd.DataFrame._from_mgr(  # type: ignore[attr-defined]
+            manager, axes=manager.axes
+        )
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - pandas moved them
         rows = list(zip(*(c.tolist() for c in columns), strict=True))
-        return pd.DataFrame.from_records(rows, columns=names)
-    manager = arrays_to_mgr(convert_object_array(columns, dtype=None), pd.Index(names), None)
-    frame: pd.DataFrame = pd.DataFrame._from_mgr(  # type: ignore[attr-defined]
-        manager, axes=manager.axes
-    )
+        frame = pd.DataFrame.from_records(rows, columns=names)
     return frame
