@@ -428,3 +428,23 @@ def test_a_running_run_is_never_saved(repo: Path) -> None:
     built = runtable.load(Repo.open(repo), workers=2)
     assert built.running
     assert _saved_files(repo) == []
+
+
+def test_a_worker_that_fails_or_talks_nonsense_has_its_notes_read_here(many: Path) -> None:
+    repo = Repo.open(many)
+    snap = runtable.store.snapshot(repo, refs.RUNS)
+    blobs = list(snap.entries.values())
+    want = runtable.scan(repo, blobs)
+    for code in ("import sys; sys.exit(3)", "print('hello')", "import sys; sys.stdout.write('m')"):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        got, raw = runtable._collect(repo, blobs, proc)
+        assert raw is None and repr(got) == repr(want)  # repr: NaN equals NaN
+
+
+def test_a_cancelled_build_leaves_no_worker(many: Path) -> None:
+    building = runtable.start(Repo.open(many), workers=2)
+    assert isinstance(building, runtable.Pending)
+    procs = [proc for _, proc in building.parts if proc is not None]
+    assert len(procs) == 2
+    runtable.cancel(building)
+    assert all(proc.returncode is not None for proc in procs)
