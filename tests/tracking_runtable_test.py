@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 
 import gitmlm
-from gitmlm.core import codec, refs
+from gitmlm.core import codec, notes, refs
 from gitmlm.core.git import Repo
 from gitmlm.core.records import flat_row
 from gitmlm.errors import MlmError
-from gitmlm.tracking import listing, liveness, query, runtable, table
+from gitmlm.tracking import listing, liveness, query, runscan, runtable, table
 
 FIRST = ["run_id", "name", "status", "commit", "started", "ended"]
 
@@ -300,7 +300,7 @@ def test_fast_rows_equal_flat_rows_of_run_records() -> None:
     fast = 0
     for i, t in enumerate(tables):
         rid = f"01k{i:023d}"
-        row = runtable.fast_row(rid, t)
+        row = runscan.fast_row(rid, t)
         try:
             run = codec.run_from_dict(rid, t)
         except codec.NoteError:
@@ -347,13 +347,12 @@ def test_rows_become_columns_whatever_their_keys() -> None:
     mixed = [{"a": 1, "b": 2}, {"a": 3}, {"b": 4, "a": 5}, {"c": None}]
     for rows in (same_keys, mixed, []):
         got: dict[str, list[Any]] = {}
-        runtable._transpose(rows, got)
+        runscan._transpose(rows, got)
         keys = dict.fromkeys(k for row in rows for k in row)
         assert got == {k: [row.get(k) for row in rows] for k in keys}
 
 
 def test_a_commit_with_an_index_note_lists_the_same(repo: Path) -> None:
-    from gitmlm.core import notes
 
     rng = random.Random(11)
     (sha,) = commits(repo, 1)
@@ -432,9 +431,9 @@ def test_a_running_run_is_never_saved(repo: Path) -> None:
 
 def test_a_worker_that_fails_or_talks_nonsense_has_its_notes_read_here(many: Path) -> None:
     repo = Repo.open(many)
-    snap = runtable.store.snapshot(repo, refs.RUNS)
+    snap = notes.snapshot(repo, refs.RUNS)
     blobs = list(snap.entries.values())
-    want = runtable.scan(repo, blobs)
+    want = runscan.scan(repo, blobs)
     for code in ("import sys; sys.exit(3)", "print('hello')", "import sys; sys.stdout.write('m')"):
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
         got, raw = runtable._collect(repo, blobs, proc)

@@ -6,7 +6,7 @@ The rows are `flat_row` of the runs `list_runs` lists, in its order and by its r
 on several commits the copy updated last, deleted runs left out, a running run's status worked
 out at build time. A cold build parses every note; on many notes the parsing is split among
 worker processes (spawned, never forked: a training script has threads), each running the
-same `scan` as the in-process path, which also takes over the notes of a worker that fails.
+same `runscan.scan` as the in-process path, which also takes over the notes of a worker that fails.
 """
 
 from __future__ import annotations
@@ -16,22 +16,21 @@ import itertools
 import marshal
 import operator
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gitmlm._version import __version__
-from gitmlm.core import codec, refs, where
 from gitmlm.core import notes as store
+from gitmlm.core import refs, where
 from gitmlm.core.git import Repo
-from gitmlm.core.records import ATTRIBUTES, flat_row, flatten
-from gitmlm.tracking import listing
+from gitmlm.core.records import ATTRIBUTES
+from gitmlm.tracking import runscan
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,146 +38,6 @@ if TYPE_CHECKING:
 PARALLEL_NOTES = 400
 """Notes from which a cold build spreads the parsing over worker processes."""
 MAX_WORKERS = 4
-
-
-@dataclass
-class Chunk:
-    """The runs of some notes, as columns: one entry per run table read, in note order."""
-
-    ids: list[str] = field(default_factory=list)
-    updated: list[Any] = field(default_factory=list)
-    deleted: list[bool] = field(default_factory=list)
-    archived: list[bool] = field(default_factory=list)
-    columns: dict[str, list[Any]] = field(default_factory=dict)
-    """Row key -> values, None where a row lacks the key (flat_row never puts None under a key
-    that is not an attribute: TOML has no null)."""
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    """(note blob, problem)."""
-    live: bool = False
-    """Some run table says `running`: its status is worked out at read time, so these rows are
-    not kept on disk."""
-
-
-def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
-    """list_runs' per-run work over some notes: each run table as its flat row, with the
-    effective status (listing.effective_status); unreadable notes and runs go to `errors`."""
-    out = Chunk()
-    rows: list[dict[str, Any]] = []
-    for blob in blobs:
-        try:
-            doc = store.parse_note(repo, blob)
-        except codec.NoteError as exc:
-            out.errors.append((blob, str(exc)))
-            continue
-        for rid, table in doc.items():
-            row = fast_row(rid, table)
-            if row is None:
-                out.live = out.live or table.get("status") == "running"
-                try:
-                    run = codec.run_from_dict(rid, table)
-                except codec.NoteError as exc:
-                    out.errors.append((blob, str(exc)))
-                    continue
-                run.status = listing.effective_status(run)
-                row = flat_row(run)
-            out.ids.append(rid)
-            out.updated.append(table.get("updated") or "")
-            out.deleted.append(table.get("deleted") is True)
-            out.archived.append(table.get("archived") is True)
-            rows.append(row)
-    _transpose(rows, out.columns)
-    return out
-
-
-def _transpose(rows: list[dict[str, Any]], columns: dict[str, list[Any]]) -> None:
-    """Rows into columns, None where a row lacks a key. When every row has the same keys in
-    the same order (a sweep's runs), each column is one `map` in C."""
-    n = len(rows)
-    shapes: dict[tuple[str, ...], list[int]] = {}
-    for i, row in enumerate(rows):
-        shapes.setdefault(tuple(row), []).append(i)
-    if len(shapes) == 1:
-        for key in next(iter(shapes)):
-            columns[key] = list(map(operator.itemgetter(key), rows))
-        return
-    for i, row in enumerate(rows):
-        for key, value in row.items():
-            values = columns.get(key)
-            if values is None:
-                values = columns[key] = [None] * n
-            values[i] = value
-
-
-_NONE: dict[str, Any] = {}
-"""What a missing table reads as in fast_row (read only, never written)."""
-_NO_LIST: list[Any] = []
-
-
-def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
-    """`flat_row(codec.run_from_dict(rid, d))` for a finished run table as the codec writes it,
-    without making a Run (most of a cold listing's Python time); None for any other table, which
-    then takes that slow path: a running run, a field of an unexpected type, untag marks.
-    tracking_runtable_test checks the two agree."""
-    get = d.get
-    status, started, commit = get("status"), get("started"), get("commit")
-    name, user, host = get("name", ""), get("user", ""), get("host", "")
-    checkpoint = get("checkpoint", "clean")
-    params, metrics = get("params", _NONE), get("metrics", _NONE)
-    tags, datasets = get("tags", _NONE), get("datasets", _NONE)
-    if (
-        type(status) is not str
-        or status == "running"
-        or type(started) is not str
-        or type(commit) is not str
-        or type(name) is not str
-        or type(user) is not str
-        or type(host) is not str
-        or type(checkpoint) is not str
-        or "untagged" in d
-        or type(params) is not dict
-        or type(metrics) is not dict
-        or type(tags) is not dict
-        or type(datasets) is not dict
-        or type(get("artifacts", _NONE)) is not dict
-        or type(get("env", _NONE)) is not dict
-        or type(get("command", _NO_LIST)) is not list
-        or type(get("series", _NO_LIST)) is not list
-    ):
-        return None
-    row: dict[str, Any] = {
-        "run_id": rid,
-        "name": name,
-        "status": status,
-        "commit": commit,
-        "branch": get("branch"),
-        "started": started,
-        "ended": get("ended"),
-        "user": user,
-        "host": host,
-        "checkpoint": checkpoint,
-        "exit_code": get("exit_code"),
-    }
-    parent, note = get("parent"), get("note")
-    if isinstance(parent, str) and parent:
-        row["parent"] = parent
-    if isinstance(note, str):
-        row["note"] = note
-    for key, value in params.items():  # flatten's first level, inline
-        if isinstance(value, dict):
-            flatten(f"params.{key}", value, row)
-        else:
-            row[f"params.{key}"] = value
-    for key, value in metrics.items():
-        if type(value) is not float:
-            return None
-        row[f"metrics.{key}"] = value
-    for key, value in tags.items():
-        row[f"tags.{key}"] = value
-    for key, info in datasets.items():
-        if type(info) is not dict:
-            return None
-        row[f"datasets.{key}"] = info.get("digest", "")
-    return row
 
 
 def _spawn(repo: Repo, blobs: Sequence[str]) -> subprocess.Popen[bytes] | None:
@@ -200,14 +59,9 @@ def _spawn(repo: Repo, blobs: Sequence[str]) -> subprocess.Popen[bytes] | None:
         return None
 
 
-def _decode(data: bytes) -> Chunk:
-    fields = marshal.loads(data[1:]) if data[:1] == b"m" else pickle.loads(data[1:])
-    return Chunk(*fields)
-
-
 def _collect(
     repo: Repo, blobs: Sequence[str], proc: subprocess.Popen[bytes] | None
-) -> tuple[Chunk, bytes | None]:
+) -> tuple[runscan.Chunk, bytes | None]:
     """A part's runs, and the worker's bytes of them (None when they were read here)."""
     if proc is not None:
         assert proc.stdout is not None
@@ -215,32 +69,10 @@ def _collect(
         proc.stdout.close()
         if proc.wait() == 0:
             try:
-                return _decode(data), data
+                return runscan.decode(data), data
             except Exception:  # a broken worker: its notes are read here
                 pass
-    return scan(repo, blobs), None
-
-
-def worker() -> None:
-    """`python -m gitmlm.tracking.runscan GITDIR` < blob ids: the Chunk on stdout, marshalled
-    (twice as fast as pickle on these lists), or pickled when a value is beyond marshal (a
-    datetime in a hand-written note); the first byte says which."""
-    blobs = sys.stdin.read().split()
-    chunk = scan(Repo.open(sys.argv[1]), blobs)
-    fields = (
-        chunk.ids,
-        chunk.updated,
-        chunk.deleted,
-        chunk.archived,
-        chunk.columns,
-        chunk.errors,
-        chunk.live,
-    )
-    try:
-        data = b"m" + marshal.dumps(fields)
-    except ValueError:
-        data = b"p" + pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
-    sys.stdout.buffer.write(data)
+    return runscan.scan(repo, blobs), None
 
 
 @dataclass
@@ -321,7 +153,7 @@ class Pending:
         else:
             self.parts.append((todo, None))
 
-    def result(self) -> list[tuple[Chunk, bytes | None]]:
+    def result(self) -> list[tuple[runscan.Chunk, bytes | None]]:
         return [_collect(self.repo, part, proc) for part, proc in self.parts]
 
     def cancel(self) -> None:
@@ -380,10 +212,10 @@ def start(repo: Repo, workers: int | None = None) -> Building:
 def finish(repo: Repo, building: Building) -> Table:
     if isinstance(building, Table):
         return building
-    parts: list[tuple[Chunk, bytes | None]]
+    parts: list[tuple[runscan.Chunk, bytes | None]]
     if isinstance(building, Saved):
         try:
-            parts = [(_decode(data), None) for data in marshal.loads(building.data)]
+            parts = [(runscan.decode(data), None) for data in marshal.loads(building.data)]
         except Exception:  # a damaged file: read the notes
             parts = Pending(repo, building.snap, 1).result()
     else:
@@ -423,7 +255,7 @@ def load(repo: Repo, workers: int | None = None) -> Table:
     return finish(repo, start(repo, workers))
 
 
-def _assemble(tip: str | None, chunks: list[Chunk]) -> Table:
+def _assemble(tip: str | None, chunks: list[runscan.Chunk]) -> Table:
     import numpy as np
 
     is_not: Any = np.frompyfunc(operator.is_not, 2, 1)
