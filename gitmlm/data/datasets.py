@@ -33,7 +33,15 @@ def file_set(root: Path, spec: Spec, cache: statcache.StatCache) -> FileSet:
     (no walk), else by a walk."""
     top = os.path.normpath(os.path.abspath(root))
     found = statcache.quick(top, spec, cache.memos.get(spec.memo_key))
-    return found if found is not None else dataspec.enumerate_files(root, spec)
+    if found is not None:
+        return found
+    try:
+        stamp = cache.stamp()  # before the walk stats its folders: see statcache
+    except OSError:
+        stamp = 0  # a read-only .git: the memo will not vouch for the folders
+    fs = dataspec.enumerate_files(root, spec)
+    fs.stamp = stamp
+    return fs
 
 
 # --- fingerprints ------------------------------------------------------------------------------
