@@ -82,7 +82,8 @@ class Fingerprint:
                 missing.append((path, st.st_size))
         if missing:
             stamp = self.cache.stamp()
-            self.cache.put_many(algorithm, hashing.hash_files(self.root, missing, algorithm), stamp)
+            done = hashing.hash_files(self.root, missing, algorithm, stamp=stamp)
+            self.cache.put_many(algorithm, done, stamp)
         cut = len(self.fileset.base) + 1 if self.fileset.base else 0
         out: manifest.Entries = {}
         for path in self.fileset.path_list():
@@ -132,7 +133,7 @@ def fingerprint(
         bar = progress(sum(s for _, s in jobs), len(jobs)) if progress else None
         try:
             for algorithm, group in stale.items():
-                done = hashing.hash_files(root, group, algorithm, bar, store=store)
+                done = hashing.hash_files(root, group, algorithm, bar, store=store, stamp=stamp)
                 cache.put_many(algorithm, done, stamp)
                 stored.update(p for p, h in done.items() if h.stored)
         finally:
