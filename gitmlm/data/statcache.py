@@ -6,8 +6,9 @@ loaded only when something changed. The memos (`<worktree>.memo`) hold, per data
 last verified enumeration saw — its files, grouped by folder, and their packed lstat (type,
 size, mtime, ctime, inode), and the lstat of each folder the walk listed, taken before it was
 listed — with the digest. An unchanged dataset is answered without a walk: lstat its folders,
-then its files relative to their folder (`dir_fd`: the kernel resolves one name, not the whole
-path), and compare bytes values; no listing and no per-file Python object beyond the stat.
+then its files relative to their open folder (the kernel resolves one name, not the whole
+path; `lstats`: statx on Linux, no Python object per file), and compare bytes values; no
+folder is listed.
 
 When a memo may answer without a walk (`quick`): the walk met no symlink; the dataset's top
 has the same real path; every folder listed has the same lstat (type, size, mtime, ctime,
