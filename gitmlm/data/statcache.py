@@ -163,18 +163,18 @@ def _check(root: str, memo: Memo, counts: list[int], first: int, last: int) -> b
     per entry of `memo.folders`."""
     start = 0
     for folder, names, count in zip(memo.folders, memo.names, counts, strict=True):
-        a, b = max(first, start), min(last, start + count)
-        start += count
-        if a >= b:
-            continue
-        listed = names.encode().split(b"\0")[a - (start - count) : b - (start - count)]
-        fd = os.open(_full(root, folder), _OPEN_DIR)
-        try:
-            got = lstats.lstat_in(fd, listed)
-        finally:
-            os.close(fd)
-        if got is None or got != lstats.part(memo.keys, a, b):
-            return False
+        end = start + count
+        a, b = max(first, start), min(last, end)
+        if a < b:
+            listed = os.fsencode(names).split(b"\0")[a - start : b - start]
+            fd = os.open(_full(root, folder), _OPEN_DIR)
+            try:
+                got = lstats.lstat_in(fd, listed)
+            finally:
+                os.close(fd)
+            if got is None or got != lstats.part(memo.keys, a, b):
+                return False
+        start = end
     return True
 
 
@@ -214,7 +214,7 @@ def _load(file: Path) -> Any:
     head = len(MAGIC)
     if raw[:head] != MAGIC or len(raw) < head + 32:
         return None
-    payload = raw[head + 32 :]
+    payload = memoryview(raw)[head + 32 :]  # not a copy: the memo of 100,000 files is 6 MB
     if hashlib.sha256(payload).digest() != raw[head : head + 32]:
         return None
     try:
