@@ -197,8 +197,12 @@ def test_lstat_pass_split_across_processes(repo: Path, monkeypatch: pytest.Monke
     assert memo is not None
     monkeypatch.setattr(forking, "workers", lambda: 3)
     monkeypatch.setattr(statcache, "PARALLEL_OVER", 10)
+    monkeypatch.setattr(lstats, "STATX_OVER", 10)  # statx where there is one, as on 100k files
+    monkeypatch.setattr(lstats, "_tried", False)
+    monkeypatch.setattr(lstats, "_chosen", lstats._by_os)
     root = os.path.realpath(repo)
     assert statcache.quick(root, spec, memo) is not None
+    assert lstats._tried  # chosen in this process, before the fork
     last = memo.paths()[-1]  # in the last part: a child's
     write(repo / last, "changed")
     assert statcache.quick(root, spec, memo) is None

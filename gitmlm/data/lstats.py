@@ -129,22 +129,26 @@ def _statx() -> Lstat | None:
     return lstat
 
 
-_chosen: Lstat | None = None
+STATX_OVER = 2_000
+"""Files from which statx is worth loading ctypes for (about a millisecond)."""
+_chosen: Lstat = _by_os
+_tried = False
 
 
-def choose(fd: int) -> None:
-    """Pick the way to lstat, once per process: statx when it and os.lstat agree on the
-    folder open as `fd`, else os.lstat. (Called before forking, so helpers inherit it.)"""
-    global _chosen
-    if _chosen is None:
-        fast = _statx()
-        here = [b"."]
-        _chosen = fast if fast is not None and fast(fd, here) == _by_os(fd, here) else _by_os
+def choose(fd: int, files: int) -> None:
+    """Switch to statx, once per process, for a pass over `files` files (when they are enough)
+    if it and os.lstat agree on the folder open as `fd`. Called before forking, so helpers
+    inherit the choice."""
+    global _chosen, _tried
+    if files < STATX_OVER or _tried:
+        return
+    _tried = True
+    fast = _statx()
+    here = [b"."]
+    if fast is not None and fast(fd, here) == _by_os(fd, here):
+        _chosen = fast
 
 
 def lstat_in(fd: int, names: list[bytes]) -> bytes | None:
     """The keys of `names` in the folder open as `fd`, or None when one could not be lstat-ed."""
-    if _chosen is None:
-        choose(fd)
-    assert _chosen is not None
     return _chosen(fd, names)

@@ -185,14 +185,14 @@ def _same_stats(root: str, memo: Memo) -> bool:
     total = sum(counts)
     if total * lstats.WIDTH != len(memo.keys):
         return False
+    fd = os.open(_full(root, memo.folders[0]), _OPEN_DIR)
+    try:
+        lstats.choose(fd, total)  # before any fork: helpers inherit the choice
+    finally:
+        os.close(fd)
     n = forking.workers() if total > PARALLEL_OVER else 1
     if n == 1:
         return _check(root, memo, counts, 0, total)
-    fd = os.open(_full(root, memo.folders[0]), _OPEN_DIR)
-    try:
-        lstats.choose(fd)  # once, before the fork
-    finally:
-        os.close(fd)
     step = -(-total // n)
     parts = [(i, min(i + step, total)) for i in range(0, total, step)]
 
