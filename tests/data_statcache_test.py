@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gitmlm.core.git import Repo
-from gitmlm.data import forking, hashing, statcache
+from gitmlm.data import forking, hashing, lstats, statcache
 from gitmlm.data.spec import Spec
 from gitmlm.errors import MlmError
 from gitmlm.storage import settings
@@ -170,7 +170,7 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(repo: Path, damage: str) -> None
             i = len(raw) - 40
             file.write_bytes(raw[:i] + bytes([raw[i] ^ 0x01]) + raw[i + 1 :])
         else:
-            file.write_bytes(raw.replace(b"gitmlm-stat-3", b"gitmlm-stat-9", 1))
+            file.write_bytes(raw.replace(statcache.MAGIC[:13], b"gitmlm-stat-9", 1))
         assert statcache._load(file) is None
     write(repo / "data/train/b.csv", "x,y\n3,5\n")  # a real change under the damaged cache
     got = status(repo)[0]
@@ -183,23 +183,30 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(repo: Path, damage: str) -> None
 def test_pack_folds_inodes_above_the_signed_range() -> None:
     fields = (0o100644, 2**64 - 5, 0, 1, 0, 0, 3, 0, 1, 1)
     st = os.stat_result(fields, {"st_mtime_ns": 7, "st_ctime_ns": 9})
-    packed = statcache.pack([st])
-    (back,) = statcache._stats(packed)
+    packed = lstats.pack([st])
+    (back,) = lstats.unpack(packed)
     assert (back.st_ino, back.st_size, back.st_mtime_ns) == (2**64 - 5, 3, 7)
 
 
 def test_lstat_pass_split_across_processes(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settled(repo, {f"data/train/f{i:03d}.csv": str(i) for i in range(60)})
+    files = {f"data/train/d{i % 3}/f{i:03d}.csv": str(i) for i in range(60)}
+    files.update({f"data/train/f{i:03d}.csv": str(i) for i in range(60, 90)})
+    settled(repo, files)
     spec = Spec("train", "data/train")
     memo = memo_of(repo, spec)
     assert memo is not None
-    monkeypatch.setattr(forking, "workers", lambda: 2)
+    monkeypatch.setattr(forking, "workers", lambda: 3)
     monkeypatch.setattr(statcache, "PARALLEL_OVER", 10)
+    monkeypatch.setattr(lstats, "STATX_OVER", 10)  # statx where there is one, as on 100k files
+    monkeypatch.setattr(lstats, "_tried", False)
+    monkeypatch.setattr(lstats, "_chosen", lstats._by_os)
     root = os.path.realpath(repo)
     assert statcache.quick(root, spec, memo) is not None
-    write(repo / "data/train/f059.csv", "changed")  # in the second half: a child's part
+    assert lstats._tried  # chosen in this process, before the fork
+    last = memo.paths()[-1]  # in the last part: a child's
+    write(repo / last, "changed")
     assert statcache.quick(root, spec, memo) is None
-    (repo / "data/train/f058.csv").unlink()  # a child's lstat fails: a miss, not an error
+    (repo / last).unlink()  # a child's lstat fails: a miss, not an error
     assert statcache.quick(root, spec, memo) is None
 
 
@@ -264,3 +271,52 @@ def test_the_object_store_refuses_nothing_it_was_given(repo: Path) -> None:
     assert store.path(f"sha256:{h.hex}").read_bytes() == b"payload"
     with pytest.raises(MlmError, match="disappeared"):
         hashing.hash_file(str(repo / "data/gone.bin"), "data/gone.bin", "sha256", store=store)
+
+
+def test_statx_and_os_lstat_give_the_same_keys(repo: Path) -> None:
+    """On Linux the memo check lstats through statx(2); its bytes must be os.lstat's."""
+    write(repo / "data/a.csv", "1")
+    (repo / "data/sub").mkdir()
+    (repo / "data/link").symlink_to("a.csv")
+    fast = lstats._statx()
+    if fast is None:
+        pytest.skip("no statx here: os.lstat is the only way")
+    fd = os.open(repo / "data", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        names = [b"a.csv", b"sub", b"link", b"."]
+        assert fast(fd, names) == lstats._by_os(fd, names)
+        assert fast(fd, [b"a.csv", b"gone"]) is None
+    finally:
+        os.close(fd)
+    st = os.lstat(repo / "data/a.csv")
+    (back,) = lstats.unpack(lstats.pack([st]))
+    assert (back.st_mode, back.st_ino, back.st_size) == (st.st_mode, st.st_ino, st.st_size)
+    assert (back.st_mtime_ns, back.st_ctime_ns) == (st.st_mtime_ns, st.st_ctime_ns)
+
+
+def test_a_folder_not_older_than_the_walk_proves_nothing(repo: Path) -> None:
+    """A folder's stat proves its names only when its mtime and ctime are older than the stamp
+    taken before the walk: a name added within the same tick as the walk listed the folder
+    leaves both times as they were (ctime cannot be forged here, so the stamp is moved)."""
+    settled(repo, DATA)
+    spec = Spec("train", "data/train")
+    root = os.path.realpath(repo)
+    memo = memo_of(repo, spec)
+    assert memo is not None and statcache.quick(root, spec, memo) is not None
+    newest = max(max(st.st_mtime_ns, st.st_ctime_ns) for st in lstats.unpack(memo.dir_keys))
+    assert statcache.quick(root, spec, memo._replace(stamp=newest)) is None
+    assert statcache.quick(root, spec, memo._replace(stamp=newest + 1)) is not None
+    assert statcache.quick(root, spec, memo._replace(stamp=0)) is None
+
+
+def test_a_touched_folder_settles_after_one_walk(repo: Path) -> None:
+    settled(repo, DATA)
+    spec = Spec("train", "data/train")
+    root = os.path.realpath(repo)
+    assert statcache.quick(root, spec, memo_of(repo, spec)) is not None
+    write(repo / "data/train/tmp.txt", "t")
+    (repo / "data/train/tmp.txt").unlink()  # the names are as they were; the mtime is not
+    assert statcache.quick(root, spec, memo_of(repo, spec)) is None
+    time.sleep(0.05)
+    assert status(repo)[0]["status"] == "clean"  # walked: the memo takes the folder's stat
+    assert statcache.quick(root, spec, memo_of(repo, spec)) is not None

@@ -33,7 +33,15 @@ def file_set(root: Path, spec: Spec, cache: statcache.StatCache) -> FileSet:
     (no walk), else by a walk."""
     top = os.path.normpath(os.path.abspath(root))
     found = statcache.quick(top, spec, cache.memos.get(spec.memo_key))
-    return found if found is not None else dataspec.enumerate_files(root, spec)
+    if found is not None:
+        return found
+    try:
+        stamp = cache.stamp()  # before the walk stats its folders: see statcache
+    except OSError:
+        stamp = 0  # a read-only .git: the memo will not vouch for the folders
+    fs = dataspec.enumerate_files(root, spec)
+    fs.stamp = stamp
+    return fs
 
 
 # --- fingerprints ------------------------------------------------------------------------------
@@ -74,7 +82,8 @@ class Fingerprint:
                 missing.append((path, st.st_size))
         if missing:
             stamp = self.cache.stamp()
-            self.cache.put_many(algorithm, hashing.hash_files(self.root, missing, algorithm), stamp)
+            done = hashing.hash_files(self.root, missing, algorithm, stamp=stamp)
+            self.cache.put_many(algorithm, done, stamp)
         cut = len(self.fileset.base) + 1 if self.fileset.base else 0
         out: manifest.Entries = {}
         for path in self.fileset.path_list():
@@ -124,7 +133,7 @@ def fingerprint(
         bar = progress(sum(s for _, s in jobs), len(jobs)) if progress else None
         try:
             for algorithm, group in stale.items():
-                done = hashing.hash_files(root, group, algorithm, bar, store=store)
+                done = hashing.hash_files(root, group, algorithm, bar, store=store, stamp=stamp)
                 cache.put_many(algorithm, done, stamp)
                 stored.update(p for p, h in done.items() if h.stored)
         finally:

@@ -18,8 +18,9 @@ import mmap
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from gitmlm.data import forking
 from gitmlm.data.lock import ALGORITHMS
@@ -73,6 +74,13 @@ def check_algorithm(name: str) -> str:
     return name
 
 
+POPULATE_UNDER = 64 << 20
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+"""Linux: map a file's pages at once; a 2 MB file otherwise takes about 30 page faults, a
+tenth of its hashing time on a virtual machine. Not for big files: populating reads the whole
+file in before hashing starts, which for a file larger than memory evicts its own start."""
+
+
 def _read_into(
     fd: int, h: hashlib._Hash, size: int, buf: bytearray, keep: list[bytes] | None, mapped: bool
 ) -> int:
@@ -80,29 +88,41 @@ def _read_into(
         # Hashing the page cache in place: no copy into a buffer, so one core's full sha256
         # rate. A file truncated meanwhile raises SIGBUS, which kills the process: only the
         # forked hashing processes map files, and their death means "redo it in threads".
-        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
-            m.madvise(mmap.MADV_SEQUENTIAL)
+        populate = _POPULATE if size < POPULATE_UNDER else 0
+        with mmap.mmap(fd, 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ) as m:
+            if not populate:
+                m.madvise(mmap.MADV_SEQUENTIAL)
             h.update(m)
             return len(m)
-    if size < CHUNK:
-        # Small files: one read of the expected size plus one to see the end.
-        total = 0
-        while True:
-            data = os.read(fd, max(size - total, 0) + 1)
-            if not data:
-                return total
-            h.update(data)
-            if keep is not None:
-                keep.append(data)
-            total += len(data)
+    # Into the caller's buffer, reused for every file: no bytes object per read. A read that
+    # does not fill the buffer reached the end (of a regular file), so a small file costs one
+    # read; one cut short otherwise shows as fewer bytes than its size, and is read again.
     view = memoryview(buf)
     total = 0
     while True:
         n = os.readv(fd, [buf])
-        if not n:
+        if n:
+            h.update(view[:n])
+            if keep is not None:
+                keep.append(bytes(view[:n]))
+            total += n
+        if n < len(buf):
             return total
-        h.update(view[:n])
-        total += n
+
+
+_CONSTRUCTORS: dict[str, Callable[..., hashlib._Hash]] = {}
+
+
+def _hasher(algorithm: str) -> Callable[..., hashlib._Hash]:
+    """The algorithm's constructor (`hashlib.new` looks the name up on every call, a cost per
+    file when files are small)."""
+    new = _CONSTRUCTORS.get(algorithm)
+    if new is None:
+        named = getattr(hashlib, algorithm, None)
+        new = _CONSTRUCTORS[algorithm] = (
+            named if callable(named) else partial(hashlib.new, algorithm)
+        )
+    return new
 
 
 def hash_file(
@@ -112,44 +132,127 @@ def hash_file(
     buf: bytearray | None = None,
     store: Store | None = None,
     mapped: bool = False,
+    expected: int = -1,
+    stamp: int = 0,
 ) -> Hashed:
     """The digest of one regular file with the stat it had throughout the read. With `store`,
     a small file's bytes (read whole anyway) go into the object store from that same read:
-    the object holds exactly the bytes hashed, with no second read."""
+    the object holds exactly the bytes hashed, with no second read.
+
+    The read is between two fstats that must agree. With `stamp` (the file-system time taken
+    before hashing began) and `expected` (the size the walk saw), the first try has one fstat,
+    after the read: a file whose mtime and ctime are older than `stamp` was last written before
+    it was opened, so what was read is what the fstat describes (the stat cache's own
+    reasoning, see statcache). A file written since, or any surprise, gets the two fstats."""
     buf = buf if buf is not None else bytearray(CHUNK)
-    for _ in range(TRIES):
+    new = _hasher(algorithm)
+    for attempt in range(TRIES):
+        fd = _open(full, rel)
+        one_stat = attempt == 0 and stamp > 0 and expected >= 0
         try:
-            fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError as exc:
-            raise MlmError(f"{rel} disappeared while being hashed; run the command again") from exc
-        except PermissionError as exc:
-            raise MlmError(f"cannot read {rel}: permission denied; fix its permissions") from exc
-        except OSError as exc:
-            raise MlmError(f"cannot read {rel}: {exc.strerror}") from exc
-        try:
-            before = os.fstat(fd)
-            if not stat.S_ISREG(before.st_mode):
+            before = None if one_stat else os.fstat(fd)
+            if before is not None and not stat.S_ISREG(before.st_mode):
                 raise MlmError(f"{rel} is not a regular file; datasets hold regular files only")
-            h = hashlib.new(algorithm)
-            keep: list[bytes] | None = [] if store is not None and before.st_size < CHUNK else None
+            size = expected if before is None else before.st_size
+            h = new()
+            keep: list[bytes] | None = [] if store is not None and size < CHUNK else None
             try:
-                n = _read_into(fd, h, before.st_size, buf, keep, mapped)
+                n = _read_into(fd, h, size, buf, keep, mapped)
             except OSError as exc:
+                if one_stat:
+                    continue  # not a regular file any more, perhaps: the careful way says
                 raise MlmError(f"cannot read {rel}: {exc.strerror}") from exc
             after = os.fstat(fd)
         finally:
             os.close(fd)
+        if not stat.S_ISREG(after.st_mode):
+            raise MlmError(f"{rel} is not a regular file; datasets hold regular files only")
         key = stat_key(after)
-        if key == stat_key(before) and n == before.st_size:
-            hex_ = h.hexdigest()
-            if store is not None and keep is not None:
-                store.put_hashed(b"".join(keep), algorithm, hex_)
-                return Hashed(key, hex_, True)
-            return Hashed(key, hex_)
+        if n != after.st_size:
+            continue
+        if before is None:
+            if max(after.st_mtime_ns, after.st_ctime_ns) >= stamp:
+                continue  # written since hashing began: read it again between two fstats
+        elif key != stat_key(before):
+            continue
+        hex_ = h.hexdigest()
+        if store is not None and keep is not None:
+            store.put_hashed(b"".join(keep), algorithm, hex_)
+            return Hashed(key, hex_, True)
+        return Hashed(key, hex_)
     raise MlmError(
         f"{rel} changed while it was being hashed ({TRIES} tries); "
         "stop whatever is writing it and run the command again"
     )
+
+
+def hash_many(
+    root: str,
+    jobs: Iterable[tuple[str, int]],
+    algorithm: str,
+    buf: bytearray,
+    store: Store | None = None,
+    mapped: bool = False,
+    stamp: int = 0,
+) -> Iterator[tuple[str, tuple[StatKey, str, bool]]]:
+    """(path, `hash_file`'s result as a plain tuple) for each (path, expected size) job, in
+    order (plain: what the hashing processes marshal, and `as_hashed` makes). Most small
+    files take a lean loop here (per file: open, one read into `buf`, one fstat, close), which
+    is where hashing many small files spends its time; everything else — a big file, one to
+    store, one written since `stamp`, any error or surprise — goes to `hash_file`."""
+    view = memoryview(buf)
+    new = _hasher(algorithm)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    lean = stamp > 0 and store is None
+    into = [buf]
+    limit = len(buf)
+    for rel, size in jobs:
+        if lean and size < limit:
+            full = f"{root}/{rel}"
+            try:
+                fd = os.open(full, flags)
+            except OSError:
+                h = hash_file(full, rel, algorithm, buf, store, mapped, size, stamp)
+                yield rel, (h.key, h.hex, h.stored)
+                continue
+            try:
+                n = os.readv(fd, into)
+                st = os.fstat(fd)
+            except OSError:
+                n, st = -1, None
+            finally:
+                os.close(fd)
+            # A regular file, read whole (a short read is its end), last written before stamp.
+            if (
+                st is not None
+                and n == st.st_size
+                and n < limit
+                and st.st_mode & _IFMT == _IFREG
+                and st.st_mtime_ns < stamp
+                and st.st_ctime_ns < stamp
+            ):
+                key = (n, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                yield rel, (key, new(view[:n]).hexdigest(), False)
+                continue
+        h = hash_file(f"{root}/{rel}", rel, algorithm, buf, store, mapped, size, stamp)
+        yield rel, (h.key, h.hex, h.stored)
+
+
+_IFMT = 0o170000
+_IFREG = 0o100000
+as_hashed = partial(tuple.__new__, Hashed)
+"""A plain (key, hex, stored) tuple as a Hashed, in C (no Python-level __new__ per file)."""
+
+
+def _open(full: str, rel: str) -> int:
+    try:
+        return os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise MlmError(f"{rel} disappeared while being hashed; run the command again") from exc
+    except PermissionError as exc:
+        raise MlmError(f"cannot read {rel}: permission denied; fix its permissions") from exc
+    except OSError as exc:
+        raise MlmError(f"cannot read {rel}: {exc.strerror}") from exc
 
 
 PROCESSES_OVER = 2_000
@@ -158,7 +261,7 @@ file, Python's own work holds the GIL, so threads only help with large buffers."
 PROCESS_BYTES = 256 << 20
 """...or bytes above which they are (large buffers hash faster mapped than read into a buffer,
 and a fork costs less than hashing this much)."""
-BATCH = 256
+BATCH = 1024
 """Results a hashing process sends at a time."""
 
 
@@ -169,12 +272,13 @@ def hash_files(
     progress: Progress | None = None,
     workers: int | None = None,
     store: Store | None = None,
+    stamp: int = 0,
 ) -> dict[str, Hashed]:
     """Hash (repo-relative path, expected size) jobs under `root`, largest first. Many files:
     one forked process per core where this process may fork (the command line), each taking
     every n-th file of the size order; otherwise one thread per core, so the biggest file starts
     at once and small files fill the other cores. With `store`, small files are stored from the
-    read that hashed them (`hash_file`)."""
+    read that hashed them; `stamp`: the file-system time before hashing began (`hash_file`)."""
     ordered = sorted(jobs, key=lambda j: j[1], reverse=True)
     out: dict[str, Hashed] = {}
     total = sum(size for _, size in ordered)
@@ -184,16 +288,15 @@ def hash_files(
         len(ordered) >= PROCESSES_OVER or (len(ordered) > 1 and total >= PROCESS_BYTES)
     ):
         try:
-            _in_processes(root, ordered, algorithm, progress, procs, store, out)
+            _in_processes(root, ordered, algorithm, progress, procs, store, stamp, out)
             return out
         except forking.ChildFailed:
             ordered = [job for job in ordered if job[0] not in out]  # finish here, in threads
     if count == 1 or len(ordered) < 2 or total < SMALL_JOB:
-        buf = bytearray(CHUNK)
-        for rel, size in ordered:
-            out[rel] = hash_file(f"{root}/{rel}", rel, algorithm, buf, store)
+        for rel, h in hash_many(root, ordered, algorithm, bytearray(CHUNK), store, False, stamp):
+            out[rel] = as_hashed(h)
             if progress:
-                progress(size, 1)
+                progress(h[0][0], 1)
         return out
 
     lock = threading.Lock()
@@ -209,7 +312,7 @@ def hash_files(
                 return
             rel, size = job
             try:
-                result = hash_file(f"{root}/{rel}", rel, algorithm, buf, store)
+                result = hash_file(f"{root}/{rel}", rel, algorithm, buf, store, False, size, stamp)
             except BaseException as exc:  # handed to the caller's thread below
                 failures.append(exc)
                 return
@@ -237,35 +340,38 @@ def _in_processes(
     progress: Progress | None,
     procs: int,
     store: Store | None,
+    stamp: int,
     out: dict[str, Hashed],
 ) -> None:
     def work(part: Sequence[tuple[str, int]]) -> Iterator[bytes]:
-        buf = bytearray(CHUNK)
-        batch: list[tuple[Any, ...]] = []
-        for rel, _ in part:
+        # Frames of (paths, results): the parent makes its Hashed objects in C (as_hashed).
+        rels: list[str] = []
+        vals: list[tuple[StatKey, str, bool]] = []
+        results = hash_many(root, part, algorithm, bytearray(CHUNK), store, True, stamp)
+        while True:
             try:
-                h = hash_file(f"{root}/{rel}", rel, algorithm, buf, store, mapped=True)
+                item = next(results, None)
             except MlmError as exc:  # the parent raises it; this process stops here
-                batch.append((rel, str(exc)))
-                yield marshal.dumps(batch)
+                if rels:
+                    yield marshal.dumps((rels, vals))
+                yield marshal.dumps((None, str(exc)))
                 return
-            batch.append((rel, h.key, h.hex, h.stored))
-            if len(batch) == BATCH:
-                yield marshal.dumps(batch)
-                batch = []
-        if batch:
-            yield marshal.dumps(batch)
+            if item is None:
+                break
+            rels.append(item[0])
+            vals.append(item[1])
+            if len(rels) == BATCH:
+                yield marshal.dumps((rels, vals))
+                rels, vals = [], []
+        if rels:
+            yield marshal.dumps((rels, vals))
 
     def take(frame: bytes) -> None:
-        size = 0
-        items = marshal.loads(frame)
-        for item in items:
-            if len(item) == 2:
-                raise MlmError(item[1])
-            rel, key, hex_, stored = item
-            out[rel] = Hashed(tuple(key), hex_, stored)
-            size += key[0]
+        rels, vals = marshal.loads(frame)
+        if rels is None:
+            raise MlmError(vals)
+        out.update(zip(rels, map(as_hashed, vals), strict=True))
         if progress:
-            progress(size, len(items))
+            progress(sum(v[0][0] for v in vals), len(rels))
 
     forking.stream(work, [ordered[i::procs] for i in range(procs)], take)

@@ -54,9 +54,13 @@ class FileSet:
     base: str
     """Repo-relative directory ("" for the root) that manifest paths are relative to."""
     _files: list[tuple[str, os.stat_result]] = field(default_factory=list)
-    dirs: list[tuple[str, int, str]] = field(default_factory=list)
-    """Each folder the walk listed: (repo-relative path, inode, its names joined by NUL in
-    listing order). With `plain`, what `statcache` needs to re-check the set without a walk."""
+    dirs: list[tuple[str, os.stat_result]] = field(default_factory=list)
+    """Each folder the walk listed: (repo-relative path, its lstat taken just before it was
+    listed). With `plain` and `stamp`, what `statcache` needs to re-check the set without a
+    walk: a name added, removed or renamed in a folder moves the folder's mtime."""
+    stamp: int = 0
+    """The file-system time taken before the walk began (0: not known). A folder whose mtime
+    or ctime is not older than it may have changed again within the same tick."""
     plain: bool = True
     """No symlink was met: the folders listed and the files' lstat say everything."""
     real: str = ""
@@ -65,6 +69,8 @@ class FileSet:
     """Vouched for by the stat cache's memo without a walk (`statcache.quick`)."""
     paths: list[str] | None = None
     """With `loader`: the files' paths, known before their stats are built."""
+    lister: Callable[[], list[str]] | None = None
+    """With `loader`: builds `paths` on first use."""
     loader: Callable[[], list[tuple[str, os.stat_result]]] | None = None
     """Builds `files` on first use (a memo vouches for the stats, so a clean `status` never
     builds 100,000 stat objects it does not read)."""
@@ -78,8 +84,11 @@ class FileSet:
         return self._files
 
     def path_list(self) -> list[str]:
-        if self.loader is not None and self.paths is not None:
-            return self.paths
+        if self.loader is not None:
+            if self.paths is None and self.lister is not None:
+                self.paths = self.lister()
+            if self.paths is not None:
+                return self.paths
         return [p for p, _ in self.files]
 
     def rel(self, path: str) -> str:
@@ -138,20 +147,6 @@ def declared(root: Path, cfg: Mapping[str, Any]) -> list[Spec]:
     return specs
 
 
-def listing(entries: Iterable[os.DirEntry[str]], typed: bool) -> str:
-    """A folder's names joined by NUL, as `statcache` compares them. `typed` (for globs, whose
-    walk passes over names it does not select) marks folders "/" and symlinks "@", so a name
-    that turns into a folder or a link is a change even though it was never stat-ed."""
-    if not typed:
-        return "\0".join([e.name for e in entries])
-    return "\0".join(
-        [
-            e.name + ("@" if e.is_symlink() else "/" if e.is_dir(follow_symlinks=False) else "")
-            for e in entries
-        ]
-    )
-
-
 def _static_prefix(pattern: str) -> str:
     parts = pattern.split("/")
     fixed = []
@@ -195,17 +190,19 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
         excluding = bool(excluder)
         seen = {base_real}
         top_full = f"{root_s}/{top}" if top else root_s
-        stack = [(top, keep is not None, os.lstat(top_full).st_ino)]
+        stack = [(top, keep is not None)]
         files = fs.files
         dirs = fs.dirs
         fs.plain = not os.path.islink(top_full)
         while stack:
-            rel_dir, matching, ino = stack.pop()
+            rel_dir, matching = stack.pop()
+            full_dir = f"{root_s}/{rel_dir}" if rel_dir else root_s
             try:
-                entries = list(os.scandir(f"{root_s}/{rel_dir}" if rel_dir else root_s))
+                # Its stat before its names: a change after the stat moves the mtime.
+                dirs.append((rel_dir, os.lstat(full_dir)))
+                entries = list(os.scandir(full_dir))
             except OSError as exc:
                 raise MlmError(f"{what}: cannot list {rel_dir or '.'}: {exc.strerror}") from exc
-            dirs.append((rel_dir, ino, listing(entries, keep is not None)))
             prefix = rel_dir + "/" if rel_dir else ""
             for entry in entries:
                 name = entry.name
@@ -229,12 +226,12 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
                         if real in seen or _inside(base_real, real):
                             raise MlmError(f"{what}: {rel} is a symlink loop; remove it")
                         seen.add(real)
-                        stack.append((rel, matching and not selected, 0))
+                        stack.append((rel, matching and not selected))
                         continue
                     st = os.stat(entry.path)
                 elif entry.is_dir(follow_symlinks=False):
                     if selected or keep is None or keep.touches(rel):
-                        stack.append((rel, matching and not selected, entry.inode()))
+                        stack.append((rel, matching and not selected))
                     continue
                 elif not selected:
                     continue
@@ -293,7 +290,8 @@ def enumerate_files(root: Path, spec: Spec) -> FileSet:
         raise MlmError(f"{what}: {spec.path} is not a regular file or a folder")
     _check_name(spec, spec.path)
     plain = not stat.S_ISLNK(lst.st_mode)
-    return FileSet(spec, "file", spec.path.rpartition("/")[0], [(spec.path, st)], [], plain, real)
+    base = spec.path.rpartition("/")[0]
+    return FileSet(spec, "file", base, [(spec.path, st)], plain=plain, real=real)
 
 
 def check_disjoint(filesets: Iterable[FileSet]) -> None:

@@ -3,15 +3,21 @@ an unchanged file is never read again. One cache per work tree under .git/mlm/ca
 
 Two files. The table (`<worktree>`) maps each file to its stat key, digest and stamp; it is
 loaded only when something changed. The memos (`<worktree>.memo`) hold, per dataset, what its
-last verified enumeration saw — its files and their packed lstat (type, size, mtime, ctime,
-inode), and each folder listed with its inode and names — with the digest. An unchanged dataset
-is answered without a walk: list its folders (C-level `os.listdir`), lstat its files (C-level
-`map`), and compare two bytes values; no per-file Python object beyond the stat itself.
+last verified enumeration saw — its files, grouped by folder, and their packed lstat (type,
+size, mtime, ctime, inode), and the lstat of each folder the walk listed, taken before it was
+listed — with the digest. An unchanged dataset is answered without a walk: lstat its folders,
+then its files relative to their open folder (the kernel resolves one name, not the whole
+path; `lstats`: statx on Linux, no Python object per file), and compare bytes values; no
+folder is listed.
 
 When a memo may answer without a walk (`quick`): the walk met no symlink; the dataset's top
-has the same real path; every folder listed still is a folder with the same inode and the same
-names (for a glob, the same kinds of names too: a name becoming a folder or a link could bring
-files in); every file's lstat is the same. Anything else is a walk, then the table.
+has the same real path; every folder listed has the same lstat (type, size, mtime, ctime,
+inode) and its mtime and ctime are older than the stamp taken before the walk; every file's
+lstat is the same. A name added to, removed from or renamed within a folder moves the folder's
+mtime and ctime (POSIX), and a change after the folder's stat was taken gives a time not older
+than the stamp, so it cannot hide behind an unchanged stat; a change of a file's content does
+not move its folder, which is why every file is still lstat-ed. Anything else is a walk, then
+the table.
 
 Racy timestamps, as git handles them: a file changed twice within one timestamp tick keeps its
 stat. Each entry remembers a stamp — the file-system time at which its hashing began (the
@@ -27,25 +33,21 @@ wrong answer.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import hashlib
 import marshal
 import os
-import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from gitmlm.data import forking
+from gitmlm.data import forking, lstats
 from gitmlm.data import spec as dataspec
 from gitmlm.data.hashing import Hashed, StatKey
 
-MAGIC = b"gitmlm-stat-3 py%d.%d marshal%d\n" % (*sys.version_info[:2], marshal.version)
+MAGIC = b"gitmlm-stat-4 py%d.%d marshal%d\n" % (*sys.version_info[:2], marshal.version)
 """The format and the Python that wrote it (marshal's format follows Python's version)."""
 
 Entry = tuple[StatKey, str, int]
@@ -55,10 +57,13 @@ Entry = tuple[StatKey, str, int]
 class Memo(NamedTuple):
     """A dataset's last verified state."""
 
-    paths: str
-    """Its files (repo-relative) joined by NUL, in walk order."""
+    folders: list[str]
+    """The folders holding its files (repo-relative, "" for the root), one per run of files
+    sharing a folder in walk order."""
+    names: list[str]
+    """Per entry of `folders`: its files' names joined by NUL, in walk order."""
     keys: bytes
-    """Their packed lstat keys (`pack`)."""
+    """The files' lstat keys (`lstats.pack`), in walk order."""
     digest: str
     size: int
     kind: str
@@ -70,14 +75,35 @@ class Memo(NamedTuple):
     plain: bool
     """No symlink met: `quick` may answer."""
     dirs: list[str]
-    inos: list[int]
-    listings: list[str]
+    """The folders the walk listed."""
+    dir_keys: bytes
+    """Their lstat keys (`lstats.pack`), each taken before the folder was listed."""
+    stamp: int
+    """The file-system time before the walk (0: not known, so `quick` never answers)."""
+
+    def paths(self) -> list[str]:
+        """The files, repo-relative, in walk order."""
+        out: list[str] = []
+        for folder, names in zip(self.folders, self.names, strict=True):
+            if folder:
+                prefix = folder + "/"
+                out += [prefix + n for n in names.split("\0")]
+            else:
+                out += names.split("\0")
+        return out
 
 
-_KEY_FIELDS = ("st_mode", "st_size", "st_mtime_ns", "st_ctime_ns", "st_ino")
-_KEY = attrgetter(*_KEY_FIELDS)
-_SPAN = 1 << 64
-_HALF = 1 << 63
+def _groups(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`paths` as runs sharing a folder: (folders, names joined by NUL)."""
+    folders: list[str] = []
+    names: list[list[str]] = []
+    for p in paths:
+        folder, _, name = p.rpartition("/")
+        if not folders or folders[-1] != folder:
+            folders.append(folder)
+            names.append([])
+        names[-1].append(name)
+    return folders, ["\0".join(n) for n in names]
 
 
 def fresh(entry: Entry | None, key: StatKey) -> bool:
@@ -87,14 +113,8 @@ def fresh(entry: Entry | None, key: StatKey) -> bool:
     return max(key[1], key[2]) < entry[2]
 
 
-def pack(stats: Sequence[os.stat_result]) -> bytes:
-    """The lstat keys (type and mode, size, mtime, ctime, inode) of files as one bytes value,
-    built in C (array over map), since `status` does this for every file."""
-    try:
-        return array.array("q", chain.from_iterable(map(_KEY, stats))).tobytes()
-    except OverflowError:  # a 64-bit inode above 2**63: fold every value into signed range
-        values = [(v + _HALF) % _SPAN - _HALF for k in map(_KEY, stats) for v in k]
-        return array.array("q", values).tobytes()
+def _dir_proof(fs: dataspec.FileSet) -> tuple[list[str], bytes]:
+    return [d for d, _ in fs.dirs], lstats.pack([st for _, st in fs.dirs])
 
 
 def _top(fs: dataspec.FileSet) -> str:
@@ -108,75 +128,82 @@ def _full(root: str, rel: str) -> str:
 def quick(root: str, spec: dataspec.Spec, memo: Memo | None) -> dataspec.FileSet | None:
     """The file set `memo` vouches for when nothing it saw has changed (see the module's
     docstring), else None: then the caller walks."""
-    if memo is None or not memo.plain:
+    if memo is None or not memo.plain or not _settled(memo.dir_keys, memo.stamp):
         return None
     try:
         if os.path.realpath(_full(root, memo.top)) != memo.real:
             return None
-        dstats = list(map(os.lstat, [_full(root, d) for d in memo.dirs]))
-        if [s.st_ino for s in dstats] != memo.inos:
+        if lstats.pack(list(map(os.lstat, [_full(root, d) for d in memo.dirs]))) != memo.dir_keys:
             return None
-        if not all(stat.S_ISDIR(s.st_mode) for s in dstats):
-            return None
-        typed = memo.kind == "glob"
-        for d, names in zip(memo.dirs, memo.listings, strict=True):
-            full = _full(root, d)
-            if typed:
-                with os.scandir(full) as it:
-                    now = dataspec.listing(it, True)
-            else:
-                now = "\0".join(os.listdir(full))
-            if now != names and sorted(now.split("\0")) != sorted(names.split("\0")):
-                return None
-        paths = memo.paths.split("\0")
-        if not _same_stats(root, paths, memo.keys):
+        if not _same_stats(root, memo):
             return None
     except OSError:
         return None
     fs = dataspec.FileSet(spec, memo.kind, memo.base, real=memo.real, from_memo=True)
-    fs.paths = paths
-    fs.loader = lambda: list(zip(paths, _stats(memo.keys), strict=True))
+    fs.lister = memo.paths
+    fs.loader = lambda: list(zip(fs.path_list(), lstats.unpack(memo.keys), strict=True))
     return fs
 
 
-PARALLEL_OVER = 20_000
-"""Files above which the lstat pass is split across processes (when `forking` allows)."""
+def _settled(dir_keys: bytes, stamp: int) -> bool:
+    """Whether every folder's mtime and ctime are older than `stamp` (else a change within the
+    same tick could have kept its stat)."""
+    return all(max(st.st_mtime_ns, st.st_ctime_ns) < stamp for st in lstats.unpack(dir_keys))
 
 
-def _same_stats(root: str, paths: list[str], keys: bytes) -> bool:
-    """Whether the files' lstat keys are `keys`, lstat-ing in as many processes as allowed."""
-    n = forking.workers() if len(paths) > PARALLEL_OVER else 1
+PARALLEL_OVER = 5_000
+"""Files above which the lstat pass is split across processes (when `forking` allows): a fork
+costs about as much as lstat-ing a thousand files."""
+_OPEN_DIR = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+"""A folder opened only to lstat names in it (O_PATH: no read permission needed)."""
+
+
+def _check(root: str, memo: Memo, counts: list[int], first: int, last: int) -> bool:
+    """Whether files [first, last) of the memo (in walk order) are unchanged; `counts`: files
+    per entry of `memo.folders`."""
+    start = 0
+    for folder, names, count in zip(memo.folders, memo.names, counts, strict=True):
+        end = start + count
+        a, b = max(first, start), min(last, end)
+        if a < b:
+            listed = os.fsencode(names).split(b"\0")[a - start : b - start]
+            fd = os.open(_full(root, folder), _OPEN_DIR)
+            try:
+                got = lstats.lstat_in(fd, listed)
+            finally:
+                os.close(fd)
+            if got is None or got != lstats.part(memo.keys, a, b):
+                return False
+        start = end
+    return True
+
+
+def _same_stats(root: str, memo: Memo) -> bool:
+    """Whether the files' lstat keys are the memo's, lstat-ing in as many processes as allowed
+    (each takes an equal run of files in walk order)."""
+    counts = [names.count("\0") + 1 for names in memo.names]
+    total = sum(counts)
+    if total * lstats.WIDTH != len(memo.keys):
+        return False
+    fd = os.open(_full(root, memo.folders[0]), _OPEN_DIR)
+    try:
+        lstats.choose(fd, total)  # before any fork: helpers inherit the choice
+    finally:
+        os.close(fd)
+    n = forking.workers() if total > PARALLEL_OVER else 1
     if n == 1:
-        return pack(list(map(os.lstat, [f"{root}/{p}" for p in paths]))) == keys
-    step = -(-len(paths) // n)
-    slices = [(i, min(i + step, len(paths))) for i in range(0, len(paths), step)]
-    width = 8 * len(_KEY_FIELDS)
+        return _check(root, memo, counts, 0, total)
+    step = -(-total // n)
+    parts = [(i, min(i + step, total)) for i in range(0, total, step)]
 
     def check(span: Sequence[tuple[int, int]]) -> bytes:
-        ((a, b),) = span
-        got = pack(list(map(os.lstat, [f"{root}/{p}" for p in paths[a:b]])))
-        return b"1" if got == keys[a * width : b * width] else b"0"
+        ((first, last),) = span
+        return b"1" if _check(root, memo, counts, first, last) else b"0"
 
     try:
-        return forking.split(check, [[sl] for sl in slices]) == [b"1"] * len(slices)
+        return forking.split(check, [[p] for p in parts]) == [b"1"] * len(parts)
     except forking.ChildFailed:
         return False  # a file vanished in a child's part, most likely: walk instead
-
-
-def _stats(keys: bytes) -> list[os.stat_result]:
-    """stat results from packed keys (what a memo vouches for), for the rare reader."""
-    values = array.array("q")
-    values.frombytes(keys)
-    out = []
-    for i in range(0, len(values), 5):
-        mode, size, mtime, ctime, ino = values[i : i + 5]
-        out.append(
-            os.stat_result(
-                (mode, ino % _SPAN, 0, 0, 0, 0, size, 0, mtime // 10**9, ctime // 10**9),
-                {"st_mtime_ns": mtime, "st_ctime_ns": ctime},
-            )
-        )
-    return out
 
 
 def _load(file: Path) -> Any:
@@ -187,7 +214,7 @@ def _load(file: Path) -> Any:
     head = len(MAGIC)
     if raw[:head] != MAGIC or len(raw) < head + 32:
         return None
-    payload = raw[head + 32 :]
+    payload = memoryview(raw)[head + 32 :]  # not a copy: the memo of 100,000 files is 6 MB
     if hashlib.sha256(payload).digest() != raw[head : head + 32]:
         return None
     try:
@@ -261,13 +288,22 @@ class StatCache:
         self.dirty = True
 
     def hit(self, fs: dataspec.FileSet) -> Memo | None:
-        """The memo of `fs`'s dataset when it vouches for exactly these files and stats."""
+        """The memo of `fs`'s dataset when it vouches for exactly these files and stats. A walk
+        that saw them gives the memo its folders' stats and stamp, so that the next pass can
+        answer without a walk (a folder touched without a change of its files settles)."""
         if fs.from_memo:
             return self.memos[fs.spec.memo_key]
         memo = self.memos.get(fs.spec.memo_key)
-        if memo is None or memo.paths != "\0".join(fs.path_list()):
+        if memo is None or (memo.folders, memo.names) != _groups(fs.path_list()):
             return None
-        return memo if memo.keys == pack([st for _, st in fs.files]) else None
+        if memo.keys != lstats.pack([st for _, st in fs.files]):
+            return None
+        dirs, dir_keys = _dir_proof(fs)
+        if (dirs, dir_keys) != (memo.dirs, memo.dir_keys) or not _settled(dir_keys, memo.stamp):
+            memo = memo._replace(dirs=dirs, dir_keys=dir_keys, stamp=fs.stamp)
+            self.memos[fs.spec.memo_key] = memo
+            self.memos_dirty = True
+        return memo
 
     def remember(self, fs: dataspec.FileSet, digest: str, size: int) -> None:
         """Memo a dataset whose every file is in the table; not when any entry is racy."""
@@ -277,9 +313,12 @@ class StatCache:
         if any(max(e[0][1], e[0][2]) >= e[2] for e in entries):
             self.forget(key)
             return
+        folders, names = _groups(fs.path_list())
+        dirs, dir_keys = _dir_proof(fs)
         memo = Memo(
-            "\0".join(fs.path_list()),
-            pack([st for _, st in fs.files]),
+            folders,
+            names,
+            lstats.pack([st for _, st in fs.files]),
             digest,
             size,
             fs.kind,
@@ -287,9 +326,9 @@ class StatCache:
             _top(fs),
             fs.real,
             fs.plain and bool(fs.real),
-            [d for d, _, _ in fs.dirs],
-            [i for _, i, _ in fs.dirs],
-            [n for _, _, n in fs.dirs],
+            dirs,
+            dir_keys,
+            fs.stamp,
         )
         if self.memos.get(key) != memo:
             self.memos[key] = memo
