@@ -173,3 +173,18 @@ def test_a_renamed_run_is_never_shown_under_its_old_name(history: Path) -> None:
     out, fast_path = _log(history, [])
     assert "mended" in out and "broken" not in out and not fast_path
     assert _log(history, []) == (out, True)
+
+
+def test_what_git_refuses_is_said_by_the_full_path(history: Path, tmp_path: Path) -> None:
+    _full_then_fast(history, [])
+    bad = subprocess.run(
+        [sys.executable, "-m", "gitmlm", "log", "nosuchrev"], cwd=history, capture_output=True
+    )
+    assert bad.returncode == 1 and bad.stdout == b""
+    assert bad.stderr == b"git mlm: unknown revision 'nosuchrev': not a commit in this repository\n"
+    elsewhere = tmp_path / "not-a-repo"
+    elsewhere.mkdir()
+    outside = subprocess.run(
+        [sys.executable, "-m", "gitmlm", "log"], cwd=elsewhere, capture_output=True, text=True
+    )
+    assert outside.returncode == 1 and "not a git repository" in outside.stderr

@@ -7,7 +7,6 @@ in the brief pack, a git error) returns None, and the full path answers instead.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -62,13 +61,9 @@ def _parse(argv: list[str]) -> _Args | None:
     return args
 
 
-def _git(*args: str) -> subprocess.Popen[bytes]:
-    return gitcmd.start(args)
-
-
-def _out(proc: subprocess.Popen[bytes]) -> str | None:
-    data, _ = proc.communicate()
-    return data.decode("utf-8", "replace") if proc.returncode == 0 else None
+def _out(proc: gitcmd.Started) -> str | None:
+    data = proc.output()
+    return data.decode("utf-8", "replace") if data is not None else None
 
 
 class _Commit:
@@ -88,6 +83,7 @@ class _Commit:
 
 
 LOG_FORMAT = "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%ai%x1f%B"
+REF_FORMAT = "%(objectname) %(objecttype) %(*objectname) %(*objecttype) %(refname)"
 
 
 def _commits(text: str) -> list[_Commit]:
@@ -114,21 +110,25 @@ def run(argv: list[str]) -> bool:
     limit = [f"--max-count={args.limit}"] if args.limit is not None else []
     # Three git processes at once: the wall time is the slowest, not the sum. The log, the
     # slowest, starts first.
-    procs = [
-        _git("log", "--date-order", "-z", LOG_FORMAT, *limit, *revs, "--"),
-        _git("rev-parse", "--git-common-dir", "HEAD", "--symbolic-full-name", "HEAD"),
-        _git(
-            "for-each-ref",
-            "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) %(refname)",
-        ),
-    ]
+    procs: list[gitcmd.Started] = []
+    try:
+        for git_args in (
+            ["log", "--date-order", "-z", LOG_FORMAT, *limit, *revs, "--"],
+            ["rev-parse", "--git-common-dir", "HEAD", "--symbolic-full-name", "HEAD"],
+            ["for-each-ref", f"--format={REF_FORMAT}"],
+        ):
+            procs.append(gitcmd.Started(git_args))
+    except OSError:  # no git to start: the full path says so
+        for p in procs:
+            p.stop()
+        return False
     from gitmlm.core import briefcache
     from gitmlm.tracking import logtext
 
     head_text = _out(procs[1])  # the quickest: where the caches are
     if head_text is None:
-        for p in procs:
-            p.communicate()
+        for p in (procs[0], procs[2]):
+            p.stop()
         return False
     common, head_commit, symbolic = head_text.split("\n")[:3]
     mlm_dir = os.path.join(common, "mlm")
@@ -138,7 +138,7 @@ def run(argv: list[str]) -> bool:
     lines = briefcache.load_lines(mlm_dir) if not args.metrics else {}
     refs_text = _out(procs[2])
     if refs_text is None:
-        procs[0].communicate()
+        procs[0].stop()
         return False
     tip = None
     checkpoints: dict[str, str] = {}
@@ -157,7 +157,7 @@ def run(argv: list[str]) -> bool:
             short = "tag: " + name[10:] if tag else name.split("/", 2)[2]
             decorations.setdefault(target, []).append(short)
     if tip is not None and (view.get("tip") != tip or view.get("checkpoints") != checkpoints):
-        procs[0].communicate()
+        procs[0].stop()
         return False
     log_text = _out(procs[0])
     if log_text is None:
