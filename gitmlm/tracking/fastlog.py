@@ -1,7 +1,10 @@
 """The fast path of `git mlm log`: git plumbing and the caches the full path leaves, without
 click or pygit2 (their import was most of the command's time). Anything it is not sure of
-(an option it does not know, a notes ref or checkpoint that moved since the cache, a note not
-in the brief pack, a git error) returns None, and the full path answers instead.
+(an option it does not know, a notes ref or checkpoint that moved since the cache, a note in
+neither cache, a running run, a git error) returns False, and the full path answers instead.
+
+A sweep's log (no metric named, no checkpoint in view) prints each commit's runs from the text
+cached for its note (briefcache `loglines`): one string per commit, nothing formatted per run.
 """
 
 from __future__ import annotations
