@@ -83,15 +83,6 @@ def installed(tmp: Path) -> dict[str, str]:
     return env
 
 
-def wall(cmd: list[str], cwd: Path, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def build(root: Path, commits: int, runs: int) -> None:
     subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
     lines = []
@@ -259,8 +250,7 @@ def main() -> None:
             ("git mlm --version", ["git", "mlm", "--version"]),
             ("git mlm log -n 10", ["git", "mlm", "log", "-n", "10"]),
         ):
-            t = wall(cmd, root)
-            py = wall([sys.executable, "-c", "pass"], root)
+            t, py = interleaved([cmd, [sys.executable, "-c", "pass"]], root, env, 5)
             imports = subprocess.run(
                 [sys.executable, "-X", "importtime", "-m", "gitmlm", *cmd[2:]],
                 cwd=root,
