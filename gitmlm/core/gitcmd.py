@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import signal
 from typing import TYPE_CHECKING, overload
 
 from gitmlm.errors import MlmError
@@ -122,6 +123,9 @@ class Started:
                     (os.POSIX_SPAWN_DUP2, write, 1),
                     (os.POSIX_SPAWN_DUP2, null, 2),
                 ],
+                # Python ignores these, and a child would inherit that: back to the default,
+                # as subprocess's restore_signals does.
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
             )
         except BaseException:
             os.close(read)
