@@ -1,11 +1,14 @@
 """Benchmark of experiment tracking (issue: foundation). Prints each figure beside its reference.
 
-    python bench/tracking_bench.py [--commits 2000] [--runs 10000]
+    python bench/tracking_bench.py [--commits 2000] [--runs 10000] [--repeat 21] [--log-only]
 
 Builds a repository with COMMITS commits and RUNS runs (10 params, 5 metrics each) in a temp
 folder, then times: `git mlm log -n 1000` against `git log --notes=mlm -n 1000` on the same
-repository; `gitmlm.runs(where=...)` over every run; one run with 10 params and 3 metrics x 1000
-steps in-process; cold starts of `git mlm --version` and `git mlm log -n 10`; the cost of one
+repository (process start included: `git mlm` is the console script of this checkout installed
+as the README says, `pip install -e .`, into a temporary venv that sees this Python's packages;
+bytecode compiled, as after any install; medians of interleaved repeats, load average printed);
+`gitmlm.runs(where=...)` over every run; one run with 10 params and 3 metrics x 1000 steps
+in-process; cold starts of `git mlm --version` and `git mlm log -n 10`; the cost of one
 `log_metric` (journalled before it returns, so a SIGKILL loses nothing) against a bare
 `write` of the same line and against a list append (what buffering cost).
 `--log-metric-only` measures the last alone.
@@ -34,13 +37,50 @@ from gitmlm.core.git import Repo
 from gitmlm.core.records import Run
 
 
-def wall(cmd: list[str], cwd: Path, repeat: int = 5) -> float:
-    times = []
+def interleaved(cmds: list[list[str]], cwd: Path, env: dict[str, str], repeat: int) -> list[float]:
+    """Median wall time of each command, run in turns so that load from other work on the
+    machine falls on all of them alike."""
+    times: list[list[float]] = [[] for _ in cmds]
     for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for cmd, out in zip(cmds, times, strict=True):
+            start = time.perf_counter()
+            subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, check=True)
+            out.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def installed(tmp: Path) -> dict[str, str]:
+    """The environment of a user who ran `python -m pip install -e .` in a venv: its bin first
+    on PATH, no PYTHONPATH. Bytecode is written (to a folder of the temporary tree), whatever
+    this shell's PYTHONDONTWRITEBYTECODE says, as pip compiles it on install."""
+    venv = tmp / "venv"
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+    )
+    # This Python's pip and setuptools (the venv sees them): no download.
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", ROOT],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONHOME")
+    }
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    found = subprocess.run(
+        [python, "-c", "import gitmlm; print(gitmlm.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(found).parent.parent == Path(ROOT), f"the venv imports another gitmlm: {found}"
+    return env
 
 
 def build(root: Path, commits: int, runs: int) -> None:
@@ -147,8 +187,11 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=10000)
     parser.add_argument("--log-metric-only", action="store_true")
+    parser.add_argument("--log-only", action="store_true", help="stop after `git mlm log`")
+    parser.add_argument("--repeat", type=int, default=21, help="repeats of `git mlm log`")
     args = parser.parse_args()
-    log_metric_cost()
+    if not args.log_only:
+        log_metric_cost()
     if args.log_metric_only:
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,17 +201,20 @@ def main() -> None:
         print(
             f"built {args.commits} commits / {args.runs} runs in {time.perf_counter() - t0:.1f} s"
         )
-        mlm = [sys.executable, "-m", "gitmlm"]
-
+        env = installed(Path(tmp))
+        mlm_log = ["git", "mlm", "log", "-n", "1000"]
         start = time.perf_counter()
-        subprocess.run([*mlm, "log", "-n", "1000"], cwd=root, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(mlm_log, cwd=root, env=env, stdout=subprocess.DEVNULL, check=True)
         cold = time.perf_counter() - start
-        ours = wall([*mlm, "log", "-n", "1000"], root)
-        ref = wall(["git", "log", "--notes=mlm", "-n", "1000"], root)
+        git_log = ["git", "log", "--notes=mlm", "-n", "1000"]
+        ours, ref = interleaved([mlm_log, git_log], root, env, args.repeat)
         print(
             f"git mlm log -n 1000: {ours:.3f} s (first, parsing TOML: {cold:.3f} s) | "
-            f"git log --notes=mlm -n 1000: {ref:.3f} s | ratio {ours / ref:.2f}x (target <= 2x)"
+            f"git log --notes=mlm -n 1000: {ref:.3f} s | ratio {ours / ref:.2f}x (target <= 2x; "
+            f"medians of {args.repeat}, load average {os.getloadavg()[0]:.1f})"
         )
+        if args.log_only:
+            return
 
         os.chdir(root)
         gitmlm.runs()  # warm the parse cache, as any earlier listing has
@@ -204,8 +250,7 @@ def main() -> None:
             ("git mlm --version", ["git", "mlm", "--version"]),
             ("git mlm log -n 10", ["git", "mlm", "log", "-n", "10"]),
         ):
-            t = wall(cmd, root)
-            py = wall([sys.executable, "-c", "pass"], root)
+            t, py = interleaved([cmd, [sys.executable, "-c", "pass"]], root, env, 5)
             imports = subprocess.run(
                 [sys.executable, "-X", "importtime", "-m", "gitmlm", *cmd[2:]],
                 cwd=root,

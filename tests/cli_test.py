@@ -238,7 +238,7 @@ def test_log_fast_path_prints_what_the_full_path_prints(repo: Path) -> None:
     git(repo, "tag", "-a", "v1", "-m", "one")
     mlm(repo, "run", "--name", "first", "--", "python", "train.py")
     for args in (["log"], ["log", "-n", "1", "-m", "acc"], ["log", "--oneline", "HEAD~1..HEAD"]):
-        (repo / ".git" / "mlm" / "cache" / "logview.json").unlink(missing_ok=True)
+        (repo / ".git" / "mlm" / "cache" / "logview-1.marshal").unlink(missing_ok=True)
         full = mlm(repo, *args).stdout  # the full path, which leaves the cache
         assert {"pygit2", "click"}.isdisjoint(_imports(repo, *args))  # now the fast path
         assert mlm(repo, *args).stdout == full and "first" in full

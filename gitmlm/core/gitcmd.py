@@ -10,12 +10,18 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import subprocess
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import overload
+import signal
+from typing import TYPE_CHECKING, overload
 
 from gitmlm.errors import MlmError
+
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+# `subprocess` is imported where it is used: `git mlm log`'s fast path starts its git processes
+# with `Started` alone and need not load it (nor pathlib, for annotations only).
 
 Cwd = str | os.PathLike[str] | None
 
@@ -61,6 +67,8 @@ def proc(
 ) -> subprocess.CompletedProcess[str] | subprocess.CompletedProcess[bytes]:
     """`git ARGS`, whole result (exit code, stdout, stderr) for callers that explain failures.
     Text in and out unless `input` is bytes."""
+    import subprocess
+
     return subprocess.run(
         ["git", *args],
         cwd=cwd,
@@ -88,6 +96,8 @@ def run(
 
 def run_bytes(args: Sequence[str], *, cwd: Cwd = None) -> bytes:
     """`git ARGS` whose output is binary (archive, cat-file)."""
+    import subprocess
+
     done = subprocess.run(["git", *args], cwd=cwd, env=_env(None, None), capture_output=True)
     if done.returncode != 0:
         err = done.stderr.decode(errors="replace").strip()
@@ -95,15 +105,51 @@ def run_bytes(args: Sequence[str], *, cwd: Cwd = None) -> bytes:
     return done.stdout
 
 
-def start(args: Sequence[str]) -> subprocess.Popen[bytes]:
-    """`git ARGS` started, not waited for: several read at once (`git mlm log`'s fast path)."""
-    return subprocess.Popen(
-        ["git", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=_env(None, None),
-    )
+class Started:
+    """`git ARGS` started with its output piped, not waited for: several read at once
+    (`git mlm log`'s fast path). No stdin, stderr discarded. Raises OSError when git cannot
+    be started."""
+
+    def __init__(self, args: Sequence[str]) -> None:
+        read, write = os.pipe()  # both close on exec: other children never hold them
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            self.pid = os.posix_spawnp(
+                "git",
+                ["git", *args],
+                _env(None, None),
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, null, 0),
+                    (os.POSIX_SPAWN_DUP2, write, 1),
+                    (os.POSIX_SPAWN_DUP2, null, 2),
+                ],
+                # Python ignores these, and a child would inherit that: back to the default,
+                # as subprocess's restore_signals does.
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+            os.close(null)
+        self._read = read
+
+    def output(self) -> bytes | None:
+        """Everything git printed, once it exited; None if it failed."""
+        chunks = []
+        try:
+            while chunk := os.read(self._read, 1 << 16):
+                chunks.append(chunk)
+        finally:
+            os.close(self._read)
+            _, status = os.waitpid(self.pid, 0)
+        return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
+
+    def stop(self) -> None:
+        """Not wanted after all: git stops at its next write (a broken pipe), and is reaped."""
+        os.close(self._read)
+        os.waitpid(self.pid, 0)
 
 
 # --- ref moves without a process start each ----------------------------------------------------
@@ -113,6 +159,8 @@ class _RefSession:
     """A `git update-ref --stdin` of one repository: one transaction per update, kept open."""
 
     def __init__(self, git_dir: Path) -> None:
+        import subprocess
+
         self.proc = subprocess.Popen(
             ["git", "update-ref", "-m", "gitmlm", "--stdin"],
             stdin=subprocess.PIPE,

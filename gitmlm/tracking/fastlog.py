@@ -1,12 +1,15 @@
 """The fast path of `git mlm log`: git plumbing and the caches the full path leaves, without
 click or pygit2 (their import was most of the command's time). Anything it is not sure of
-(an option it does not know, a notes ref or checkpoint that moved since the cache, a note not
-in the brief pack, a git error) returns None, and the full path answers instead.
+(an option it does not know, a notes ref or checkpoint that moved since the cache, a note in
+neither cache, a running run, a git error) returns False, and the full path answers instead.
+
+A sweep's log (no metric named, no checkpoint in view) prints each commit's runs from the text
+cached for its note (briefcache `loglines`): one string per commit, nothing formatted per run.
 """
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -14,7 +17,7 @@ from gitmlm.core import gitcmd, refs
 
 if TYPE_CHECKING:
     from gitmlm.core import briefcache
-    from gitmlm.core.records import CommitInfo
+    from gitmlm.tracking import logtext
 
 # What the log needs besides git is imported in `run` after git has started: git works while
 # Python loads the rest.
@@ -61,37 +64,42 @@ def _parse(argv: list[str]) -> _Args | None:
     return args
 
 
-def _git(*args: str) -> subprocess.Popen[bytes]:
-    return gitcmd.start(args)
+def _out(proc: gitcmd.Started) -> str | None:
+    data = proc.output()
+    return data.decode("utf-8", "replace") if data is not None else None
 
 
-def _out(proc: subprocess.Popen[bytes]) -> str | None:
-    data, _ = proc.communicate()
-    return data.decode("utf-8", "replace") if proc.returncode == 0 else None
+class _Commit:
+    """A commit as `git log` printed it (logtext.Commit); not records.CommitInfo, whose module
+    loads dataclasses."""
+
+    __slots__ = ("author", "email", "message", "offset", "oid", "parents", "time")
+
+    def __init__(self, oid: str, author: str, email: str, when: int, offset: int, message: str):
+        self.oid = oid
+        self.parents: tuple[str, ...] = ()  # the log does not show them
+        self.author = author
+        self.email = email
+        self.time = when
+        self.offset = offset
+        self.message = message
 
 
-def _commits(text: str) -> list[CommitInfo]:
-    from gitmlm.core.records import CommitInfo
+LOG_FORMAT = "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%ai%x1f%B"
+REF_FORMAT = "%(objectname) %(objecttype) %(*objectname) %(*objecttype) %(refname)"
 
+
+def _commits(text: str) -> list[_Commit]:
     out = []
     for record in text.split("\0"):
         record = record.lstrip("\n")
         if not record:
             continue
-        oid, parents, author, email, when, date, tree, message = record.split("\x1f", 7)
-        tz = date.rsplit(" ", 1)[1]
+        oid, author, email, when, date, message = record.split("\x1f", 5)
+        tz = date[-5:]  # %ai ends with the offset: +hhmm
         offset = int(tz[1:3]) * 60 + int(tz[3:5])
         out.append(
-            CommitInfo(
-                oid,
-                tuple(parents.split()),
-                author,
-                email,
-                int(when),
-                -offset if tz[0] == "-" else offset,
-                message,
-                tree,
-            )
+            _Commit(oid, author, email, int(when), -offset if tz[0] == "-" else offset, message)
         )
     return out
 
@@ -103,40 +111,37 @@ def run(argv: list[str]) -> bool:
         return False
     revs = [*args.revisions] or ["HEAD"]
     limit = [f"--max-count={args.limit}"] if args.limit is not None else []
-    # Three git processes at once: the wall time is the slowest, not the sum.
-    procs = [
-        _git("rev-parse", "--git-common-dir", "HEAD", "--symbolic-full-name", "HEAD"),
-        _git(
-            "for-each-ref",
-            "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) %(refname)",
-        ),
-        _git(
-            "log",
-            "--date-order",
-            "-z",
-            "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%at%x1f%ai%x1f%T%x1f%B",
-            *limit,
-            *revs,
-            "--",
-        ),
-    ]
-    from pathlib import Path
-
+    # Three git processes at once: the wall time is the slowest, not the sum. The log, the
+    # slowest, starts first.
+    procs: list[gitcmd.Started] = []
+    try:
+        for git_args in (
+            ["log", "--date-order", "-z", LOG_FORMAT, *limit, *revs, "--"],
+            ["rev-parse", "--git-common-dir", "HEAD", "--symbolic-full-name", "HEAD"],
+            ["for-each-ref", f"--format={REF_FORMAT}"],
+        ):
+            procs.append(gitcmd.Started(git_args))
+    except OSError:  # no git to start: the full path says so
+        for p in procs:
+            p.stop()
+        return False
     from gitmlm.core import briefcache
     from gitmlm.tracking import logtext
 
-    head_text = _out(procs[0])  # the quickest: where the caches are
+    head_text = _out(procs[1])  # the quickest: where the caches are
     if head_text is None:
-        for p in procs[1:]:
-            p.communicate()
+        for p in (procs[0], procs[2]):
+            p.stop()
         return False
     common, head_commit, symbolic = head_text.split("\n")[:3]
-    mlm_dir = Path(common) / "mlm"
+    mlm_dir = os.path.join(common, "mlm")
+    color = sys.stdout.isatty()
     # Read while git log still works; used only if the refs show they are current.
     view = briefcache.load_view(mlm_dir)
-    pack = briefcache.load_pack(mlm_dir)
-    refs_text, log_text = (_out(p) for p in procs[1:])
-    if refs_text is None or log_text is None:
+    lines = briefcache.load_lines(mlm_dir) if not args.metrics else {}
+    refs_text = _out(procs[2])
+    if refs_text is None:
+        procs[0].stop()
         return False
     tip = None
     checkpoints: dict[str, str] = {}
@@ -154,31 +159,73 @@ def run(argv: list[str]) -> bool:
             tag = name.startswith("refs/tags/")
             short = "tag: " + name[10:] if tag else name.split("/", 2)[2]
             decorations.setdefault(target, []).append(short)
+    if tip is not None and (view.get("tip") != tip or view.get("checkpoints") != checkpoints):
+        procs[0].stop()
+        return False
+    log_text = _out(procs[0])
+    if log_text is None:
+        return False
     commits = _commits(log_text)
+    entries = None
     if tip is None:
-        found: dict[str, list[briefcache.Brief]] = {}
-        bases: dict[str, list[str]] = {}
-    else:
-        if view.get("tip") != tip or view.get("checkpoints") != checkpoints:
-            return False
-        noted: dict[str, str] = view["entries"]
-        bases = view["bases"]
-        found = {}
-        for c in logtext.wanted(commits, noted, bases):
-            if c not in noted:
-                continue  # a checkpoint without runs: the full path shows none either
-            rows = pack.get(noted[c])
-            if rows is None:
-                return False
-            found[c] = rows
-    branch = symbolic[len("refs/heads/") :] if symbolic.startswith("refs/heads/") else None
-    entries = logtext.assemble(commits, bases, found, None)
+        entries = [logtext.Entry(c) for c in commits]
+    elif lines:
+        entries = _from_lines(commits, view["entries"], view["bases"], lines, color)
     if entries is None:
-        return False  # a live or checkpoint run in view: its whole table is the full path's
-    color = sys.stdout.isatty()
+        entries = _from_briefs(commits, view["entries"], view["bases"], mlm_dir)
+    if entries is None:
+        return False
+    branch = symbolic[len("refs/heads/") :] if symbolic.startswith("refs/heads/") else None
     text = logtext.render(
         entries, decorations, (head_commit, branch), args.metrics, args.oneline, color
     )
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     return True
+
+
+def _from_lines(
+    commits: list[_Commit],
+    noted: dict[str, str],
+    bases: dict[str, list[str]],
+    lines: dict[str, briefcache.Lines],
+    color: bool,
+) -> list[logtext.Entry] | None:
+    """A sweep's log: each commit's runs as the text cached for its note, one string each.
+    None when a commit in view has checkpoints or a note without cached lines."""
+    from gitmlm.tracking.logtext import Entry
+
+    which = 1 if color else 0
+    out = []
+    for c in commits:
+        if c.oid in bases:
+            return None  # runs on uncommitted code: their records decide where they show
+        blob = noted.get(c.oid)
+        if blob is None:
+            out.append(Entry(c))
+            continue
+        made = lines.get(blob)
+        if made is None:
+            return None
+        out.append(Entry(c, lines=made[which]))
+    return out
+
+
+def _from_briefs(
+    commits: list[_Commit], noted: dict[str, str], bases: dict[str, list[str]], mlm_dir: str
+) -> list[logtext.Entry] | None:
+    """Entries from the briefs of every run (named metrics, checkpoints); None when a note in
+    view is not in the pack, or a run there needs its whole record."""
+    from gitmlm.core import briefcache
+    from gitmlm.tracking import logtext
+
+    pack = briefcache.load_pack(mlm_dir)
+    found: dict[str, list[briefcache.Brief]] = {}
+    for c in logtext.wanted(commits, noted, bases):
+        if c not in noted:
+            continue  # a checkpoint without runs: the full path shows none either
+        rows = pack.get(noted[c])
+        if rows is None:
+            return None
+        found[c] = rows
+    return logtext.assemble(commits, bases, found, None)

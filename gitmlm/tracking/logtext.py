@@ -13,7 +13,6 @@ from typing import Any, NamedTuple, Protocol
 from gitmlm.core import ids
 from gitmlm.core.briefcache import Brief as Row
 from gitmlm.core.briefcache import metrics_text
-from gitmlm.tracking import liveness
 
 
 class Commit(Protocol):
@@ -52,14 +51,17 @@ TableOf = Callable[[str, str], dict[str, Any]]
 
 class Entry:
     """A commit and its runs; `snapshots` are runs made on a dirty tree based on it (their
-    code is a checkpoint)."""
+    code is a checkpoint). `lines`, when set, is its runs' text already made (note_lines)."""
 
-    __slots__ = ("commit", "runs", "snapshots")
+    __slots__ = ("commit", "lines", "runs", "snapshots")
 
-    def __init__(self, commit: Commit, runs: list[Brief] | None = None) -> None:
+    def __init__(
+        self, commit: Commit, runs: list[Brief] | None = None, lines: str | None = None
+    ) -> None:
         self.commit = commit
         self.runs: list[Brief] = runs if runs is not None else []
         self.snapshots: list[Brief] = []
+        self.lines = lines
 
 
 def wanted(
@@ -98,6 +100,16 @@ def assemble(
     return out
 
 
+def note_lines(rows: Iterable[Row]) -> tuple[str, str] | None:
+    """The log lines of a note's runs when no metric is named (plain, colored), as `render`
+    prints them; None when a run is running (its status is decided when shown)."""
+    runs = _briefs(rows, "", None, snapshot=False)
+    if runs is None:
+        return None
+    plain = "\n".join(["    " + run_line(r, (), False) for r in runs])
+    return plain, "\n".join(["    " + run_line(r, (), True) for r in runs])
+
+
 def _briefs(
     rows: Iterable[Row], commit: str, table_of: TableOf | None, *, snapshot: bool
 ) -> list[Brief] | None:
@@ -108,11 +120,12 @@ def _briefs(
         if status != "running" and not snapshot:  # what a sweep's log is made of: as stored
             out.append(Brief(rid, name, status, metrics, None, shown_metrics))
             continue
-        table: dict[str, Any] = {}
-        if status == "running" or snapshot:
-            if table_of is None:
-                return None
-            table = table_of(commit, rid)
+        if table_of is None:
+            return None
+        # Here only (a live or snapshot run): a sweep's log need not load datetime.
+        from gitmlm.tracking import liveness
+
+        table = table_of(commit, rid)
         attached = [c for c in table.get("attached", []) if isinstance(c, str)]
         every = table.get("heartbeat_every")
         shown = liveness.status(
@@ -178,8 +191,10 @@ def render(
                 "",
             ]
             out += ["    " + line for line in c.message.rstrip("\n").split("\n")]
-            if entry.runs or entry.snapshots:
+            if entry.runs or entry.snapshots or entry.lines:
                 out.append("")
+        if entry.lines:
+            out.append(entry.lines)
         for r in entry.runs:
             out.append("    " + run_line(r, metrics, color))
         for r in entry.snapshots:

@@ -10,7 +10,7 @@ from typing import Any
 from gitmlm.core import briefcache, codec, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
-from gitmlm.tracking.logtext import Brief, Entry, assemble, wanted
+from gitmlm.tracking.logtext import Brief, Entry, assemble, note_lines, wanted
 
 __all__ = ["Brief", "Entry", "checkpoint_bases", "entries"]
 
@@ -25,6 +25,26 @@ def checkpoint_bases(repo: Repo, targets: dict[str, str] | None = None) -> dict[
     return out
 
 
+def _save_lines(
+    repo: Repo, noted: dict[str, str], found: dict[str, list[briefcache.Brief]]
+) -> None:
+    """Keep the log lines of the notes shown (by blob) for the fast path, which then reads one
+    string per commit; rewritten only when a note shown lacks them, keeping live notes only."""
+    lines = briefcache.load_lines(repo.mlm_dir)
+    added = False
+    for commit, rows in found.items():
+        blob = noted.get(commit)
+        if blob is None or blob in lines:
+            continue
+        made = note_lines(rows)
+        if made is not None:
+            lines[blob] = made
+            added = True
+    if added:
+        live = set(noted.values())
+        briefcache.save_lines(repo.mlm_dir, {b: t for b, t in lines.items() if b in live})
+
+
 def entries(repo: Repo, revisions: list[str], limit: int | None) -> list[Entry]:
     snap = store.snapshot(repo, refs.RUNS)
     commits = list(repo.walk(revisions, limit))
@@ -34,6 +54,7 @@ def entries(repo: Repo, revisions: list[str], limit: int | None) -> list[Entry]:
     view = briefcache.load_view(repo.mlm_dir)
     if view.get("tip") != snap.tip or view.get("checkpoints") != checkpoints:
         briefcache.save_view(repo.mlm_dir, snap.tip, snap.entries, checkpoints, bases)
+    _save_lines(repo, snap.entries, found)
 
     def table_of(commit: str, rid: str) -> dict[str, Any]:
         blob = snap.entries.get(commit)
