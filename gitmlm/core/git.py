@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pygit2
 
-from gitmlm.core import gitcmd
+from gitmlm.core import gitcmd, treebytes
 from gitmlm.core.records import CommitInfo
 from gitmlm.errors import MlmError
 
@@ -24,6 +24,8 @@ BULK_BLOBS = 64
 """From this many blobs on, `write_blobs` writes one pack rather than loose objects."""
 _BLOB = pygit2.enums.FileMode.BLOB
 _TREE = pygit2.enums.FileMode.TREE
+_trees = treebytes.Cache(64)
+"""Trees this process wrote or edited, parsed (see `Repo._tree`)."""
 
 
 class CasFailed(Exception):
@@ -531,12 +533,11 @@ class Repo:
         (or, for None, removes) the tree NAME in the top-level folder DIR: git keeps such
         non-note entries when it rewrites the notes tree (see notes.STORE).
         """
-        base_tree = None
+        root = treebytes.EMPTY
         if base is not None:
             c = self.raw[base]
             assert isinstance(c, pygit2.Commit)
-            base_tree = c.tree
-        root = self.raw.TreeBuilder(base_tree) if base_tree is not None else self.raw.TreeBuilder()
+            root = self._tree(str(c.tree_id))
         groups: dict[str, dict[str, str | None]] = {}
         dirs: dict[str, dict[str, str | None]] = {}
         for commit, blob in updates.items():
@@ -545,43 +546,31 @@ class Repo:
                 dirs.setdefault(folder, {})[name] = blob
             else:
                 groups.setdefault(commit[:2], {})[commit[2:]] = blob
+        changes: dict[str, tuple[int, str] | None] = {}
         for folder, items in dirs.items():
-            existing = root.get(folder)
-            sub = (
-                self.raw.TreeBuilder(existing.id)
-                if existing is not None
-                else self.raw.TreeBuilder()
+            existing = treebytes.find(root, folder)
+            sub = treebytes.edit(
+                self._subtree(existing),
+                {name: None if oid is None else (_TREE, oid) for name, oid in items.items()},
             )
-            for name, oid in items.items():
-                if oid is None:
-                    if sub.get(name) is not None:
-                        sub.remove(name)
-                else:
-                    sub.insert(name, pygit2.Oid(hex=oid), _TREE)
-            if len(sub):
-                root.insert(folder, sub.write(), _TREE)
+            if sub.keys:
+                changes[folder] = (_TREE, self._write_tree(sub))
             elif existing is not None:
-                root.remove(folder)
+                changes[folder] = None
         for prefix, items in groups.items():
-            existing = root.get(prefix)
-            if existing is not None and existing.filemode == _TREE:
-                sub = self.raw.TreeBuilder(existing.id)
-            else:
-                sub = self.raw.TreeBuilder()
-            for rest, blob in items.items():
-                if root.get(prefix + rest) is not None:  # a flat entry written by `git notes`
-                    root.remove(prefix + rest)
-                if blob is None:
-                    if sub.get(rest) is not None:
-                        sub.remove(rest)
-                else:
-                    sub.insert(rest, pygit2.Oid(hex=blob), _BLOB)
-            if len(sub) == 0:
-                if existing is not None:
-                    root.remove(prefix)
-            else:
-                root.insert(prefix, sub.write(), _TREE)
-        tree = root.write()
+            existing = treebytes.find(root, prefix)
+            for rest in items:
+                if treebytes.find(root, prefix + rest) is not None:
+                    changes[prefix + rest] = None  # a flat entry written by `git notes`
+            sub = treebytes.edit(
+                self._subtree(existing),
+                {rest: None if blob is None else (_BLOB, blob) for rest, blob in items.items()},
+            )
+            if sub.keys:
+                changes[prefix] = (_TREE, self._write_tree(sub))
+            elif existing is not None:
+                changes[prefix] = None
+        tree = pygit2.Oid(hex=self._write_tree(treebytes.edit(root, changes)))
         sig = self.signature()
         parents = [pygit2.Oid(hex=p) for p in ((base,) if base else ()) + extra_parents]
         return str(self.raw.create_commit(None, sig, sig, message, tree, parents))
@@ -592,22 +581,41 @@ class Repo:
         Touches only the folders named, so one blob added to a tree of thousands rewrites two
         small trees.
         """
-        root = self.raw.TreeBuilder(base) if base else self.raw.TreeBuilder()
+        root = self._tree(base) if base else treebytes.EMPTY
         groups: dict[str, dict[str, str]] = {}
         for path, blob in items.items():
             folder, _, name = path.partition("/")
             groups.setdefault(folder, {})[name] = blob
+        changes: dict[str, tuple[int, str] | None] = {}
         for folder, files in groups.items():
-            existing = root.get(folder)
-            sub = (
-                self.raw.TreeBuilder(existing.id)
-                if existing is not None
-                else self.raw.TreeBuilder()
+            sub = treebytes.edit(
+                self._subtree(treebytes.find(root, folder)),
+                {name: (_BLOB, blob) for name, blob in files.items()},
             )
-            for name, blob in files.items():
-                sub.insert(name, pygit2.Oid(hex=blob), _BLOB)
-            root.insert(folder, sub.write(), _TREE)
-        return str(root.write())
+            changes[folder] = (_TREE, self._write_tree(sub))
+        return self._write_tree(treebytes.edit(root, changes))
+
+    def _tree(self, oid: str) -> treebytes.Entries:
+        """A tree's entries, parsed once per process: the trees a run writes are the next
+        write's bases, kept as written (core/treebytes.py)."""
+        known = _trees.get(oid)
+        if known is not None:
+            return known
+        kind, raw = self.raw.odb.read(pygit2.Oid(hex=oid))
+        if kind != pygit2.enums.ObjectType.TREE:
+            raise MlmError(f"object {oid[:12]} is not a tree")
+        return _trees.put(oid, treebytes.parse(raw))
+
+    def _subtree(self, entry: tuple[int, str] | None) -> treebytes.Entries:
+        """The entries of a folder entry found in a tree; none for a missing or a file entry."""
+        if entry is None or entry[0] != _TREE:
+            return treebytes.EMPTY
+        return self._tree(entry[1])
+
+    def _write_tree(self, entries: treebytes.Entries) -> str:
+        oid = str(self.raw.odb.write(pygit2.enums.ObjectType.TREE, treebytes.data(entries)))
+        _trees.put(oid, entries)
+        return oid
 
     def fanout_files(self, tree: str) -> dict[str, str]:
         """NAME -> blob of every "XX/NAME" in a tree written by `write_fanout`."""
@@ -626,12 +634,9 @@ class Repo:
 
     def fanout_file(self, tree: str, path: str) -> str | None:
         """The blob at "XX/NAME" in a tree, or None."""
-        t = self.raw[tree]
-        assert isinstance(t, pygit2.Tree)
-        try:
-            return str(t[path].id)
-        except KeyError:
-            return None
+        folder, _, name = path.partition("/")
+        found = treebytes.find(self._subtree(treebytes.find(self._tree(tree), folder)), name)
+        return None if found is None else found[1]
 
     def write_commit(self, parents: tuple[str, ...], message: str, tree: str | None = None) -> str:
         """A commit on no ref (the empty tree unless given): the caller moves a ref to it by CAS."""
