@@ -85,6 +85,7 @@ class Repo:
             (self.gitdir / common.read_text().strip()).resolve() if common.exists() else self.gitdir
         )
         self.root = Path(raw.workdir) if raw.workdir else None
+        self._identity: tuple[str | None, str | None] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None) -> Repo:
@@ -447,8 +448,7 @@ class Repo:
         return [r.name for r in self.raw.remotes if r.name]
 
     def user(self) -> str:
-        for key in ("user.name", "user.email"):
-            value = self.config_get(key)
+        for value in self.identity():
             if value:
                 return value
         import getpass
@@ -646,13 +646,17 @@ class Repo:
         oids = [pygit2.Oid(hex=p) for p in parents]
         return str(self.raw.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), oids))
 
+    def identity(self) -> tuple[str | None, str | None]:
+        """user.name and user.email, read once per Repo: every notes commit is signed, and each
+        config read re-checks every config file (a run opens its own Repo)."""
+        if self._identity is None:
+            self._identity = (self.config_get("user.name"), self.config_get("user.email"))
+        return self._identity
+
     def signature(self) -> pygit2.Signature:
-        name = os.environ.get("GIT_COMMITTER_NAME") or self.config_get("user.name") or "gitmlm"
-        email = (
-            os.environ.get("GIT_COMMITTER_EMAIL")
-            or self.config_get("user.email")
-            or "gitmlm@localhost"
-        )
+        user, mail = self.identity()
+        name = os.environ.get("GIT_COMMITTER_NAME") or user or "gitmlm"
+        email = os.environ.get("GIT_COMMITTER_EMAIL") or mail or "gitmlm@localhost"
         date = os.environ.get("GIT_COMMITTER_DATE", "")
         m = re.fullmatch(r"@?(\d+)(?: ([+-])(\d\d)(\d\d))?", date.strip())
         if m:
@@ -753,10 +757,13 @@ class Repo:
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """Serialise this machine's gitmlm writers of one ref, so CAS retries stay rare."""
-        locks = self.mlm_dir / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        path = locks / (name.replace("/", "_") + ".lock")
-        with open(path, "a") as fh:
+        path = self.mlm_dir / "locks" / (name.replace("/", "_") + ".lock")
+        try:
+            fh = open(path, "a")  # noqa: SIM115 - closed below; the folder is made once
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "a")  # noqa: SIM115
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
