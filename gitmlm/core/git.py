@@ -108,12 +108,16 @@ class Repo:
     # --- reading -------------------------------------------------------------------------
 
     def head(self) -> Head:
-        if self.raw.head_is_unborn:
-            return Head(None, None)
-        commit = str(self.raw.head.target)
-        if self.raw.head_is_detached:
-            return Head(commit, None)
-        return Head(commit, self.raw.head.shorthand)
+        # One read of HEAD and one of its branch (head_is_unborn, head, head_is_detached each
+        # resolve HEAD again: a run asks three times).
+        head = self.raw.lookup_reference("HEAD")
+        if head.type != pygit2.enums.ReferenceType.SYMBOLIC:
+            return Head(str(head.target), None)
+        try:
+            branch = self.raw.lookup_reference(str(head.target)).resolve()
+        except (KeyError, pygit2.InvalidSpecError):
+            return Head(None, None)  # unborn: no commit on the branch yet
+        return Head(str(branch.target), branch.shorthand)
 
     def head_commit(self) -> str:
         head = self.head()
