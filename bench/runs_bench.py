@@ -4,7 +4,7 @@ before index notes), extracted from this repository's history into a temp folder
 
     python bench/runs_bench.py [--runs 10000] [--writers 16] [--per-writer 100]
                                [--baseline af30cf3] [--baseline-runs 300] [--baseline-per-writer 25]
-                               [--query-runs 100000] [--query-commits 10000]
+                               [--query-runs 100000] [--query-commits 10000] [--compare REV]
 
 1. RUNS small runs (one param, one metric) on one clean commit in one process: median cost per
    run, the first and the last 1,000; the baseline's cost grows with the note, so it records
@@ -12,6 +12,8 @@ before index notes), extracted from this repository's history into a temp folder
 2. WRITERS processes x PER_WRITER runs on one commit: wall time, runs per second, every run
    there; the baseline runs WRITERS x BASELINE_PER_WRITER (a smaller note, so its throughput is
    flattered: the ratio is a lower bound).
+With --compare REV, RUNS runs in one process again on this checkout and on gitmlm at REV,
+   taking turns 20 runs at a time (each sees the same load on a shared machine).
 3. `gitmlm.runs(where=...)` over QUERY_RUNS runs on QUERY_COMMITS commits: cold (a new process,
    nothing under .git/mlm/cache), warm (the same process again), and a new process once the
    first saved its table (.git/mlm/cache/runtable-*.bin).
@@ -36,15 +38,43 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]  # this checkout's gitmlm, and tracking_bench beside us
 
 ONE_PROCESS = """\
-import json, sys, time, gitmlm
+import json, os, sys, time, gitmlm
+def sched():  # Linux: (ns on a CPU, ns runnable but waiting for one) of this thread
+    try:
+        return [int(x) for x in open("/proc/thread-self/schedstat").read().split()[:2]]
+    except OSError:
+        return [0, 0]
 n = int(sys.argv[1])
 times = []
+before = sched()
 for i in range(n):
     t = time.perf_counter()
     with gitmlm.start_run(params={"lr": i / n}) as run:
         run.log_metric("acc", i / n)
     times.append(time.perf_counter() - t)
-json.dump(times, open(sys.argv[2], "w"))
+after = sched()
+json.dump({"times": times, "oncpu": after[0] - before[0], "waiting": after[1] - before[1]},
+          open(sys.argv[2], "w"))
+"""
+
+CHUNKED = """\
+import json, sys, time, gitmlm
+def sched():
+    try:
+        return [int(x) for x in open("/proc/thread-self/schedstat").read().split()[:2]]
+    except OSError:
+        return [0, 0]
+i = 0
+for line in sys.stdin:
+    times, before = [], sched()
+    for _ in range(int(line)):
+        t = time.perf_counter()
+        with gitmlm.start_run(params={"lr": i / 10000}) as run:
+            run.log_metric("acc", i / 10000)
+        times.append(time.perf_counter() - t)
+        i += 1
+    after = sched()
+    print(json.dumps([times, after[0] - before[0]]), flush=True)
 """
 
 WRITER = """\
@@ -88,6 +118,7 @@ def new_repo(path: Path) -> Path:
     (path / "train.py").write_text("print('train')\n")
     (path / "writer.py").write_text(WRITER)
     (path / "one.py").write_text(ONE_PROCESS)
+    (path / "chunked.py").write_text(CHUNKED)  # committed: a clean tree, no checkpoints
     git(path, "add", ".")
     git(path, "commit", "-q", "-m", "code")
     return path
@@ -110,11 +141,65 @@ def python(code_root: Path, *args: str, cwd: Path) -> subprocess.CompletedProces
     )
 
 
-def one_process(code_root: Path, repo: Path, runs: int) -> list[float]:
+def one_process(code_root: Path, repo: Path, runs: int) -> tuple[list[float], str]:
+    """Seconds per run, and where the time went: on a CPU, and runnable but waiting for one
+    (a loaded machine's share; this process only, not a git it waits for)."""
     out = repo.parent / f"{repo.name}-times.json"
     python(code_root, "one.py", str(runs), str(out), cwd=repo)
-    times: list[float] = json.loads(out.read_text())
-    return times
+    got = json.loads(out.read_text())
+    times: list[float] = got["times"]
+    where = ""
+    if got["oncpu"]:
+        where = (
+            f"; per run {got['oncpu'] / runs / 1e6:.1f} ms on a CPU, "
+            f"{got['waiting'] / runs / 1e6:.1f} ms waiting for one (load {_load()})"
+        )
+    return times, where
+
+
+def _load() -> str:
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
+
+
+def interleaved(codes: dict[str, Path], base: Path, runs: int, chunk: int = 20) -> None:
+    """The one-process workload on several versions of gitmlm at once, each in its own repo,
+    taking turns `chunk` runs at a time: on a shared machine each sees the same load."""
+    procs = {}
+    for label, code_root in codes.items():
+        repo = new_repo(base / f"turns-{label}")
+        procs[label] = subprocess.Popen(
+            [sys.executable, "chunked.py"],
+            cwd=repo,
+            env={**os.environ, "PYTHONPATH": str(code_root)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+    times: dict[str, list[float]] = {label: [] for label in codes}
+    oncpu = dict.fromkeys(codes, 0)
+    for _ in range(0, runs, chunk):
+        for label, proc in procs.items():
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(f"{chunk}\n")
+            proc.stdin.flush()
+            got, cpu = json.loads(proc.stdout.readline())
+            times[label] += got
+            oncpu[label] += cpu
+    for proc in procs.values():
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait()
+    k = min(1000, max(1, runs // 3))
+    print(f"taking turns, {chunk} runs at a time (load {_load()}):")
+    for label, ts in times.items():
+        cpu = f", {oncpu[label] / len(ts) / 1e6:.1f} ms on a CPU" if oncpu[label] else ""
+        print(
+            f"  {label}: median {ms(ts):.1f} ms per run, first {k} {ms(ts[:k]):.1f} ms, "
+            f"last {k} {ms(ts[-k:]):.1f} ms{cpu} (this process only)"
+        )
 
 
 def ms(values: list[float]) -> float:
@@ -146,6 +231,12 @@ def main() -> None:
     parser.add_argument("--query-runs", type=int, default=100000)
     parser.add_argument("--query-commits", type=int, default=10000)
     parser.add_argument("--skip", default="", help="comma list of parts to skip: one,writers,query")
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="also run the one-process workload on gitmlm at REV (e.g. main), taking turns "
+        "with this checkout: a same-run reference on a shared machine",
+    )
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,14 +246,14 @@ def main() -> None:
 
         if "one" not in skip:
             tenth = max(1, args.baseline_runs // 10)
-            before = one_process(old, new_repo(base / "old-one"), args.baseline_runs)
-            after = one_process(ROOT, new_repo(base / "new-one"), args.runs)
+            before, _ = one_process(old, new_repo(base / "old-one"), args.baseline_runs)
+            after, where = one_process(ROOT, new_repo(base / "new-one"), args.runs)
             k = min(1000, max(1, args.runs // 3))
             first, last = ms(after[:k]), ms(after[-k:])
             print(
                 f"{args.runs} runs on one commit, one process: median {ms(after):.1f} ms per run "
                 f"(target <= 5 ms); first {k} {first:.1f} ms, last {k} {last:.1f} ms, "
-                f"last/first {last / first:.2f} (target <= 1.5); total {sum(after):.1f} s"
+                f"last/first {last / first:.2f} (target <= 1.5); total {sum(after):.1f} s{where}"
             )
             print(
                 f"  baseline, {args.baseline_runs} runs: median {ms(before):.1f} ms; first "
@@ -170,6 +261,10 @@ def main() -> None:
                 f"(grows with the note); same-size new/baseline median "
                 f"{ms(after[: args.baseline_runs]) / ms(before):.2f}x"
             )
+
+        if args.compare:
+            other = extract(args.compare, base / "compare")
+            interleaved({"this checkout": ROOT, args.compare: other}, base, args.runs)
 
         if "writers" not in skip:
             new_w = new_repo(base / "new-w")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pygit2
 
-from gitmlm.core import gitcmd
+from gitmlm.core import gitcmd, treebytes
 from gitmlm.core.records import CommitInfo
 from gitmlm.errors import MlmError
 
@@ -24,6 +24,8 @@ BULK_BLOBS = 64
 """From this many blobs on, `write_blobs` writes one pack rather than loose objects."""
 _BLOB = pygit2.enums.FileMode.BLOB
 _TREE = pygit2.enums.FileMode.TREE
+_trees = treebytes.Cache(64)
+"""Trees this process wrote or edited, parsed (see `Repo._tree`)."""
 
 
 class CasFailed(Exception):
@@ -83,6 +85,7 @@ class Repo:
             (self.gitdir / common.read_text().strip()).resolve() if common.exists() else self.gitdir
         )
         self.root = Path(raw.workdir) if raw.workdir else None
+        self._identity: tuple[str | None, str | None] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None) -> Repo:
@@ -105,12 +108,16 @@ class Repo:
     # --- reading -------------------------------------------------------------------------
 
     def head(self) -> Head:
-        if self.raw.head_is_unborn:
-            return Head(None, None)
-        commit = str(self.raw.head.target)
-        if self.raw.head_is_detached:
-            return Head(commit, None)
-        return Head(commit, self.raw.head.shorthand)
+        # One read of HEAD and one of its branch (head_is_unborn, head, head_is_detached each
+        # resolve HEAD again: a run asks three times).
+        head = self.raw.lookup_reference("HEAD")
+        if head.type != pygit2.enums.ReferenceType.SYMBOLIC:
+            return Head(str(head.target), None)
+        try:
+            branch = self.raw.lookup_reference(str(head.target)).resolve()
+        except (KeyError, pygit2.InvalidSpecError):
+            return Head(None, None)  # unborn: no commit on the branch yet
+        return Head(str(branch.target), branch.shorthand)
 
     def head_commit(self) -> str:
         head = self.head()
@@ -447,8 +454,7 @@ class Repo:
         return [r.name for r in self.raw.remotes if r.name]
 
     def user(self) -> str:
-        for key in ("user.name", "user.email"):
-            value = self.config_get(key)
+        for value in self.identity():
             if value:
                 return value
         import getpass
@@ -533,12 +539,11 @@ class Repo:
         (or, for None, removes) the tree NAME in the top-level folder DIR: git keeps such
         non-note entries when it rewrites the notes tree (see notes.STORE).
         """
-        base_tree = None
+        root = treebytes.EMPTY
         if base is not None:
             c = self.raw[base]
             assert isinstance(c, pygit2.Commit)
-            base_tree = c.tree
-        root = self.raw.TreeBuilder(base_tree) if base_tree is not None else self.raw.TreeBuilder()
+            root = self._tree(str(c.tree_id))
         groups: dict[str, dict[str, str | None]] = {}
         dirs: dict[str, dict[str, str | None]] = {}
         for commit, blob in updates.items():
@@ -547,43 +552,31 @@ class Repo:
                 dirs.setdefault(folder, {})[name] = blob
             else:
                 groups.setdefault(commit[:2], {})[commit[2:]] = blob
+        changes: dict[str, tuple[int, str] | None] = {}
         for folder, items in dirs.items():
-            existing = root.get(folder)
-            sub = (
-                self.raw.TreeBuilder(existing.id)
-                if existing is not None
-                else self.raw.TreeBuilder()
+            existing = treebytes.find(root, folder)
+            sub = treebytes.edit(
+                self._subtree(existing),
+                {name: None if oid is None else (_TREE, oid) for name, oid in items.items()},
             )
-            for name, oid in items.items():
-                if oid is None:
-                    if sub.get(name) is not None:
-                        sub.remove(name)
-                else:
-                    sub.insert(name, pygit2.Oid(hex=oid), _TREE)
-            if len(sub):
-                root.insert(folder, sub.write(), _TREE)
+            if sub.keys:
+                changes[folder] = (_TREE, self._write_tree(sub))
             elif existing is not None:
-                root.remove(folder)
+                changes[folder] = None
         for prefix, items in groups.items():
-            existing = root.get(prefix)
-            if existing is not None and existing.filemode == _TREE:
-                sub = self.raw.TreeBuilder(existing.id)
-            else:
-                sub = self.raw.TreeBuilder()
-            for rest, blob in items.items():
-                if root.get(prefix + rest) is not None:  # a flat entry written by `git notes`
-                    root.remove(prefix + rest)
-                if blob is None:
-                    if sub.get(rest) is not None:
-                        sub.remove(rest)
-                else:
-                    sub.insert(rest, pygit2.Oid(hex=blob), _BLOB)
-            if len(sub) == 0:
-                if existing is not None:
-                    root.remove(prefix)
-            else:
-                root.insert(prefix, sub.write(), _TREE)
-        tree = root.write()
+            existing = treebytes.find(root, prefix)
+            for rest in items:
+                if treebytes.find(root, prefix + rest) is not None:
+                    changes[prefix + rest] = None  # a flat entry written by `git notes`
+            sub = treebytes.edit(
+                self._subtree(existing),
+                {rest: None if blob is None else (_BLOB, blob) for rest, blob in items.items()},
+            )
+            if sub.keys:
+                changes[prefix] = (_TREE, self._write_tree(sub))
+            elif existing is not None:
+                changes[prefix] = None
+        tree = pygit2.Oid(hex=self._write_tree(treebytes.edit(root, changes)))
         sig = self.signature()
         parents = [pygit2.Oid(hex=p) for p in ((base,) if base else ()) + extra_parents]
         return str(self.raw.create_commit(None, sig, sig, message, tree, parents))
@@ -594,22 +587,41 @@ class Repo:
         Touches only the folders named, so one blob added to a tree of thousands rewrites two
         small trees.
         """
-        root = self.raw.TreeBuilder(base) if base else self.raw.TreeBuilder()
+        root = self._tree(base) if base else treebytes.EMPTY
         groups: dict[str, dict[str, str]] = {}
         for path, blob in items.items():
             folder, _, name = path.partition("/")
             groups.setdefault(folder, {})[name] = blob
+        changes: dict[str, tuple[int, str] | None] = {}
         for folder, files in groups.items():
-            existing = root.get(folder)
-            sub = (
-                self.raw.TreeBuilder(existing.id)
-                if existing is not None
-                else self.raw.TreeBuilder()
+            sub = treebytes.edit(
+                self._subtree(treebytes.find(root, folder)),
+                {name: (_BLOB, blob) for name, blob in files.items()},
             )
-            for name, blob in files.items():
-                sub.insert(name, pygit2.Oid(hex=blob), _BLOB)
-            root.insert(folder, sub.write(), _TREE)
-        return str(root.write())
+            changes[folder] = (_TREE, self._write_tree(sub))
+        return self._write_tree(treebytes.edit(root, changes))
+
+    def _tree(self, oid: str) -> treebytes.Entries:
+        """A tree's entries, parsed once per process: the trees a run writes are the next
+        write's bases, kept as written (core/treebytes.py)."""
+        known = _trees.get(oid)
+        if known is not None:
+            return known
+        kind, raw = self.raw.odb.read(pygit2.Oid(hex=oid))
+        if kind != pygit2.enums.ObjectType.TREE:
+            raise MlmError(f"object {oid[:12]} is not a tree")
+        return _trees.put(oid, treebytes.parse(raw))
+
+    def _subtree(self, entry: tuple[int, str] | None) -> treebytes.Entries:
+        """The entries of a folder entry found in a tree; none for a missing or a file entry."""
+        if entry is None or entry[0] != _TREE:
+            return treebytes.EMPTY
+        return self._tree(entry[1])
+
+    def _write_tree(self, entries: treebytes.Entries) -> str:
+        oid = str(self.raw.odb.write(pygit2.enums.ObjectType.TREE, treebytes.data(entries)))
+        _trees.put(oid, entries)
+        return oid
 
     def fanout_files(self, tree: str) -> dict[str, str]:
         """NAME -> blob of every "XX/NAME" in a tree written by `write_fanout`."""
@@ -628,12 +640,9 @@ class Repo:
 
     def fanout_file(self, tree: str, path: str) -> str | None:
         """The blob at "XX/NAME" in a tree, or None."""
-        t = self.raw[tree]
-        assert isinstance(t, pygit2.Tree)
-        try:
-            return str(t[path].id)
-        except KeyError:
-            return None
+        folder, _, name = path.partition("/")
+        found = treebytes.find(self._subtree(treebytes.find(self._tree(tree), folder)), name)
+        return None if found is None else found[1]
 
     def write_commit(self, parents: tuple[str, ...], message: str, tree: str | None = None) -> str:
         """A commit on no ref (the empty tree unless given): the caller moves a ref to it by CAS."""
@@ -643,13 +652,17 @@ class Repo:
         oids = [pygit2.Oid(hex=p) for p in parents]
         return str(self.raw.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), oids))
 
+    def identity(self) -> tuple[str | None, str | None]:
+        """user.name and user.email, read once per Repo: every notes commit is signed, and each
+        config read re-checks every config file (a run opens its own Repo)."""
+        if self._identity is None:
+            self._identity = (self.config_get("user.name"), self.config_get("user.email"))
+        return self._identity
+
     def signature(self) -> pygit2.Signature:
-        name = os.environ.get("GIT_COMMITTER_NAME") or self.config_get("user.name") or "gitmlm"
-        email = (
-            os.environ.get("GIT_COMMITTER_EMAIL")
-            or self.config_get("user.email")
-            or "gitmlm@localhost"
-        )
+        user, mail = self.identity()
+        name = os.environ.get("GIT_COMMITTER_NAME") or user or "gitmlm"
+        email = os.environ.get("GIT_COMMITTER_EMAIL") or mail or "gitmlm@localhost"
         date = os.environ.get("GIT_COMMITTER_DATE", "")
         m = re.fullmatch(r"@?(\d+)(?: ([+-])(\d\d)(\d\d))?", date.strip())
         if m:
@@ -682,17 +695,41 @@ class Repo:
     # --- ref updates ---------------------------------------------------------------------
 
     def update_ref(self, name: str, new: str, old: str | None, message: str = "gitmlm") -> None:
-        """Compare-and-swap: move `name` to `new` only if it still points at `old`.
+        """Compare-and-swap: move `name` to `new` only if it still points at `old` (None: only
+        if it does not exist), with a reflog entry where git would write one.
 
-        One transaction of this process's kept-open `git update-ref --stdin` (gitcmd): git's
-        own ref update, without a process start per move, which was most of what recording a
-        small run cost. The reflog message is the session's.
+        In-process, through libgit2's ref transaction: it takes git's own `<ref>.lock` file and
+        compares the ref with `old` under that lock, so git and other processes stay safe
+        writers beside us. A `git update-ref` round trip was half of what a small run cost.
         """
-        err = gitcmd.update_ref(self.common_dir, name, new, old or ZERO)
-        if err is not None:
-            if "cannot lock ref" in err or "but expected" in err:
-                raise CasFailed(err)
-            raise MlmError(f"git update-ref {name} failed: {err}")
+        target = pygit2.Oid(hex=new)
+        try:
+            if old is None or old == ZERO:
+                self.raw.create_reference_direct(name, target, False, message=message)
+                return
+            try:
+                ref = self.raw.lookup_reference(name)
+            except KeyError:
+                raise CasFailed(f"{name} does not exist, expected {old}") from None
+            if ref.type != pygit2.enums.ReferenceType.DIRECT:
+                raise MlmError(f"cannot update {name}: it is a symbolic ref")
+            if str(ref.target) != old:
+                raise CasFailed(f"{name} is at {ref.target}, expected {old}")
+            # libgit2 compares the ref with what lookup read (`old`) under the lock.
+            ref.set_target(target, message)
+        except pygit2.AlreadyExistsError as exc:
+            raise CasFailed(f"{name} exists already") from exc
+        except (pygit2.GitError, OSError) as exc:
+            # Moved under us ("old reference value does not match"), or its lock file is held
+            # by another writer: the caller re-reads and tries again.
+            said = str(exc)
+            if (
+                "does not match" in said
+                or ".lock" in said
+                or self.ref(name) != (None if old == ZERO else old)
+            ):
+                raise CasFailed(f"{name}: {said}") from exc
+            raise MlmError(f"cannot update {name}: {exc}") from exc
 
     def create_refs(self, refs: Mapping[str, str], message: str = "gitmlm") -> list[str]:
         """Create refs that must not exist yet: one `git update-ref --stdin` transaction for all
@@ -726,10 +763,13 @@ class Repo:
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """Serialise this machine's gitmlm writers of one ref, so CAS retries stay rare."""
-        locks = self.mlm_dir / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        path = locks / (name.replace("/", "_") + ".lock")
-        with open(path, "a") as fh:
+        path = self.mlm_dir / "locks" / (name.replace("/", "_") + ".lock")
+        try:
+            fh = open(path, "a")  # noqa: SIM115 - closed below; the folder is made once
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "a")  # noqa: SIM115
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield

@@ -1,5 +1,5 @@
 """The one way gitmlm runs the `git` program (for what pygit2 does not do: tags git signs,
-pushes, fetches, `update-ref` transactions, plumbing whose speed beats libgit2's).
+pushes, fetches, many-ref `update-ref` transactions, plumbing whose speed beats libgit2's).
 
 Never prompts: a remote that wants credentials fails with git's message instead of hanging a
 hook or a sync.
@@ -7,8 +7,6 @@ hook or a sync.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import signal
 from typing import TYPE_CHECKING, overload
@@ -150,65 +148,3 @@ class Started:
         """Not wanted after all: git stops at its next write (a broken pipe), and is reaped."""
         os.close(self._read)
         os.waitpid(self.pid, 0)
-
-
-# --- ref moves without a process start each ----------------------------------------------------
-
-
-class _RefSession:
-    """A `git update-ref --stdin` of one repository: one transaction per update, kept open."""
-
-    def __init__(self, git_dir: Path) -> None:
-        import subprocess
-
-        self.proc = subprocess.Popen(
-            ["git", "update-ref", "-m", "gitmlm", "--stdin"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_env(git_dir, None),
-            text=True,
-        )
-
-    def update(self, name: str, new: str, old: str) -> str | None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            self.proc.stdin.write(f"start\nupdate {name} {new} {old}\nprepare\ncommit\n")
-            self.proc.stdin.flush()
-            replies = [self.proc.stdout.readline() for _ in range(3)]
-        except OSError:
-            replies = []
-        if replies == ["start: ok\n", "prepare: ok\n", "commit: ok\n"]:
-            return None
-        self.close()  # git stops at the first failure: the next update starts a new session
-        err = self.proc.stderr.read().strip() if self.proc.stderr else ""
-        return err or "git update-ref --stdin stopped"
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        self.proc.wait()
-
-
-_sessions: dict[tuple[int, Path], _RefSession] = {}
-MAX_REF_SESSIONS = 4
-
-
-def update_ref(git_dir: Path, name: str, new: str, old: str) -> str | None:
-    """Move `name` from `old` (40 zeros: must not exist) to `new` as one transaction of this
-    process's session for `git_dir`; None when done, else git's message (the ref unchanged)."""
-    key = (os.getpid(), git_dir)  # a forked child starts its own session
-    session = _sessions.get(key)
-    if session is None or session.proc.poll() is not None:
-        while len(_sessions) >= MAX_REF_SESSIONS:  # a process touching many repositories
-            _sessions.pop(next(iter(_sessions))).close()
-        if not _sessions:
-            atexit.register(_close_sessions)
-        session = _sessions[key] = _RefSession(git_dir)
-    return session.update(name, new, old)
-
-
-def _close_sessions() -> None:
-    for key in [k for k in _sessions if k[0] == os.getpid()]:
-        _sessions.pop(key).close()

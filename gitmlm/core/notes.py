@@ -173,11 +173,35 @@ def _brief(table: Mapping[str, Any]) -> dict[str, Any]:
     return {k: table[k] for k in ("name", "status", "metrics") if k in table}
 
 
+_briefs: dict[tuple[str, str], str] = {}
+"""(run id, repr of its brief) -> the brief's `[latest.<id>]` tables as TOML: an index is
+rewritten at every run's start and end with nine of its ten briefs unchanged."""
+
+
+def _brief_toml(run_id: str, brief: Mapping[str, Any]) -> str:
+    import tomli_w
+
+    key = (run_id, repr(brief))
+    known = _briefs.get(key)
+    if known is None:
+        if len(_briefs) >= _PARSED_MAX:
+            _briefs.clear()
+        known = _briefs[key] = tomli_w.dumps({"latest": {run_id: brief}})
+    return known
+
+
 def _encode_index(count: int, tree: str, latest: Mapping[str, Mapping[str, Any]]) -> bytes:
     import tomli_w
 
     newest = {rid: latest[rid] for rid in sorted(latest, reverse=True)}
-    body = tomli_w.dumps({"count": count, "store": tree, "latest": newest})
+    if newest and all(newest.values()):
+        # What tomli_w writes for the whole document, a table at a time (tested equal).
+        body = "\n".join(
+            [tomli_w.dumps({"count": count, "store": tree})]
+            + [_brief_toml(rid, brief) for rid, brief in newest.items()]
+        )
+    else:
+        body = tomli_w.dumps({"count": count, "store": tree, "latest": newest})
     note = (
         f"# {count} runs on this commit, the newest {len(newest)} in brief below; every run is "
         f"a blob of the tree `store` (git mlm runs lists them all)\n"
@@ -225,8 +249,7 @@ def stage_runs(
         paths = {rid: _store_path(rid) for rid in runs}
         added = sum(1 for p in paths.values() if repo.fanout_file(index.store, p) is None)
         tree = repo.write_fanout(
-            index.store,
-            {paths[rid]: repo.write_blob(codec.encode_doc({rid: t})) for rid, t in runs.items()},
+            index.store, {paths[rid]: _write_run(repo, rid, t) for rid, t in runs.items()}
         )
         latest = _newest({**index.latest, **{rid: _brief(t) for rid, t in runs.items()}})
         note = repo.write_blob(_encode_index(index.count + added, tree, latest))
@@ -253,7 +276,32 @@ def run_table(repo: Repo, snap: Snapshot, commit: str, run_id: str) -> dict[str,
     if index is None:
         return read_doc(repo, blob).get(run_id)
     run_blob = repo.fanout_file(index.store, _store_path(run_id))
-    return None if run_blob is None else codec.decode_doc(repo.blob(run_blob)).get(run_id)
+    if run_blob is None:
+        return None
+    known = _written.get(run_blob)
+    if known is not None and known[0] == run_id:
+        table: dict[str, Any] = json.loads(known[1])
+        return table
+    return codec.decode_doc(repo.blob(run_blob)).get(run_id)
+
+
+_written: dict[str, tuple[str, str]] = {}
+"""Run blobs of index stores this process wrote: blob id -> (run id, its table as JSON), so a
+run's end reads the record its start wrote without parsing TOML (JSON gives a fresh copy with
+the types TOML would give back: lists, floats, strings)."""
+
+
+def _write_run(repo: Repo, run_id: str, table: Mapping[str, Any]) -> str:
+    """The blob of one run of an index store (a schema-1 note of that run alone)."""
+    blob = repo.write_blob(codec.encode_doc({run_id: table}))
+    try:
+        as_json = json.dumps(table, allow_nan=True)
+    except (TypeError, ValueError):
+        return blob  # a value JSON cannot carry: read back from TOML
+    if len(_written) >= _PARSED_MAX:
+        _written.clear()
+    _written[blob] = (run_id, as_json)
+    return blob
 
 
 def store_blobs(repo: Repo, data: bytes) -> dict[str, str]:
