@@ -128,6 +128,8 @@ def fingerprint(
                 cache.put_many(algorithm, done, stamp)
                 stored.update(p for p, h in done.items() if h.stored)
         finally:
+            if store is not None:
+                store.flush()  # the small objects this process packed become visible
             if bar:
                 bar.close()
     for i, fs in enumerate(filesets):

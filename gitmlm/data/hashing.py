@@ -188,6 +188,9 @@ def hash_files(
             return out
         except forking.ChildFailed:
             ordered = [job for job in ordered if job[0] not in out]  # finish here, in threads
+            # A child that died may not have completed its pack: nothing it stored is trusted
+            # (the caller stores what the cache lacks).
+            out.update({rel: h._replace(stored=False) for rel, h in out.items() if h.stored})
     if count == 1 or len(ordered) < 2 or total < SMALL_JOB:
         buf = bytearray(CHUNK)
         for rel, size in ordered:
@@ -253,6 +256,11 @@ def _in_processes(
             if len(batch) == BATCH:
                 yield marshal.dumps(batch)
                 batch = []
+        if store is not None:
+            try:  # this process's pack of small objects becomes visible to the others
+                store.flush()
+            except MlmError as exc:
+                batch.append(("", str(exc)))
         if batch:
             yield marshal.dumps(batch)
 

@@ -193,11 +193,10 @@ def verify(
     for v in chosen:
         found = Verified(v)
         for digest in dict.fromkeys(v.digests()):
-            algorithm, hex_ = objects.parse(digest)
-            path = store.path(digest)
-            if not path.is_file():
+            state = store.check(digest)  # loose or packed, re-hashed
+            if state == "missing":
                 found.missing.append(digest)
-            elif objects.hash_path(path, algorithm) != hex_:
+            elif state == "bad":
                 found.bad.append(digest)
             else:
                 found.ok += 1
@@ -292,6 +291,13 @@ def checkout(
             f"checkout of {v.label} would overwrite {len(unstored)} local change(s) stored "
             f"nowhere ({shown}{more}); `git mlm data add {name}` stores them, or give --force"
         )
+    damaged = store.damaged_packed(f"{v.algorithm}:{v.entries[rel][1]}" for rel in to_write)
+    if damaged:
+        raise MlmError(
+            f"checkout of {v.label}: {len(damaged)} cached object(s) ({damaged[0][:19]}…) do "
+            "not match their digest (the cache was changed); nothing was written. `git mlm "
+            "data verify` lists them"
+        )
     out.replaced = sorted(v.full(r) if r else v.path for r in unstored)
     root = repo.workdir
     if "" in current:  # a file where the folder was, and --force
@@ -314,7 +320,7 @@ def checkout(
                 ) from exc
             made.add(parent)
         hex_ = v.entries[rel][1]
-        how = objects.place(store.fast_path(f"{v.algorithm}:{hex_}"), target, links)
+        how = store.place(f"{v.algorithm}:{hex_}", target, links)
         out.how[how] = out.how.get(how, 0) + 1
         out.written.append(full)
         written[full] = hashing.Hashed(hashing.stat_key(os.stat(target)), hex_)
