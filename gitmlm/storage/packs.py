@@ -17,10 +17,11 @@ pack by writing a new pack and index of the live objects, then deleting the old 
 Every read of a packed object checks its digest (the objects are small, so it costs little):
 a pack damaged on disk gives an error naming the object, never wrong bytes.
 
-Index format, little-endian: the magic b"MLMIDX1\\n", the pack's size (u64), a section count
-(u32), and per section: the algorithm's name (u8 length, ASCII), the entry count (u32) and the
-entries, each the raw digest, its offset (u64) and length (u64), sorted; then the sha256 of
-everything before it.
+Index format, little-endian: the magic b"MLMIDX2\n", the pack's size (u64), a section count
+(u32), and per section: the algorithm's name (u8 length, ASCII), the entry count n (u32), then
+n raw digests sorted, n offsets (u64) and n lengths (u64), in the digests' order (columns: one
+`bytes.fromhex` and two arrays to write or read 100,000 entries); then the sha256 of everything
+before it.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ import contextlib
 import hashlib
 import os
 import struct
+import sys
 import threading
 import time
 import uuid
+from array import array
 from collections.abc import Iterator, Set
-from dataclasses import dataclass
+from itertools import repeat
+from typing import NamedTuple
 
 from gitmlm.errors import MlmError
 
@@ -44,32 +48,36 @@ PACK_LIMIT = 256 << 20
 """A pack is closed (and indexed) once it holds this many bytes; the next object starts one."""
 WRITE_EVERY = 1 << 20
 """Appended bytes are written out in chunks of this size: one write per many objects."""
-MAGIC = b"MLMIDX1\n"
+MAGIC = b"MLMIDX2\n"
 FOLDER = "packs"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     pack: str
     """The pack's path."""
     offset: int
     length: int
 
 
+_U64 = "Q"
+assert array(_U64).itemsize == 8 and sys.byteorder == "little"  # the format's u64, as is
+
+
 def encode_index(entries: dict[str, tuple[int, int]], pack_size: int) -> bytes:
     """An index file's bytes for `entries` ("algorithm:hex" -> (offset, length))."""
-    sections: dict[str, list[tuple[bytes, int, int]]] = {}
-    for digest, (offset, length) in entries.items():
+    sections: dict[str, list[str]] = {}
+    for digest in entries:
         algorithm, _, hex_ = digest.partition(":")
-        sections.setdefault(algorithm, []).append((bytes.fromhex(hex_), offset, length))
+        sections.setdefault(algorithm, []).append(hex_)
     parts = [MAGIC, struct.pack("<QI", pack_size, len(sections))]
-    for algorithm, rows in sorted(sections.items()):
+    for algorithm, hexes in sorted(sections.items()):
         name = algorithm.encode("ascii")
-        rows.sort()
-        width = len(rows[0][0])
-        parts.append(struct.pack("<B", len(name)) + name + struct.pack("<I", len(rows)))
-        fmt = struct.Struct(f"<{width}sQQ")
-        parts.extend(fmt.pack(*row) for row in rows)
+        hexes.sort()
+        rows = [entries[f"{algorithm}:{h}"] for h in hexes]
+        parts.append(struct.pack("<B", len(name)) + name + struct.pack("<I", len(hexes)))
+        parts.append(bytes.fromhex("".join(hexes)))
+        parts.append(array(_U64, [r[0] for r in rows]).tobytes())
+        parts.append(array(_U64, [r[1] for r in rows]).tobytes())
     body = b"".join(parts)
     return body + hashlib.sha256(body).digest()
 
@@ -78,25 +86,35 @@ def decode_index(data: bytes, pack: str) -> tuple[int, dict[str, Entry]]:
     """(the pack's size, digest -> Entry) from an index file's bytes; MlmError if damaged."""
     body, check = data[:-32], data[-32:]
     if not data.startswith(MAGIC) or hashlib.sha256(body).digest() != check:
-        raise MlmError(f"the pack index {pack[:-5]}.idx is damaged; run `git mlm data verify`")
-    pos = len(MAGIC)
-    pack_size, count = struct.unpack_from("<QI", body, pos)
-    pos += 12
-    out: dict[str, Entry] = {}
-    for _ in range(count):
-        (n,) = struct.unpack_from("<B", body, pos)
-        algorithm = body[pos + 1 : pos + 1 + n].decode("ascii")
-        pos += 1 + n
-        (rows,) = struct.unpack_from("<I", body, pos)
-        pos += 4
-        width = hashlib.new(algorithm).digest_size
-        fmt = struct.Struct(f"<{width}sQQ")
-        end = pos + rows * fmt.size
-        prefix = algorithm + ":"
-        for raw, offset, length in fmt.iter_unpack(body[pos:end]):
-            out[prefix + raw.hex()] = Entry(pack, offset, length)
-        pos = end
-    return pack_size, out
+        name = os.path.basename(pack)[:-5]
+        raise MlmError(
+            f"the pack index {name}.idx of the object cache is damaged; delete it and its "
+            f"{name}.pack, then `git mlm data pull` fetches their objects again"
+        )
+    try:
+        pos = len(MAGIC)
+        pack_size, count = struct.unpack_from("<QI", body, pos)
+        pos += 12
+        out: dict[str, Entry] = {}
+        for _ in range(count):
+            (n,) = struct.unpack_from("<B", body, pos)
+            algorithm = body[pos + 1 : pos + 1 + n].decode("ascii")
+            pos += 1 + n
+            (rows,) = struct.unpack_from("<I", body, pos)
+            pos += 4
+            width = hashlib.new(algorithm).digest_size
+            text = body[pos : pos + rows * width].hex()
+            pos += rows * width
+            offsets = array(_U64, body[pos : pos + rows * 8])
+            pos += rows * 8
+            lengths = array(_U64, body[pos : pos + rows * 8])
+            pos += rows * 8
+            step = width * 2
+            keys = [f"{algorithm}:{text[i : i + step]}" for i in range(0, len(text), step)]
+            out.update(zip(keys, map(Entry, repeat(pack), offsets, lengths), strict=True))
+        return pack_size, out
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:  # checksummed, so a bug
+        raise MlmError(f"the pack index of {pack} cannot be read: {exc}") from exc
 
 
 class Packs:
@@ -110,6 +128,7 @@ class Packs:
         self._loaded: dict[str, list[str]] = {}
         """Index file name -> the digests it added (so a removed index can be forgotten)."""
         self._stamp: tuple[int, int] | None = None
+        self._checked = 0.0
         self._lock = threading.RLock()
         self._writer: _Writer | None = None
         self._fds: dict[str, int] = {}
@@ -125,7 +144,10 @@ class Packs:
         except FileNotFoundError:
             stamp = (0, 0)
         with self._lock:
-            if stamp == self._stamp and not force:
+            # A change within the same timestamp tick as our last look would not move the
+            # mtime: a folder changed in the last second is listed again (as git treats racy
+            # index entries).
+            if stamp == self._stamp and not force and time.time_ns() - stamp[0] > 1_000_000_000:
                 return
             self._stamp = stamp
             try:
@@ -152,8 +174,11 @@ class Packs:
         return f"{self.folder}/{index_name[:-4]}.pack"
 
     def find(self, digest: str, refresh: bool = True) -> Entry | None:
-        """Where a packed object is, or None; loads new indexes (once per change) on a miss."""
-        if self._stamp is None:
+        """Where a packed object is, or None. What other processes changed is looked at once
+        per tenth of a second (loops ask 100,000 times), and again on a miss with `refresh`."""
+        now = time.monotonic()
+        if self._stamp is None or now - self._checked > 0.1:
+            self._checked = now
             self.refresh()
         entry = self.index.get(digest)
         if entry is None and refresh:
@@ -163,7 +188,7 @@ class Packs:
 
     def pending(self, digest: str) -> bool:
         w = self._writer
-        return w is not None and w.pid == os.getpid() and digest in w.entries
+        return w is not None and digest in w.entries
 
     def read(self, digest: str, check: bool = True) -> bytes | None:
         """A packed object's bytes, checked against its digest (an MlmError if they do not
@@ -238,9 +263,7 @@ class Packs:
         visible to other processes at `flush`; in this process at once."""
         with self._lock:
             w = self._writer
-            if w is None or w.pid != os.getpid():
-                if w is not None:  # inherited through fork: the parent's to finish
-                    w.abandon()
+            if w is None:
                 w = self._writer = _Writer(self.root)
             if digest in w.entries:
                 return
@@ -252,21 +275,17 @@ class Packs:
         """Complete this process's open pack: written, fsynced, then indexed."""
         with self._lock:
             w = self._writer
-            if w is not None and w.pid == os.getpid():
+            if w is not None:
                 self._finish(w)
-            elif w is not None:
-                w.abandon()
-                self._writer = None
 
     def _finish(self, w: _Writer) -> None:
         self._writer = None
         name = w.finish()
         if name is None:
             return
-        pack = self._pack_of(name)
-        for digest, (offset, length) in w.entries.items():
-            self.index[digest] = Entry(pack, offset, length)
-        self._loaded[name] = list(w.entries)
+        # Not added to `index` here: a hashing process never reads them back, and this one
+        # loads the new index from disk on its first miss.
+        self._stamp = None
 
     def remove(self, digests: Set[str]) -> None:
         """Drop `digests` from every pack holding them: such a pack is replaced by a new one of
@@ -308,10 +327,9 @@ class Packs:
 
 class _Writer:
     def __init__(self, root: str) -> None:
-        self.pid = os.getpid()
         self.root = root
         folder = f"{root}/{FOLDER}"
-        self.name = f"{time.time_ns() // 1_000_000:x}-{self.pid}-{uuid.uuid4().hex[:12]}"
+        self.name = f"{time.time_ns() // 1_000_000:x}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.path = f"{folder}/{self.name}.pack"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
@@ -397,3 +415,18 @@ def of(root: str) -> Packs:
         if packs is None:
             packs = _BY_ROOT[root] = Packs(root)
         return packs
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts packs of its own: the parent's open pack is the parent's to
+    finish (its pending objects are not the child's to index or to read)."""
+    global _BY_ROOT_LOCK
+    _BY_ROOT_LOCK = threading.Lock()
+    for packs in _BY_ROOT.values():
+        packs._lock = threading.RLock()
+        if packs._writer is not None:
+            packs._writer.abandon()
+            packs._writer = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
