@@ -125,6 +125,9 @@ def test_packed_objects_push_to_s3_and_a_folder_and_pull_into_fresh_clones(
         git(tmp_path, "clone", "-q", str(origin), str(fresh))
         mlm(fresh, "fetch", "origin")
         mlm(fresh, "data", "pull", "--remote", remote)
+        # Pulled small objects are packed too: one file in the cache per big object only.
+        assert list((_objects(fresh) / "packs").glob("*.idx"))
+        assert len([p for p in (_objects(fresh) / "sha256").rglob("*") if p.is_file()]) == 1
         mlm(fresh, "data", "checkout", "train")
         assert _read_all(fresh) == files
         assert mlm(fresh, "data", "verify").returncode == 0

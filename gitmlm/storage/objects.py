@@ -304,6 +304,16 @@ class Store:
             self._write_loose(data, digest)
         return digest
 
+    def put_checked(self, data: bytes, digest: str) -> bool:
+        """Store downloaded bytes under `digest` if they match it (False, storing nothing, if
+        they do not): a small object into this process's pack (complete it with `flush`), a
+        larger one as its own file."""
+        algorithm, hex_ = parse(digest)
+        if hashlib.new(algorithm, data).hexdigest() != hex_:
+            return False
+        self.put_hashed(data, algorithm, hex_)
+        return True
+
     def put_hashed(self, data: bytes, algorithm: str, hex_: str) -> None:
         """Store `data` under the digest its caller computed over exactly these bytes (hashing
         a small file reads it whole: `data.hashing` stores from that read). No second hash and
