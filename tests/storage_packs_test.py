@@ -213,6 +213,13 @@ def test_a_damaged_pack_entry_is_refused_never_served(repo: Path, tmp_path: Path
     assert not settings.cache(r).loose(_sha(files["b.csv"])).exists()
     assert storage.fetch(r, _sha(files["c.csv"])).read_bytes() == files["c.csv"]
 
+    # A damaged index is one line naming it and the way out, whatever reads the cache.
+    (index,) = (_objects(repo) / "packs").glob("*.idx")
+    os.chmod(index, 0o644)
+    index.write_bytes(index.read_bytes()[:-1] + b"!")
+    line = _fail(repo, "data", "verify")
+    assert f"the pack index {index.name} of the object cache is damaged" in line
+
 
 def test_concurrent_data_adds_into_one_shared_cache_lose_nothing(tmp_path: Path) -> None:
     shared = tmp_path / "shared-cache"

@@ -242,7 +242,7 @@ class Store:
 
     def digests(self) -> set[str]:
         """Every object in the cache, loose or packed."""
-        self.packs.flush()
+        self.flush()
         return self.loose_digests() | self.packs.digests()
 
     def delete(self, digests: Set[str]) -> None:

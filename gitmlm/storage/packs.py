@@ -190,7 +190,7 @@ class Packs:
         w = self._writer
         return w is not None and digest in w.entries
 
-    def read(self, digest: str, check: bool = True) -> bytes | None:
+    def read(self, digest: str) -> bytes | None:
         """A packed object's bytes, checked against its digest (an MlmError if they do not
         match); None when no pack holds it."""
         if self.pending(digest):
@@ -206,7 +206,7 @@ class Packs:
                 if attempt:
                     return None
                 continue
-            if check and not matches(digest, data):
+            if not matches(digest, data):
                 raise MlmError(
                     f"object {digest[:19]}… in pack {os.path.basename(entry.pack)} does not "
                     "match its digest (the cache was changed); it was not used. `git mlm data "
@@ -225,10 +225,7 @@ class Packs:
                     fd = self._fds[entry.pack]
                 else:
                     self._fds[entry.pack] = fd
-        data = os.pread(fd, entry.length, entry.offset)
-        if len(data) < entry.length:  # a pack cut short: the digest check refuses it
-            return data
-        return data
+        return os.pread(fd, entry.length, entry.offset)  # cut short: the digest check refuses it
 
     def forget_fds(self) -> None:
         with self._lock:
