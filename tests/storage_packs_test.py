@@ -98,6 +98,25 @@ def test_data_add_packs_small_files_and_checkout_restores_them(repo: Path) -> No
     assert mlm(repo, "data", "verify").returncode == 0
 
 
+def test_files_the_stat_cache_vouches_for_are_packed_when_stored_later(
+    repo: Path, tmp_path: Path
+) -> None:
+    files = _files(40)
+    (repo / ".gitignore").write_text("data/\n")
+    _write(repo, files)
+    mlm(repo, "data", "add", "--no-store", "train", "data")
+    assert not _objects(repo).exists()
+    mlm(repo, "data", "add", "train")  # nothing is hashed again: the files are read to store
+    store = _objects(repo)
+    assert len(list((store / "packs").glob("*.idx"))) == 1
+    assert [p for p in (store / "sha256").rglob("*") if p.is_file()] == [
+        store / objects.key(_sha(files["big.bin"]))
+    ]
+    (repo / "data" / "d2" / "f00002.csv").write_bytes(b"edited")
+    mlm(repo, "data", "checkout", "train", "--force")
+    assert _read_all(repo) == files
+
+
 def test_packed_objects_push_to_s3_and_a_folder_and_pull_into_fresh_clones(
     repo: Path, s3: str, tmp_path: Path
 ) -> None:

@@ -92,18 +92,21 @@ def _from_worktree(repo: Repo, v: Version, digests: set[str]) -> set[str]:
     was on); returns those stored."""
     store = settings.cache(repo)
     done = set()
-    for rel, (size, hex_) in v.entries.items():
-        digest = f"{v.algorithm}:{hex_}"
-        if digest not in digests or digest in done:
-            continue
-        full = repo.workdir / v.full(rel)
-        try:
-            if full.stat().st_size != size:
+    try:
+        for rel, (size, hex_) in v.entries.items():
+            digest = f"{v.algorithm}:{hex_}"
+            if digest not in digests or digest in done:
                 continue
-            store.add_file(full, digest)
-        except (OSError, MlmError):
-            continue
-        done.add(digest)
+            full = repo.workdir / v.full(rel)
+            try:
+                if full.stat().st_size != size:
+                    continue
+                store.add_file(full, digest)
+            except (OSError, MlmError):
+                continue
+            done.add(digest)
+    finally:
+        store.flush()  # small files went into a pack: it becomes visible
     return done
 
 

@@ -367,11 +367,26 @@ class Store:
 
     def add_file(self, src: Path, expected: str | None = None, algorithm: str = "sha256") -> Stored:
         """Copy a file in (reflink when the filesystem can), hashing what was copied; the copy is
-        refused if the file changed while being read or does not match `expected`."""
+        refused if the file changed while being read or does not match `expected`. With
+        `expected` (a recorded dataset file), a small file is packed: `flush` completes it."""
         if expected is not None:
             algorithm = parse(expected)[0]
             if self.has(expected):
                 return Stored(expected, self.size(expected))
+            small = _read_small(src)
+            if small is not None:
+                # A small recorded file goes into this process's pack (complete it with
+                # `flush`), checked against the digest it was recorded with.
+                if not packing.matches(expected, small):
+                    raise MlmError(
+                        f"{src} no longer holds {expected[:19]}… (it was changed after it was "
+                        "recorded); record it again"
+                    )
+                try:
+                    self.packs.add(expected, small)
+                except OSError as exc:
+                    raise _os_error(exc, f"cannot store {src}") from exc
+                return Stored(expected, len(small))
         for _ in range(TRIES):
             tmp = self.tmp()
             try:
@@ -425,6 +440,19 @@ _HEX = frozenset("0123456789abcdef")
 _tmp_count = 0
 """Numbers `put_hashed`'s temporary names, unique with the process id (a fork's count is its
 own: its pid differs)."""
+
+
+def _read_small(src: Path) -> bytes | None:
+    """A regular file's bytes if it is small enough to pack, else None (also when it is not a
+    regular file or cannot be read: the general path then says why)."""
+    try:
+        with open(src, "rb", buffering=0) as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size >= packing.PACK_BELOW:
+                return None
+            return fh.read(packing.PACK_BELOW)
+    except OSError:
+        return None
 
 
 def _walk(folder: Path) -> Iterable[Path]:
