@@ -188,6 +188,7 @@ def test_gc_rewrites_packs_without_dead_objects_and_keeps_live_ones(repo: Path) 
     after = sorted(packs_dir.glob("*.idx"))
     assert first[1] in after and first[0] not in after  # the first pack was rewritten
     assert len(after) == 2 and all(p.with_suffix(".pack").exists() for p in after)
+    assert all(p.stat().st_mtime == 1 for p in after)  # the rewrite kept the objects' age
     (repo / "data" / "a.csv").unlink()
     mlm(repo, "data", "checkout", "train")
     assert _read_all(repo) == v2

@@ -302,7 +302,11 @@ class Packs:
                         data = fh.read(e.length)
                         if matches(digest, data) and digest not in w.entries:
                             w.add(digest, data)
-                w.finish()
+                name = w.finish()
+                if name is not None:  # the objects keep their age: gc's grace counts from it
+                    with contextlib.suppress(FileNotFoundError):
+                        st = os.stat(index)
+                        os.utime(f"{self.folder}/{name}", ns=(st.st_atime_ns, st.st_mtime_ns))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(index)
             with contextlib.suppress(FileNotFoundError):
