@@ -367,6 +367,8 @@ def add(
         finally:
             cache.save()
         for fp in fps if store else []:
+            if fp.stored.issuperset(fp.fileset.path_list()):
+                continue  # every file went in from its hashing read (checked in one C loop)
             entries = fp.entries()
             kept = {
                 path: entries[fp.fileset.rel(path)]
