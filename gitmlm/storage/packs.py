@@ -1,6 +1,6 @@
 """Packed small objects: many objects of the local cache in one file, found through an index.
 
-One file per object costs a file creation each (about 90 µs here): on 100,000 small dataset
+One file per object costs a file creation each (about 100 µs here): on 100,000 small dataset
 files that, not hashing, was most of `git mlm data add`. Small objects stored by `data add`
 are appended instead to a pack, and the pack gets an index once it is complete:
 
