@@ -13,7 +13,8 @@ before index notes), extracted from this repository's history into a temp folder
    there; the baseline runs WRITERS x BASELINE_PER_WRITER (a smaller note, so its throughput is
    flattered: the ratio is a lower bound).
 3. `gitmlm.runs(where=...)` over QUERY_RUNS runs on QUERY_COMMITS commits: cold (a new process,
-   no parse cache) and warm (the same process again).
+   nothing under .git/mlm/cache), warm (the same process again), and a new process once the
+   first saved its table (.git/mlm/cache/runtable-*.bin).
 """
 
 from __future__ import annotations
@@ -211,6 +212,10 @@ def main() -> None:
                 f"{again:.2f} s"
             )
             print(f"  baseline: cold {ocold:.2f} s, warm {owarm:.2f} s")
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(
+                f"  load average (1, 5, 15 min) after the queries: {load} on {os.cpu_count()} cores"
+            )
 
 
 def _fresh_copy(repo: Path, dest: Path) -> Path:

@@ -176,10 +176,12 @@ class Repo:
         return out
 
     def blob(self, oid: str) -> bytes:
-        obj = self.raw[oid]
-        if not isinstance(obj, pygit2.Blob):
+        # read() skips building an object (listing reads ten thousand notes); a missing object
+        # raises KeyError as indexing does.
+        kind, data = self.raw.read(oid)
+        if kind != pygit2.enums.ObjectType.BLOB:
             raise MlmError(f"object {oid} is not a blob")
-        return obj.data
+        return data
 
     def commit(self, oid: str) -> CommitInfo:
         c = self.raw[oid]

@@ -60,6 +60,20 @@ def read_doc(repo: Repo, blob: str) -> Doc:
     if cached is not None:
         return cached
     path = _cache_path(repo, blob)
+    doc = parse_note(repo, blob)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(doc))  # dumps: the C encoder (dump is pure Python)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only .git still lists, just slower
+    return doc
+
+
+def parse_note(repo: Repo, blob: str) -> Doc:
+    """A note's runs, parsed from the blob (no cache); NoteError if it is not valid."""
     data = repo.blob(blob)
     if is_index(data):
         index = parse_index(data)
@@ -72,14 +86,6 @@ def read_doc(repo: Repo, blob: str) -> Doc:
             raise codec.NoteError(f"it counts {index.count} runs, its store holds {len(doc)}")
     else:
         doc = codec.decode_doc(data)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc))  # dumps: the C encoder (dump is pure Python)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only .git still lists, just slower
     return doc
 
 
@@ -144,11 +150,9 @@ def index_of(repo: Repo, blob: str) -> Index | None:
 
 
 def parse_index(data: bytes) -> Index:
-    import tomli
-
     try:
-        doc = tomli.loads(data.decode())
-    except (tomli.TOMLDecodeError, UnicodeDecodeError) as exc:
+        doc = codec.loads_toml(data.decode())
+    except UnicodeDecodeError as exc:
         raise codec.NoteError(f"not valid TOML: {exc}") from exc
     count, tree, latest = doc.get("count"), doc.get("store"), doc.get("latest", {})
     if (

@@ -482,13 +482,19 @@ def _text(got: object) -> str | None:
     return None
 
 
-def _compile(expr: Expr) -> Predicate:
+Leaf: TypeAlias = Compare | In | Like | IsNull
+ValueTest: TypeAlias = Callable[[object], bool]
+
+
+def value_test(expr: Leaf) -> ValueTest:
+    """A leaf's test of one value (None for a missing column): the row predicate applies it to
+    `row.get(column)`, and a column-wise evaluator (tracking.wherecols) to each value of a
+    column, so both give the same answers by construction."""
     if isinstance(expr, Compare):
-        column, value, kind, test = expr.column, expr.value, _kind(expr.value), _COMPARE[expr.op]
+        value, kind, test = expr.value, _kind(expr.value), _COMPARE[expr.op]
         spelled = _spelled(value) if isinstance(value, str) else None
 
-        def compare(row: Row) -> bool:
-            got = row.get(column)
+        def compare(got: object) -> bool:
             if _kind(got) == kind:  # the common case first: no conversion
                 return test(got, value)
             pair = _comparable(got, value, spelled)
@@ -498,15 +504,21 @@ def _compile(expr: Expr) -> Predicate:
     if isinstance(expr, In):
         return _compile_in(expr)
     if isinstance(expr, Like):
-        column, negated = expr.column, expr.negated
+        negated = expr.negated
         regex = _like_regex(expr.pattern, expr.ignore_case)
-        return lambda row: (
-            (got := _text(row.get(column))) is not None
-            and ((regex.fullmatch(got) is None) == negated)
+        return lambda got: (
+            (text := _text(got)) is not None and ((regex.fullmatch(text) is None) == negated)
         )
     if isinstance(expr, IsNull):
-        column, negated = expr.column, expr.negated
-        return lambda row: (row.get(column) is None) != negated
+        negated = expr.negated
+        return lambda got: (got is None) != negated
+    assert_never(expr)
+
+
+def _compile(expr: Expr) -> Predicate:
+    if isinstance(expr, Compare | In | Like | IsNull):
+        column, test = expr.column, value_test(expr)
+        return lambda row: test(row.get(column))
     if isinstance(expr, Not):
         inner = _compile(expr.operand)
         return lambda row: not inner(row)
@@ -534,8 +546,7 @@ def _compile(expr: Expr) -> Predicate:
     assert_never(expr)
 
 
-def _compile_in(expr: In) -> Predicate:
-    column = expr.column
+def _compile_in(expr: In) -> ValueTest:
     members = [(v, _spelled(v) if isinstance(v, str) else None) for v in expr.values]
     if not expr.negated:
         # `= a or = b`: one set per kind, so that True is not found among the numbers as 1 is.
@@ -545,8 +556,7 @@ def _compile_in(expr: In) -> Predicate:
                 if v is not None and not (isinstance(v, float) and math.isnan(v)):
                     groups.setdefault(_kind(v), set()).add(v)
 
-        def member(row: Row) -> bool:
-            got = row.get(column)
+        def member(got: object) -> bool:
             if got in groups.get(_kind(got), ()):
                 return True
             again = _spelled(got) if isinstance(got, str) else None
@@ -554,8 +564,7 @@ def _compile_in(expr: In) -> Predicate:
 
         return member
 
-    def outside(row: Row) -> bool:  # `!= a and != b`: false where a member is of another kind
-        got = row.get(column)
+    def outside(got: object) -> bool:  # `!= a and != b`: false where a member is of another kind
         for value, spelled in members:
             pair = _comparable(got, value, spelled)
             if pair is None or pair[0] == pair[1]:

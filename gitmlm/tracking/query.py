@@ -30,21 +30,21 @@ def parse_order(order_by: str | list[str] | None) -> list[tuple[str, bool]]:
     return [key for item in items for key in where.parse_order(item)]
 
 
-def _epoch_ms(stamp: object) -> int | None:
+def epoch_ms(stamp: object) -> int | None:
     """MLflow's start_time/end_time: milliseconds since the epoch."""
     if not isinstance(stamp, str) or not stamp:
         return None
     return int(datetime.fromisoformat(stamp).timestamp() * 1000)
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+def sort_key(value: Any) -> tuple[int, Any]:
     # Numbers before strings; the rank of NaN (1) and missing (2) is fixed by the caller.
     if isinstance(value, int | float) and not isinstance(value, bool):
         return (0, value)
     return (1, str(value))
 
 
-def _rank(value: Any) -> int:
+def rank(value: Any) -> int:
     if value is None:
         return 2
     if isinstance(value, float) and math.isnan(value):
@@ -58,8 +58,8 @@ def _order(rows: list[dict[str, Any]], keys: list[tuple[str, bool]]) -> list[dic
     for column, desc in reversed(keys):
         groups: list[list[dict[str, Any]]] = [[], [], []]
         for row in rows:
-            groups[_rank(row.get(column))].append(row)
-        groups[0].sort(key=lambda r: _sort_key(r[column]), reverse=desc)
+            groups[rank(row.get(column))].append(row)
+        groups[0].sort(key=lambda r: sort_key(r[column]), reverse=desc)
         rows = groups[0] + groups[1] + groups[2]
     return rows
 
@@ -140,7 +140,7 @@ def known_columns(rows: list[dict[str, Any]]) -> tuple[set[str], tuple[str, ...]
 
 def with_times(row: dict[str, Any]) -> dict[str, Any]:
     """A copy of the row with MLflow's derived start_time/end_time (epoch milliseconds)."""
-    return {**row, "start_time": _epoch_ms(row["started"]), "end_time": _epoch_ms(row["ended"])}
+    return {**row, "start_time": epoch_ms(row["started"]), "end_time": epoch_ms(row["ended"])}
 
 
 def select_rows(
@@ -171,7 +171,7 @@ def _select(
 ) -> list[dict[str, Any]]:
     # _select works on copies: the rows given stay as they were.
     if require:
-        rows = [r for r in rows if _rank(r.get(require)) == 0]
+        rows = [r for r in rows if rank(r.get(require)) == 0]
         known = None  # fewer rows: fewer columns
     if known is None:
         known, open_prefixes = known_columns(rows)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gitmlm.core.git import Repo
-from gitmlm.tracking import query
+from gitmlm.tracking import runtable
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 _FIRST = ["run_id", "name", "status", "commit", "started", "ended"]
 
@@ -18,12 +22,62 @@ def runs_frame(
     archived: bool = False,
     best: str | None = None,
 ) -> pd.DataFrame:
-    rows, _ = query.select_runs(Repo.open(path), where, order_by, archived=archived, best=best)
-    frame = pd.DataFrame.from_records(rows)
-    if frame.empty:
+    repo = Repo.open(path)
+    building = runtable.start(repo)
+    # numpy, pandas and the query modules load while the workers of a cold build parse notes.
+    try:
+        import numpy as np
+        import pandas as pd
+
+        from gitmlm.tracking import query, wherecols
+
+        if best:
+            order_by = query.best_order(repo, best)
+        table = runtable.finish(repo, building)
+    except BaseException:
+        runtable.cancel(building)
+        raise
+    require = f"metrics.{best}" if best else None
+    rows = wherecols.select(table, where, order_by, archived=archived, require=require)
+    if not len(rows):
         return pd.DataFrame(columns=_FIRST)
+    names, columns = [], []
+    for name in table.names:
+        col = table.column(name)
+        present = col.present[rows]
+        if not present.any():
+            continue  # a column none of these rows has is not in the frame
+        values = col.values[rows]
+        if not present.all():
+            values[~present] = np.nan  # what from_records gives a row without the column
+        names.append(name)
+        columns.append(values)
+    frame = _from_columns(names, columns)
     for column in ("started", "ended"):
         frame[column] = pd.to_datetime(frame[column].replace("", None), utc=True, format="ISO8601")
     first = [c for c in _FIRST if c in frame.columns]
     rest = sorted(c for c in frame.columns if c not in first)
     return frame[first + rest]
+
+
+def _from_columns(names: list[str], columns: list[np.ndarray]) -> pd.DataFrame:
+    """`DataFrame.from_records` of the rows these object columns hold, without making the rows:
+    from_records turns its rows into such columns and converts each with convert_object_array;
+    this calls that conversion directly (tracking_runtable_test compares the frames). A pandas
+    without it gets the rows made."""
+    import pandas as pd
+
+    try:
+        from pandas.core.internals.construction import (  # type: ignore[import-not-found]
+            arrays_to_mgr,
+            convert_object_array,
+        )
+
+        manager = arrays_to_mgr(convert_object_array(columns, dtype=None), pd.Index(names), None)
+        frame: pd.DataFrame = pd.DataFrame._from_mgr(  # type: ignore[attr-defined]
+            manager, axes=manager.axes
+        )
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - pandas moved them
+        rows = list(zip(*(c.tolist() for c in columns), strict=True))
+        frame = pd.DataFrame.from_records(rows, columns=names)
+    return frame

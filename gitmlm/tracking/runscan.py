@@ -1,0 +1,192 @@
+"""Reading notes into columns of runs: what one worker process of a runtable build does, and
+what the building process does itself for a few notes or a failed worker.
+
+    python -m gitmlm.tracking.runscan GITDIR < note blob ids > a Chunk (decode() reads it)
+"""
+
+from __future__ import annotations
+
+import marshal
+import operator
+import pickle
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitmlm.core import codec
+from gitmlm.core import notes as store
+from gitmlm.core.git import Repo
+from gitmlm.core.records import flat_row, flatten
+from gitmlm.tracking import listing
+
+
+@dataclass
+class Chunk:
+    """The runs of some notes, as columns: one entry per run table read, in note order."""
+
+    ids: list[str] = field(default_factory=list)
+    updated: list[Any] = field(default_factory=list)
+    deleted: list[bool] = field(default_factory=list)
+    archived: list[bool] = field(default_factory=list)
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+    """Row key -> values, None where a row lacks the key (flat_row never puts None under a key
+    that is not an attribute: TOML has no null)."""
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """(note blob, problem)."""
+    live: bool = False
+    """Some run table says `running`: its status is worked out at read time, so these rows are
+    not kept on disk."""
+
+
+def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
+    """list_runs' per-run work over some notes: each run table as its flat row, with the
+    effective status (listing.effective_status); unreadable notes and runs go to `errors`."""
+    out = Chunk()
+    rows: list[dict[str, Any]] = []
+    for blob in blobs:
+        try:
+            doc = store.parse_note(repo, blob)
+        except codec.NoteError as exc:
+            out.errors.append((blob, str(exc)))
+            continue
+        for rid, table in doc.items():
+            row = fast_row(rid, table)
+            if row is None:
+                out.live = out.live or table.get("status") == "running"
+                try:
+                    run = codec.run_from_dict(rid, table)
+                except codec.NoteError as exc:
+                    out.errors.append((blob, str(exc)))
+                    continue
+                run.status = listing.effective_status(run)
+                row = flat_row(run)
+            out.ids.append(rid)
+            out.updated.append(table.get("updated") or "")
+            out.deleted.append(table.get("deleted") is True)
+            out.archived.append(table.get("archived") is True)
+            rows.append(row)
+    _transpose(rows, out.columns)
+    return out
+
+
+def _transpose(rows: list[dict[str, Any]], columns: dict[str, list[Any]]) -> None:
+    """Rows into columns, None where a row lacks a key. When every row has the same keys in
+    the same order (a sweep's runs), each column is one `map` in C."""
+    n = len(rows)
+    shapes: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        shapes.setdefault(tuple(row), []).append(i)
+    if len(shapes) == 1:
+        for key in next(iter(shapes)):
+            columns[key] = list(map(operator.itemgetter(key), rows))
+        return
+    for i, row in enumerate(rows):
+        for key, value in row.items():
+            values = columns.get(key)
+            if values is None:
+                values = columns[key] = [None] * n
+            values[i] = value
+
+
+_NONE: dict[str, Any] = {}
+"""What a missing table reads as in fast_row (read only, never written)."""
+_NO_LIST: list[Any] = []
+
+
+def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
+    """`flat_row(codec.run_from_dict(rid, d))` for a finished run table as the codec writes it,
+    without making a Run (most of a cold listing's Python time); None for any other table, which
+    then takes that slow path: a running run, a field of an unexpected type, untag marks.
+    tracking_runtable_test checks the two agree."""
+    get = d.get
+    status, started, commit = get("status"), get("started"), get("commit")
+    name, user, host = get("name", ""), get("user", ""), get("host", "")
+    checkpoint = get("checkpoint", "clean")
+    params, metrics = get("params", _NONE), get("metrics", _NONE)
+    tags, datasets = get("tags", _NONE), get("datasets", _NONE)
+    if (
+        type(status) is not str
+        or status == "running"
+        or type(started) is not str
+        or type(commit) is not str
+        or type(name) is not str
+        or type(user) is not str
+        or type(host) is not str
+        or type(checkpoint) is not str
+        or "untagged" in d
+        or type(params) is not dict
+        or type(metrics) is not dict
+        or type(tags) is not dict
+        or type(datasets) is not dict
+        or type(get("artifacts", _NONE)) is not dict
+        or type(get("env", _NONE)) is not dict
+        or type(get("command", _NO_LIST)) is not list
+        or type(get("series", _NO_LIST)) is not list
+    ):
+        return None
+    row: dict[str, Any] = {
+        "run_id": rid,
+        "name": name,
+        "status": status,
+        "commit": commit,
+        "branch": get("branch"),
+        "started": started,
+        "ended": get("ended"),
+        "user": user,
+        "host": host,
+        "checkpoint": checkpoint,
+        "exit_code": get("exit_code"),
+    }
+    parent, note = get("parent"), get("note")
+    if isinstance(parent, str) and parent:
+        row["parent"] = parent
+    if isinstance(note, str):
+        row["note"] = note
+    for key, value in params.items():  # flatten's first level, inline
+        if isinstance(value, dict):
+            flatten(f"params.{key}", value, row)
+        else:
+            row[f"params.{key}"] = value
+    for key, value in metrics.items():
+        if type(value) is not float:
+            return None
+        row[f"metrics.{key}"] = value
+    for key, value in tags.items():
+        row[f"tags.{key}"] = value
+    for key, info in datasets.items():
+        if type(info) is not dict:
+            return None
+        row[f"datasets.{key}"] = info.get("digest", "")
+    return row
+
+
+def decode(data: bytes) -> Chunk:
+    fields = marshal.loads(data[1:]) if data[:1] == b"m" else pickle.loads(data[1:])
+    return Chunk(*fields)
+
+
+def worker() -> None:
+    """`python -m gitmlm.tracking.runscan GITDIR` < blob ids: the Chunk on stdout, marshalled
+    (twice as fast as pickle on these lists), or pickled when a value is beyond marshal (a
+    datetime in a hand-written note); the first byte says which."""
+    blobs = sys.stdin.read().split()
+    chunk = scan(Repo.open(sys.argv[1]), blobs)
+    fields = (
+        chunk.ids,
+        chunk.updated,
+        chunk.deleted,
+        chunk.archived,
+        chunk.columns,
+        chunk.errors,
+        chunk.live,
+    )
+    try:
+        data = b"m" + marshal.dumps(fields)
+    except ValueError:
+        data = b"p" + pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+    sys.stdout.buffer.write(data)
+
+
+if __name__ == "__main__":
+    worker()

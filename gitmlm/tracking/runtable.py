@@ -1,0 +1,295 @@
+"""Every run as columns, for `gitmlm.runs()`: built once per notes tip and kept in the process,
+then filtered and ordered column-wise (tracking.wherecols), so a query costs what its columns
+cost rather than a Python call per row and column.
+
+The rows are `flat_row` of the runs `list_runs` lists, in its order and by its rules: of a run
+on several commits the copy updated last, deleted runs left out, a running run's status worked
+out at build time. A cold build parses every note; on many notes the parsing is split among
+worker processes (spawned, never forked: a training script has threads), each running the
+same `runscan.scan` as the in-process path, which also takes over the notes of a worker that fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import marshal
+import operator
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from gitmlm._version import __version__
+from gitmlm.core import notes as store
+from gitmlm.core import refs, where
+from gitmlm.core.git import Repo
+from gitmlm.core.records import ATTRIBUTES
+from gitmlm.tracking import runscan
+
+if TYPE_CHECKING:
+    import numpy as np
+
+PARALLEL_NOTES = 400
+"""Notes from which a cold build spreads the parsing over worker processes."""
+MAX_WORKERS = 4
+
+
+def _spawn(repo: Repo, blobs: Sequence[str]) -> subprocess.Popen[bytes] | None:
+    root = str(Path(__file__).resolve().parents[2])  # this gitmlm, wherever it is imported from
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    try:
+        # The list goes in a file: a pipe would hold this process until the worker starts.
+        with tempfile.TemporaryFile() as listed:
+            listed.write("\n".join(blobs).encode() + b"\n")
+            listed.seek(0)
+            return subprocess.Popen(
+                [sys.executable, "-m", "gitmlm.tracking.runscan", str(repo.gitdir)],
+                stdin=listed,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+    except OSError:
+        return None
+
+
+def _collect(
+    repo: Repo, blobs: Sequence[str], proc: subprocess.Popen[bytes] | None
+) -> tuple[runscan.Chunk, bytes | None]:
+    """A part's runs, and the worker's bytes of them (None when they were read here)."""
+    if proc is not None:
+        assert proc.stdout is not None
+        data = proc.stdout.read()
+        proc.stdout.close()
+        if proc.wait() == 0:
+            try:
+                return runscan.decode(data), data
+            except Exception:  # a broken worker: its notes are read here
+                pass
+    return runscan.scan(repo, blobs), None
+
+
+@dataclass
+class Column:
+    values: np.ndarray
+    """Object array: the row's value, None where the row lacks the column."""
+    present: np.ndarray
+    """Bool array: the row has the column."""
+    _floats: Any = False
+    _strings: bool | None = None
+
+    def strings(self) -> bool:
+        """Every value is a string or None (no NaN to rank): sorted without a test per row."""
+        if self._strings is None:
+            self._strings = all(v is None or type(v) is str for v in self.values)
+        return self._strings
+
+    def floats(self) -> np.ndarray | None:
+        """The values as float64 (NaN where missing) when every present value is a float, else
+        None: comparisons and orders on such a column need no Python call per row."""
+        if self._floats is False:
+            import numpy as np
+
+            vals = self.values[self.present]
+            if all(type(v) is float for v in vals):
+                out = np.full(len(self.values), np.nan)
+                out[self.present] = vals.astype(float)
+                self._floats = out
+            else:
+                self._floats = None
+        floats: np.ndarray | None = self._floats
+        return floats
+
+
+@dataclass
+class Table:
+    tip: str | None
+    ids: list[str]
+    names: list[str]
+    """Every row key some run has."""
+    archived: np.ndarray
+    running: bool
+    """Some run is running: its status may change without the notes moving."""
+    columns: dict[str, Column]
+
+    def column(self, name: str) -> Column:
+        """A column by its row key; MLflow's start_time/end_time are derived from the stamps;
+        a key no run has is a column of missing values."""
+        col = self.columns.get(name)
+        if col is None:
+            import numpy as np
+
+            from gitmlm.tracking import query
+
+            n = len(self.ids)
+            if name in where.DERIVED:
+                stamps = self.column("started" if name == "start_time" else "ended").values
+                got = (query.epoch_ms(stamp) for stamp in stamps)
+                col = Column(np.fromiter(got, dtype=object, count=n), np.ones(n, bool))
+            else:
+                col = Column(np.full(n, None, dtype=object), np.zeros(n, bool))
+            self.columns[name] = col
+        return col
+
+
+class Pending:
+    """A build under way: workers parse while the caller loads pandas."""
+
+    def __init__(self, repo: Repo, snap: store.Snapshot, workers: int) -> None:
+        self.repo, self.snap = repo, snap
+        todo = list(snap.entries.values())
+        self.parts: list[tuple[list[str], subprocess.Popen[bytes] | None]] = []
+        if workers > 1:
+            size = -(-len(todo) // workers)
+            for i in range(0, len(todo), size):
+                part = todo[i : i + size]
+                self.parts.append((part, _spawn(repo, part)))
+        else:
+            self.parts.append((todo, None))
+
+    def result(self) -> list[tuple[runscan.Chunk, bytes | None]]:
+        return [_collect(self.repo, part, proc) for part, proc in self.parts]
+
+    def cancel(self) -> None:
+        for _, proc in self.parts:
+            if proc is not None:
+                proc.kill()
+                assert proc.stdout is not None
+                proc.stdout.close()
+                proc.wait()
+
+
+_tables: dict[Path, Table] = {}
+"""The last table of each repository in this process."""
+
+_SAVED = "runtable-"
+"""Name prefix of the saved table of one notes tip in .git/mlm/cache/ (docs/storage.md)."""
+FORMAT = 1
+"""Bumped whenever what `scan` makes of a note changes: a saved table names it."""
+
+
+def _saved_path(repo: Repo, tip: str) -> Path:
+    # The reader must be the very code (and marshal format) that wrote it.
+    name = f"{_SAVED}{FORMAT}-{__version__}-{marshal.version}-{tip}.bin"
+    return repo.mlm_dir / "cache" / name
+
+
+@dataclass
+class Saved:
+    """The workers' bytes of a build of this tip, as an earlier process saved them."""
+
+    snap: store.Snapshot
+    data: bytes
+
+
+Building: TypeAlias = Pending | Saved | Table
+
+
+def start(repo: Repo, workers: int | None = None) -> Building:
+    """This process's table if the notes have not moved since it was built, else the table an
+    earlier process saved for this tip, else a build under way (`finish` each). `workers`: None
+    decides by the number of notes (and may use the saved table); a number always reads notes."""
+    tip = repo.ref(refs.RUNS)
+    known = _tables.get(repo.common_dir)
+    if known is not None and known.tip == tip and not known.running:
+        return known
+    snap = store.snapshot(repo, refs.RUNS)
+    if tip is not None and workers is None:
+        with contextlib.suppress(OSError):
+            return Saved(snap, _saved_path(repo, tip).read_bytes())
+    if workers is None:
+        many = len(snap.entries) >= PARALLEL_NOTES
+        workers = min(MAX_WORKERS, len(os.sched_getaffinity(0))) if many else 1
+    return Pending(repo, snap, workers)
+
+
+def finish(repo: Repo, building: Building) -> Table:
+    if isinstance(building, Table):
+        return building
+    parts: list[tuple[runscan.Chunk, bytes | None]]
+    if isinstance(building, Saved):
+        try:
+            parts = [(runscan.decode(data), None) for data in marshal.loads(building.data)]
+        except Exception:  # a damaged file: read the notes
+            parts = Pending(repo, building.snap, 1).result()
+    else:
+        parts = building.result()
+    table = _assemble(building.snap.tip, [chunk for chunk, _ in parts])
+    _tables[repo.common_dir] = table
+    raw = [data for _, data in parts]
+    live = any(chunk.live for chunk, _ in parts)
+    if table.tip is not None and not live and not table.running and all(raw):
+        # Written beside the caller's query, by a thread (file writes let go of the GIL).
+        path = _saved_path(repo, table.tip)
+        threading.Thread(target=_save, args=(path, marshal.dumps(raw))).start()
+    return table
+
+
+def _save(path: Path, data: bytes) -> None:
+    """Keep the table of this tip (only): a new process reads it instead of the notes."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        for old in path.parent.glob(f"{_SAVED}*.bin"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only .git still answers, just slower next time
+
+
+def cancel(building: Building) -> None:
+    """Stop a build that will not be finished (its caller failed): no worker is left behind."""
+    if isinstance(building, Pending):
+        building.cancel()
+
+
+def load(repo: Repo, workers: int | None = None) -> Table:
+    return finish(repo, start(repo, workers))
+
+
+def _assemble(tip: str | None, chunks: list[runscan.Chunk]) -> Table:
+    import numpy as np
+
+    is_not: Any = np.frompyfunc(operator.is_not, 2, 1)
+    ids = list(itertools.chain.from_iterable(c.ids for c in chunks))
+    updated = list(itertools.chain.from_iterable(c.updated for c in chunks))
+    # list_runs' choice among copies of a run: the first copy, unless a later one was updated
+    # later; then deleted runs are left out, and the rest go newest id first.
+    deleted = list(itertools.chain.from_iterable(c.deleted for c in chunks))
+    if len(set(ids)) == len(ids):  # the usual case: no run on two commits
+        chosen = [i for i, gone in enumerate(deleted) if not gone]
+    else:
+        best: dict[str, int] = {}
+        for i, rid in enumerate(ids):
+            old = best.get(rid)
+            if old is None or updated[i] > updated[old]:
+                best[rid] = i
+        chosen = [i for i in best.values() if not deleted[i]]
+    # Ids are unique now, so any sort gives the one order; numpy compares them by code point,
+    # as Python does.
+    chosen_ids = np.array([ids[i] for i in chosen], dtype=str)
+    keep = np.asarray(chosen, dtype=np.intp)[np.argsort(chosen_ids)[::-1]]
+    n = len(ids)
+    names = list(dict.fromkeys(itertools.chain.from_iterable(c.columns for c in chunks)))
+    columns: dict[str, Column] = {}
+    for name in names:
+        parts = (c.columns.get(name) or itertools.repeat(None, len(c.ids)) for c in chunks)
+        values = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=n)[keep]
+        # An attribute is in every row, though it may be None (ended, branch); a present data
+        # value never is (TOML has no null). is_not runs per element in C.
+        present = (
+            np.ones(len(keep), bool) if name in ATTRIBUTES else is_not(values, None).astype(bool)
+        )
+        columns[name] = Column(values, present)
+    archived = np.fromiter(itertools.chain.from_iterable(c.archived for c in chunks), bool, n)[keep]
+    kept_ids = [ids[i] for i in keep]
+    running = bool(len(keep)) and "running" in set(columns["status"].values)
+    return Table(tip, kept_ids, names, archived, running, columns)

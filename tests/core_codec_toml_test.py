@@ -1,0 +1,158 @@
+"""codec.loads_toml (rtoml, with tomli as the reference) against tomli itself: on our codec's
+notes of random runs, and on hand-written TOML, valid and not."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import random
+from typing import Any
+
+import pytest
+import rtoml
+import tomli
+
+from gitmlm.core import codec
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values of equal types, keys in the same order; NaN equals NaN; -0.0 is not 0.0."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or (
+            a == b and math.copysign(1, a) == math.copysign(1, b)
+        )
+    if isinstance(a, datetime.datetime | datetime.time):
+        # rtoml's tzinfo is its own class; the instant, the offset and the text are the same.
+        return a == b and a.isoformat() == b.isoformat() and a.utcoffset() == b.utcoffset()
+    return bool(a == b)
+
+
+_CHARS = "abc xyz\"'\\\n\t\r\x01\x1f\x7f é漢😀\u2028%_.=[]#"
+
+
+def _text(rng: random.Random) -> str:
+    return "".join(rng.choice(_CHARS) for _ in range(rng.randint(0, 12)))
+
+
+def _scalar(rng: random.Random) -> Any:
+    return rng.choice(
+        [
+            lambda: _text(rng),
+            lambda: rng.randint(-(2**70), 2**70),
+            lambda: rng.randint(-10, 10),
+            lambda: rng.choice([math.nan, math.inf, -math.inf, -0.0, 0.0, 1e300, 5e-324, 0.1]),
+            lambda: rng.uniform(-1e6, 1e6),
+            lambda: rng.random() < 0.5,
+        ]
+    )()
+
+
+def _value(rng: random.Random, depth: int = 0) -> Any:
+    roll = rng.random()
+    if depth < 2 and roll < 0.15:
+        return {_text(rng) or "k": _value(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+    if depth < 2 and roll < 0.3:
+        return [_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return _scalar(rng)
+
+
+def test_our_notes_read_the_same_as_tomli_reads_them() -> None:
+    rng = random.Random(12)
+    for _ in range(300):
+        runs = {}
+        for i in range(rng.randint(1, 4)):
+            table: dict[str, Any] = {"name": _text(rng), "status": "finished"}
+            table["started"] = "2026-11-30T06:23:32.846461Z"
+            table["commit"] = "a" * 40
+            table["params"] = {_text(rng) or "p": _value(rng) for _ in range(rng.randint(0, 5))}
+            numbers = [math.nan, math.inf, -0.0, 1e300, 5e-324, rng.random(), -rng.random()]
+            table["metrics"] = {_text(rng) or "m": rng.choice(numbers) for _ in range(2)}
+            table["tags"] = {_text(rng) or "t": _text(rng) for _ in range(2)}
+            table["command"] = [_text(rng) for _ in range(2)]
+            runs[f"01k742sg00fnjncj4z9h77bq{i:02d}"] = table
+        text = codec.encode_doc(runs).decode()
+        assert same(codec.loads_toml(text), tomli.loads(text)), text
+
+
+VALID = [
+    "a = 1979-05-27T07:32:00Z\nb = 1979-05-27T00:32:00-07:00\nc = 1979-05-27T07:32:00",
+    "d = 1979-05-27\ne = 07:32:00.5\nf = 1979-05-27T07:32:00.999999999Z",
+    "g = 1979-05-27 07:32:00Z\nh = 1979-05-27t07:32:00z",
+    'a = "\\u00e9\\U0001F600\\t\\"x\\\\"\nb = \'lit\\\\\'\nc = """\nmulti\\\n   line"""',
+    "a = 99999999999999999999\nb = -9223372036854775808\nc = 0xDEAD_BEEF\nd = 0o17\ne = 0b101",
+    "a = nan\nb = -nan\nc = +inf\nd = -0.0\ne = 1e300\nf = 1e1_000\ng = 6.02e+23",
+    "a = {x = 1, y = {z = 2}}\nb = [1, 'x', 2.0, [1, 2], {c = 1}]\nc = [\n1,\n2,\n]",
+    "[[a]]\nx = 1\n[[a]]\nx = 2\n[b.c]\nd = 1",
+    '"" = 1\n"a.b".c = 2\nd.e.f = 3',
+    "a = 1\r\nb = 2\r\n",
+    'a = "x\ty"\n# comment é\nb = true',
+    "a = {x = 1,\n y = 2}\nb = {x = 1,}",  # TOML 1.1, which tomli >= 2.3 reads
+]
+
+INVALID = [
+    "a = ",
+    "a = 1 b = 2",
+    "a = 1\na = 2",
+    "[a]\nx = 1\n[a]\ny = 2",
+    'a = "x\x01y"',
+    'a = "x\ny"',
+    "a = 01",
+    "a.b = 1\n[a]\nb = 2",
+    "[[a]]\n[a]",
+    "\ufeffa = 1",
+    "a = 1\rb = 2",
+    'a = "\\uD800"',
+    'a = "\\q"',
+    "a = 1.",
+    "a = 1__0",
+    "a = 1979-13-27",
+    'a = "x"\x00',
+    'a = "x\x7f"',
+    "a = True",
+    "a = 07:32:00Z",
+    "# x\x01\na = 1",
+    "a = [1, 2",
+    "a = {x = 1",
+    "[a",
+    "a = 'x",
+    'a = """x',
+    "= 1",
+    "a b = 1",
+    "a = 1e",
+    "a = .5",
+    "a = +0x10",
+    "a = 2026-11-30T06:23:32.Z",
+    "a = [1,,2]",
+    "schema = 1\n[runs.x]\nname = 'a'\n[runs.x]",
+]
+
+
+@pytest.mark.parametrize("text", VALID)
+def test_valid_toml_reads_as_tomli_reads_it(text: str) -> None:
+    assert same(codec.loads_toml(text), tomli.loads(text))
+
+
+@pytest.mark.parametrize("text", INVALID)
+def test_invalid_toml_is_a_note_error_and_rtoml_rejects_it_too(text: str) -> None:
+    with pytest.raises(tomli.TOMLDecodeError):
+        tomli.loads(text)
+    with pytest.raises(codec.NoteError, match="not valid TOML"):
+        codec.loads_toml(text)
+    if not text.startswith("\ufeff"):  # a BOM never reaches rtoml
+        with pytest.raises(rtoml.TomlParsingError):
+            rtoml.loads(text)
+
+
+def test_decode_doc_errors_are_unchanged() -> None:
+    with pytest.raises(codec.NoteError, match="not valid TOML"):
+        codec.decode_doc(b"\xff\xfe")
+    with pytest.raises(codec.NoteError, match="unsupported schema"):
+        codec.decode_doc(b"schema = 3\n")
+    with pytest.raises(codec.NoteError, match="must be a table of run tables"):
+        codec.decode_doc(b"schema = 1\nruns = 1\n")

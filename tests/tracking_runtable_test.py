@@ -1,0 +1,449 @@
+"""gitmlm.runs() over the columnar run table (tracking.runtable, tracking.wherecols) against the
+row path it replaced (query.select_runs, then DataFrame.from_records of the rows): the same
+frame, value for value and dtype for dtype, over many queries on runs of every value kind."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import gitmlm
+from gitmlm.core import codec, notes, refs
+from gitmlm.core.git import Repo
+from gitmlm.core.records import flat_row
+from gitmlm.errors import MlmError
+from gitmlm.tracking import listing, liveness, query, runscan, runtable, table
+
+FIRST = ["run_id", "name", "status", "commit", "started", "ended"]
+
+
+def reference(
+    path: Path,
+    where: str | None = None,
+    order_by: str | list[str] | None = None,
+    archived: bool = False,
+    best: str | None = None,
+) -> pd.DataFrame:
+    """runs_frame as it was: the row path, then from_records of the row dicts."""
+    rows, _ = query.select_runs(Repo.open(path), where, order_by, archived=archived, best=best)
+    frame = pd.DataFrame.from_records(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=FIRST)
+    for column in ("started", "ended"):
+        frame[column] = pd.to_datetime(frame[column].replace("", None), utc=True, format="ISO8601")
+    first = [c for c in FIRST if c in frame.columns]
+    return frame[first + sorted(c for c in frame.columns if c not in first)]
+
+
+def assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    for column in want.columns:  # None and NaN are told apart; so are -0.0 and 0.0
+        for a, b in zip(got[column].tolist(), want[column].tolist(), strict=True):
+            if isinstance(b, float) and math.isnan(b):
+                assert isinstance(a, float) and math.isnan(a), (column, a, b)
+            else:
+                assert type(a) is type(b) and repr(a) == repr(b), (column, a, b)
+
+
+def write_notes(path: Path, notes: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Notes written as the codec writes them, in one notes commit (as a sync would)."""
+    repo = Repo.open(path)
+    updates: dict[str, str | None] = {
+        c: repo.write_blob(codec.encode_doc(doc)) for c, doc in notes.items()
+    }
+    tip = repo.ref(refs.RUNS)
+    repo.update_ref(refs.RUNS, repo.write_notes(refs.RUNS, tip, updates, "test"), tip)
+
+
+def commits(path: Path, count: int) -> list[str]:
+    out = []
+    for i in range(count):
+        (path / "f.txt").write_text(str(i))
+        subprocess.run(["git", "add", "-A"], cwd=path, check=True)
+        subprocess.run(["git", "commit", "-qm", f"c{i}"], cwd=path, check=True)
+        out.append(
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=path, check=True, capture_output=True, text=True
+            ).stdout.strip()
+        )
+    return out
+
+
+def dead_pid() -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(proc.stdout)
+
+
+def random_table(rng: random.Random, i: int, commit: str) -> dict[str, Any]:
+    stamp = f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:{i % 60:02d}.{i:06d}Z"
+    table: dict[str, Any] = {
+        "name": rng.choice(["base", "Base", "wide_1", "", "x%y", "100", f"run-{i}"]),
+        "status": rng.choice(["finished", "failed", "crashed", "finished"]),
+        "started": rng.choice([stamp, stamp, "2026-11-01T00:00:00Z"]),
+        "updated": stamp,
+        "user": rng.choice(["ann", "bob"]),
+        "host": "elsewhere",
+        "commit": commit,
+        "command": ["python", "train.py"],
+        "exit_code": rng.choice([0, 1]),
+    }
+    if rng.random() < 0.8:
+        table["ended"] = stamp
+    if rng.random() < 0.7:
+        table["branch"] = "main"
+    params: dict[str, Any] = {}
+    for key, values in {
+        "lr": [0.1, 0.01, 1e-3, 0.1, math.inf],
+        "layers": [1, 2, 3, 2**60],
+        "mixed": [1, 2.5, "2", "x", True, False, "True", [1, 2], -0.0, 0.0],
+        "model": ["cnn", "mlp", "CNN", "res_net%", "a\\b", "é"],
+        "flag": [True, False],
+        "opt": [{"name": "adam", "beta": 0.9}, {"name": "sgd"}],
+    }.items():
+        if rng.random() < 0.75:
+            params[key] = rng.choice(values)
+    table["params"] = params
+    metrics: dict[str, float] = {}
+    for key in ("acc", "loss", "f1 score"):
+        if rng.random() < 0.8:
+            metrics[key] = rng.choice([rng.random(), math.nan, 0.5, -0.0, 0.0, math.inf, 1.0])
+    table["metrics"] = metrics
+    if rng.random() < 0.5:
+        table["tags"] = {"team": rng.choice(["vision", "Vision", "nlp", ""])}
+    if rng.random() < 0.3:
+        table["datasets"] = {"train": {"digest": rng.choice(["sha256:a", "sha256:b"])}}
+    if rng.random() < 0.1:
+        table["archived"] = True
+    if rng.random() < 0.05:
+        table["deleted"] = True
+    if rng.random() < 0.1:
+        table["parent"] = "01k0000000000000000000000a"
+    if rng.random() < 0.05:
+        table["note"] = "a note"
+    if rng.random() < 0.05:  # a running run whose process is gone here: crashed
+        table.update(status="running", host=liveness.HOST, pid=dead_pid())
+    if rng.random() < 0.05:
+        table["untagged"] = {"team": True}
+    return table
+
+
+def fill(repo: Path, running: bool = True) -> Path:
+    rng = random.Random(7)
+    shas = commits(repo, 6)
+    notes: dict[str, dict[str, dict[str, Any]]] = {}
+    for i in range(90):
+        rid = f"01k{i:023d}"
+        commit = shas[i % len(shas)]
+        table_ = random_table(rng, i, commit)
+        if not running and table_["status"] == "running":
+            table_["status"] = "crashed"
+        notes.setdefault(commit, {})[rid] = table_
+    # One run on two commits: the copy updated last wins.
+    twin = dict(notes[shas[0]]["01k" + "0" * 23])
+    notes[shas[1]]["01k" + "0" * 23] = {**twin, "updated": "2027-01-01T00:00:00Z", "name": "moved"}
+    write_notes(repo, notes)
+    return repo
+
+
+@pytest.fixture
+def many(repo: Path) -> Path:
+    return fill(repo)
+
+
+WHERES = [
+    None,
+    "metrics.acc > 0.5",
+    "metrics.acc >= 0.5 and metrics.loss < 0.9",
+    "metrics.acc = nan",
+    "metrics.acc != 0.5",
+    "metrics.acc != nan",
+    "not metrics.acc > 0.5",
+    "metrics.acc > '0.5'",
+    "metrics.acc = 0",
+    "metrics.`f1 score` <= 1 or params.lr = 0.1",
+    "metrics.acc is null",
+    "metrics.acc is not null",
+    "params.mixed = 2",
+    "params.mixed = '2'",
+    "params.mixed = true",
+    "params.mixed != 'x'",
+    "params.mixed > 1",
+    "params.mixed in (1, 'x', true)",
+    "params.mixed not in (2, 'x')",
+    "params.mixed like '%1%'",
+    "params.layers > 2",
+    "params.layers = 1152921504606846976",
+    "params.lr = inf",
+    "params.lr < 9007199254740993",
+    "params.model like 'res\\_%'",
+    "params.model ilike 'cnn'",
+    "params.model not like 'c%'",
+    "params.model in ('cnn', 'mlp')",
+    "params.opt.name = 'adam'",
+    "params.flag = true",
+    "params.flag != false",
+    "tags.team ilike 'VISION'",
+    "tags.team = ''",
+    "tags.team is null",
+    "tags.mlflow.runName like 'run-%'",
+    "run_name = 'base'",
+    "status = 'FINISHED'",
+    "status in ('crashed', 'FAILED')",
+    "attributes.status != 'finished'",
+    "start_time > 1762000000000",
+    "created < 1764000000000",
+    "end_time is null",
+    "started >= '2026-11-10'",
+    "name like '%\\%%'",
+    "name = 100",
+    "exit_code = 1",
+    "branch is null",
+    "parent is not null",
+    "datasets.train = 'sha256:a'",
+    "(metrics.acc > 0.2 or metrics.loss > 0.2) and not (params.model = 'cnn')",
+]
+ORDERS: list[str | list[str] | None] = [
+    None,
+    "metrics.acc desc",
+    "metrics.acc",
+    "params.mixed desc",
+    "params.mixed",
+    ["tags.team", "-metrics.loss"],
+    "name desc, started",
+    "params.lr desc",
+    "start_time",
+    "exit_code desc, params.layers",
+    "params.opt.name desc",
+]
+
+
+def test_runs_frame_equals_the_row_path(many: Path) -> None:
+    rng = random.Random(3)
+    cases = [(w, o, a) for w in WHERES for o in ORDERS for a in (False, True)]
+    # Every filter and every order once, the rest of the product sampled (a suite minute is dear).
+    chosen = [(w, ORDERS[0], False) for w in WHERES] + [(None, o, True) for o in ORDERS]
+    chosen += rng.sample(cases, 150)
+    for where, order, archived in chosen:
+        try:
+            want = reference(many, where, order, archived)
+        except MlmError as exc:
+            with pytest.raises(MlmError) as got:
+                table.runs_frame(where, order, str(many), archived=archived)
+            assert str(got.value) == str(exc)
+            continue
+        got_frame = table.runs_frame(where, order, str(many), archived=archived)
+        assert_same_frame(got_frame, want)
+    assert len(table.runs_frame(None, None, str(many))) > 50
+
+
+def test_best_and_errors_match(many: Path) -> None:
+    (many / "mlm.toml").write_text('[metrics]\nacc = "max"\nloss = "min"\n')
+    for best in ("acc", "loss"):
+        assert_same_frame(table.runs_frame(path=str(many), best=best), reference(many, best=best))
+    for where in ("metrics.acx > 1", "params.lr >", "nope = 1"):
+        with pytest.raises(MlmError) as want:
+            reference(many, where)
+        with pytest.raises(MlmError) as got:
+            table.runs_frame(where, path=str(many))
+        assert str(got.value) == str(want.value)
+
+
+def test_no_runs_and_no_notes(repo: Path) -> None:
+    assert_same_frame(table.runs_frame(path=str(repo)), reference(repo))
+    assert_same_frame(
+        table.runs_frame("params.x = 1", path=str(repo)), reference(repo, "params.x = 1")
+    )
+
+
+def test_worker_processes_build_the_table_the_process_builds(many: Path) -> None:
+    repo = Repo.open(many)
+    runtable._tables.clear()
+    alone = runtable.load(repo, workers=1)
+    runtable._tables.clear()
+    spread = runtable.load(repo, workers=3)
+    assert spread.ids == alone.ids and spread.names == alone.names
+    assert (spread.archived == alone.archived).all()
+    for name in alone.names:
+        a, b = alone.column(name), spread.column(name)
+        assert (a.present == b.present).all()
+        assert repr(a.values.tolist()) == repr(b.values.tolist()), name
+
+
+def test_fast_rows_equal_flat_rows_of_run_records() -> None:
+    rng = random.Random(5)
+    tables = [random_table(rng, i, "c" * 40) for i in range(300)]
+    tables += [
+        {"status": "finished", "started": "s", "commit": "c", "metrics": {"a": 1}},
+        {"status": "finished", "started": "s", "commit": "c", "name": 5},
+        {"status": "finished", "started": "s", "commit": "c", "datasets": {"d": "x"}},
+        {"status": "finished", "started": "s", "commit": "c", "params": [["a", 1]]},
+        {"status": "finished", "started": "s", "commit": "c", "parent": ""},
+        {"status": "finished", "started": "s", "commit": "c", "parent": 3, "note": 1},
+        {"status": "finished", "started": "s", "commit": "c", "command": "python"},
+        {"status": "finished", "started": "s", "commit": "c", "params": {"a": {"b": {"c": 1}}}},
+        {"status": "finished", "started": "s"},
+    ]
+    fast = 0
+    for i, t in enumerate(tables):
+        rid = f"01k{i:023d}"
+        row = runscan.fast_row(rid, t)
+        try:
+            run = codec.run_from_dict(rid, t)
+        except codec.NoteError:
+            assert row is None
+            continue
+        run.status = listing.effective_status(run)
+        try:
+            want = flat_row(run)
+        except AttributeError:
+            assert row is None
+            continue
+        if row is not None:
+            fast += 1
+            assert repr(row) == repr(want)
+    assert fast > 200
+
+
+def test_a_new_run_shows_up_from_this_process_and_from_another(repo: Path) -> None:
+    (repo / "train.py").write_text("pass\n")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "code"], cwd=repo, check=True)
+    with gitmlm.start_run(name="one", params={"lr": 0.1}) as run:
+        run.log_metric("acc", 0.5)
+    first = gitmlm.runs()
+    assert first["name"].tolist() == ["one"]
+    assert runtable.start(Repo.open(repo)) is runtable._tables[Repo.open(repo).common_dir]
+    with gitmlm.start_run(name="two", params={"lr": 0.2}) as run:
+        run.log_metric("acc", 0.7)
+    assert gitmlm.runs(where="metrics.acc > 0.6")["name"].tolist() == ["two"]
+    script = (
+        "import gitmlm\nwith gitmlm.start_run(name='three') as r:\n    r.log_metric('acc', 0.9)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(gitmlm.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", script], cwd=repo, check=True, env=env)
+    assert gitmlm.runs(where="metrics.acc > 0.6", order_by="metrics.acc desc")["name"].tolist() == [
+        "three",
+        "two",
+    ]
+    assert_same_frame(gitmlm.runs(), reference(repo))
+
+
+def test_rows_become_columns_whatever_their_keys() -> None:
+    same_keys = [{"a": i, "b": str(i)} for i in range(5)]
+    mixed = [{"a": 1, "b": 2}, {"a": 3}, {"b": 4, "a": 5}, {"c": None}]
+    for rows in (same_keys, mixed, []):
+        got: dict[str, list[Any]] = {}
+        runscan._transpose(rows, got)
+        keys = dict.fromkeys(k for row in rows for k in row)
+        assert got == {k: [row.get(k) for row in rows] for k in keys}
+
+
+def test_a_commit_with_an_index_note_lists_the_same(repo: Path) -> None:
+
+    rng = random.Random(11)
+    (sha,) = commits(repo, 1)
+    doc = {f"01k{i:023d}": random_table(rng, i, sha) for i in range(notes.INLINE_MAX + 6)}
+    git_repo = Repo.open(repo)
+    updates = notes.stage_doc(git_repo, sha, doc)
+    assert notes.store_key(sha) in updates  # an index note and its run store
+    git_repo.update_ref(refs.RUNS, git_repo.write_notes(refs.RUNS, None, updates, "t"), None)
+    runtable._tables.clear()
+    spread = runtable.load(git_repo, workers=2)
+    assert len(spread.ids) == len(reference(repo, archived=True))
+    assert_same_frame(
+        table.runs_frame(path=str(repo), archived=True), reference(repo, archived=True)
+    )
+    assert_same_frame(
+        table.runs_frame("metrics.acc > 0.3", path=str(repo)), reference(repo, "metrics.acc > 0.3")
+    )
+
+
+def _saved_files(path: Path) -> list[Path]:
+    for thread in threading.enumerate():  # the save runs beside the query
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    return sorted((path / ".git" / "mlm" / "cache").glob("runtable-*.bin"))
+
+
+def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo: Path) -> None:
+    many = fill(repo, running=False)
+    repo = Repo.open(many)
+    runtable._tables.clear()
+    runtable.load(repo, workers=2)
+    (saved,) = _saved_files(many)
+    assert saved.name.endswith(f"-{repo.ref(refs.RUNS)}.bin")
+    runtable._tables.clear()
+    assert isinstance(runtable.start(repo), runtable.Saved)
+    assert_same_frame(table.runs_frame(path=str(many)), reference(many))
+    # Another process reads the saved table and answers the same.
+    env = {**os.environ, "PYTHONPATH": str(Path(gitmlm.__file__).parents[1])}
+    code = "import gitmlm; print(gitmlm.runs(order_by='metrics.acc').to_json(date_format='iso'))"
+    got = subprocess.run(
+        [sys.executable, "-c", code], cwd=many, env=env, capture_output=True, text=True, check=True
+    )
+    assert got.stdout.strip() == reference(many, order_by="metrics.acc").to_json(date_format="iso")
+    # A damaged file is read past: the notes answer.
+    saved.write_bytes(b"garbage")
+    runtable._tables.clear()
+    assert_same_frame(
+        table.runs_frame("metrics.acc > 0.4", path=str(many)), reference(many, "metrics.acc > 0.4")
+    )
+    # A new run moves the tip: the next worker build replaces the file.
+    write_notes(
+        many,
+        {
+            commits(many, 1)[0]: {
+                "01kzzzzzzzzzzzzzzzzzzzzzzz": random_table(random.Random(1), 1, "c" * 40)
+            }
+        },
+    )
+    runtable._tables.clear()
+    runtable.load(repo, workers=2)
+    (again,) = _saved_files(many)
+    assert again != saved and again.name.endswith(f"-{repo.ref(refs.RUNS)}.bin")
+    assert_same_frame(table.runs_frame(path=str(many)), reference(many))
+
+
+def test_a_running_run_is_never_saved(repo: Path) -> None:
+    (sha,) = commits(repo, 1)
+    now = codec.now()
+    table_ = {"status": "running", "started": now, "updated": now, "commit": sha, "host": "x"}
+    write_notes(repo, {sha: {"01k0000000000000000000000r": table_}})
+    runtable._tables.clear()
+    built = runtable.load(Repo.open(repo), workers=2)
+    assert built.running
+    assert _saved_files(repo) == []
+
+
+def test_a_worker_that_fails_or_talks_nonsense_has_its_notes_read_here(many: Path) -> None:
+    repo = Repo.open(many)
+    snap = notes.snapshot(repo, refs.RUNS)
+    blobs = list(snap.entries.values())
+    want = runscan.scan(repo, blobs)
+    for code in ("import sys; sys.exit(3)", "print('hello')", "import sys; sys.stdout.write('m')"):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        got, raw = runtable._collect(repo, blobs, proc)
+        assert raw is None and repr(got) == repr(want)  # repr: NaN equals NaN
+
+
+def test_a_cancelled_build_leaves_no_worker(many: Path) -> None:
+    building = runtable.start(Repo.open(many), workers=2)
+    assert isinstance(building, runtable.Pending)
+    procs = [proc for _, proc in building.parts if proc is not None]
+    assert len(procs) == 2
+    runtable.cancel(building)
+    assert all(proc.returncode is not None for proc in procs)
