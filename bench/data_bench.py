@@ -19,7 +19,9 @@ Builds, in a temporary folder (removed at the end unless --keep):
   * with DVC (installed by ../shared/peers/install.sh into /tmp/gitmlm-peers/dvc), `dvc add`
     and a warm `dvc status` of the same tree (target: ours >= 10x faster on status).
 - a repository with 100,000 files (--small: 10,000) and times `git mlm data add` cold, with
-  `--no-store` and with the default (the bytes also go into the object cache), target <= 3 s;
+  `--no-store` and with the default (the bytes also go into the object cache, small ones
+  packed: docs/storage.md), target <= 3 s, beside creating one file per object in one process
+  (what the cache cost before packs);
   and `git mlm data status` unchanged against `git status` on the same files tracked by git in
   a repository of their own (target <= 2x).
 
@@ -148,9 +150,9 @@ def medium_files(folder: Path, count: int, sizes: tuple[int, int]) -> int:
 
 
 def create_files(folder: Path, count: int) -> float:
-    """Seconds to create `count` small files the way the object cache does (a temporary file,
-    then a rename into one of 256 folders), in one process: the file system's own cost of one
-    object per file, whatever computes them."""
+    """Seconds to create `count` small files the way the object cache stores a loose object (a
+    temporary file, then a rename into one of 256 folders), in one process: the file system's
+    own cost of one object per file, which packs avoid."""
     for i in range(256):
         (folder / f"{i:02x}").mkdir(parents=True)
     (folder / "tmp").mkdir()
@@ -366,7 +368,7 @@ def main() -> int:
         line(
             f"  creating {n_many // 1000}k small files, one process",
             f"{floor:.2f} s",
-            "(the cache's floor)",
+            "(one file per object)",
             "",
             "",
         )

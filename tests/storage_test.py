@@ -88,8 +88,7 @@ def test_folder_remote_push_is_idempotent_and_pull_checks_every_object(
     os.chmod(bad, 0o644)
     bad.write_bytes(b"x" * 20)
     store = settings.cache(r)
-    os.chmod(store.path(digest), 0o644)
-    store.path(digest).unlink()
+    store.delete({digest})
     (repo / "data" / "b.csv").unlink()
     line = _fail(repo, "data", "checkout", "train")
     assert "do not match their digest" in line

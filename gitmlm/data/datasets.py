@@ -137,6 +137,8 @@ def fingerprint(
                 cache.put_many(algorithm, done, stamp)
                 stored.update(p for p, h in done.items() if h.stored)
         finally:
+            if store is not None:
+                store.flush()  # the small objects this process packed become visible
             if bar:
                 bar.close()
     for i, fs in enumerate(filesets):
@@ -374,6 +376,8 @@ def add(
         finally:
             cache.save()
         for fp in fps if store else []:
+            if fp.stored.issuperset(fp.fileset.path_list()):
+                continue  # every file went in from its hashing read (checked in one C loop)
             entries = fp.entries()
             kept = {
                 path: entries[fp.fileset.rel(path)]

@@ -292,6 +292,9 @@ def hash_files(
             return out
         except forking.ChildFailed:
             ordered = [job for job in ordered if job[0] not in out]  # finish here, in threads
+            # A child that died may not have completed its pack: nothing it stored is trusted
+            # (the caller stores what the cache lacks).
+            out.update({rel: h._replace(stored=False) for rel, h in out.items() if h.stored})
     if count == 1 or len(ordered) < 2 or total < SMALL_JOB:
         for rel, h in hash_many(root, ordered, algorithm, bytearray(CHUNK), store, False, stamp):
             out[rel] = as_hashed(h)
@@ -365,6 +368,11 @@ def _in_processes(
                 rels, vals = [], []
         if rels:
             yield marshal.dumps((rels, vals))
+        if store is not None:
+            try:  # this process's pack of small objects becomes visible to the others
+                store.flush()
+            except MlmError as exc:
+                yield marshal.dumps((None, str(exc)))
 
     def take(frame: bytes) -> None:
         rels, vals = marshal.loads(frame)

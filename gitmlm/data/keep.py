@@ -22,9 +22,12 @@ def store_files(
     digests; returns how many were new. A file that changed since it was hashed is an error."""
     store = settings.cache(repo)
     new = 0
-    for path, (_, hex_) in files.items():
-        digest = f"{algorithm}:{hex_}"
-        if not store.has(digest):
-            store.add_file(root / path, digest)
-            new += 1
+    try:
+        for path, (_, hex_) in files.items():
+            digest = f"{algorithm}:{hex_}"
+            if not store.has(digest):
+                store.add_file(root / path, digest)
+                new += 1
+    finally:
+        store.flush()  # small files went into a pack: it becomes visible
     return new

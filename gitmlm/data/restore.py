@@ -92,18 +92,21 @@ def _from_worktree(repo: Repo, v: Version, digests: set[str]) -> set[str]:
     was on); returns those stored."""
     store = settings.cache(repo)
     done = set()
-    for rel, (size, hex_) in v.entries.items():
-        digest = f"{v.algorithm}:{hex_}"
-        if digest not in digests or digest in done:
-            continue
-        full = repo.workdir / v.full(rel)
-        try:
-            if full.stat().st_size != size:
+    try:
+        for rel, (size, hex_) in v.entries.items():
+            digest = f"{v.algorithm}:{hex_}"
+            if digest not in digests or digest in done:
                 continue
-            store.add_file(full, digest)
-        except (OSError, MlmError):
-            continue
-        done.add(digest)
+            full = repo.workdir / v.full(rel)
+            try:
+                if full.stat().st_size != size:
+                    continue
+                store.add_file(full, digest)
+            except (OSError, MlmError):
+                continue
+            done.add(digest)
+    finally:
+        store.flush()  # small files went into a pack: it becomes visible
     return done
 
 
@@ -193,11 +196,10 @@ def verify(
     for v in chosen:
         found = Verified(v)
         for digest in dict.fromkeys(v.digests()):
-            algorithm, hex_ = objects.parse(digest)
-            path = store.path(digest)
-            if not path.is_file():
+            state = store.check(digest)  # loose or packed, re-hashed
+            if state == "missing":
                 found.missing.append(digest)
-            elif objects.hash_path(path, algorithm) != hex_:
+            elif state == "bad":
                 found.bad.append(digest)
             else:
                 found.ok += 1
@@ -292,6 +294,13 @@ def checkout(
             f"checkout of {v.label} would overwrite {len(unstored)} local change(s) stored "
             f"nowhere ({shown}{more}); `git mlm data add {name}` stores them, or give --force"
         )
+    damaged = store.damaged_packed(f"{v.algorithm}:{v.entries[rel][1]}" for rel in to_write)
+    if damaged:
+        raise MlmError(
+            f"checkout of {v.label}: {len(damaged)} cached object(s) ({damaged[0][:19]}…) do "
+            "not match their digest (the cache was changed); nothing was written. `git mlm "
+            "data verify` lists them"
+        )
     out.replaced = sorted(v.full(r) if r else v.path for r in unstored)
     root = repo.workdir
     if "" in current:  # a file where the folder was, and --force
@@ -314,7 +323,7 @@ def checkout(
                 ) from exc
             made.add(parent)
         hex_ = v.entries[rel][1]
-        how = objects.place(store.fast_path(f"{v.algorithm}:{hex_}"), target, links)
+        how = store.place(f"{v.algorithm}:{hex_}", target, links)
         out.how[how] = out.how.get(how, 0) + 1
         out.written.append(full)
         written[full] = hashing.Hashed(hashing.stat_key(os.stat(target)), hex_)

@@ -72,7 +72,9 @@ def fetch(repo: Repo, digest: str, *, remote: str | None = None) -> Path:
 
 def folder_files(repo: Repo, digest: str, *, remote: str | None = None) -> dict[str, str]:
     """A folder object's files, path -> digest (the listing is fetched when needed)."""
-    return objects.parse_listing(fetch(repo, digest, remote=remote).read_bytes())
+    objects.parse(digest)
+    ensure(repo, [digest], remote=remote)
+    return objects.parse_listing(settings.cache(repo).read(digest))
 
 
 def export(
@@ -88,9 +90,10 @@ def export(
     written. Everything is fetched and checked before the first file is written."""
     store = settings.cache(repo)
     if not folder:
-        fetch(repo, digest, remote=remote)
+        objects.parse(digest)
+        ensure(repo, [digest], remote=remote)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        objects.place(store.path(digest), dest, settings.links(repo))
+        store.place(digest, dest, settings.links(repo))
         return [str(dest)]
     files = folder_files(repo, digest, remote=remote)
     ensure(repo, list(files.values()), remote=remote, progress=progress)
@@ -98,7 +101,7 @@ def export(
     for rel, d in sorted(files.items()):
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        objects.place(store.path(d), target, links)
+        store.place(d, target, links)
     return [str(dest / rel) for rel in sorted(files)]
 
 
@@ -108,7 +111,8 @@ def zip_folder(repo: Repo, digest: str, out: IO[bytes], *, remote: str | None = 
     copied in, so a missing or tampered object is one MlmError: the caller sends `out` only when
     this returns, never a partial archive."""
     algorithm, expected = objects.parse(digest)
-    data = fetch(repo, digest, remote=remote).read_bytes()
+    ensure(repo, [digest], remote=remote)
+    data = settings.cache(repo).read(digest)
     if hashlib.new(algorithm, data).hexdigest() != expected:
         raise MlmError(f"the listing of folder {_short(digest)} does not match its digest")
     files = objects.parse_listing(data)
@@ -127,7 +131,7 @@ def zip_folder(repo: Repo, digest: str, out: IO[bytes], *, remote: str | None = 
             hasher = hashlib.new(algorithm)
             try:
                 with (
-                    store.path(file_digest).open("rb") as src,
+                    store.open(file_digest) as src,
                     archive.open(rel, "w", force_zip64=True) as dst,
                 ):
                     while chunk := src.read(objects.CHUNK):

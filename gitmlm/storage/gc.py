@@ -26,31 +26,45 @@ class Swept:
 def sweep_cache(
     repo: Repo, live: set[str], *, dry_run: bool = False, named_dead: Set[str] = frozenset()
 ) -> Swept:
-    """Delete cached objects not in `live`. Those in `named_dead` (named by records that are
-    gone, such as deleted runs) go at once; any other goes only once older than the grace."""
+    """Delete cached objects not in `live`, loose or packed. Those in `named_dead` (named by
+    records that are gone, such as deleted runs) go at once; any other goes only once every
+    copy of it is older than the grace (a packed object's age is its pack's)."""
     store = settings.cache(repo)
+    store.flush()
     out = Swept()
     now = time.time()
-    for digest in sorted(store.digests()):
-        path = store.path(digest)
-        if digest in live:
-            out.kept += 1
+    newest: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    for digest in store.loose_digests():
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(store.loose(digest))
+            newest[digest] = st.st_mtime
+            sizes[digest] = st.st_size
+    for index, _, entries in store.packs.indexes():
+        try:
+            made = os.stat(index).st_mtime
+        except FileNotFoundError:
             continue
-        st = path.stat()
-        if digest not in named_dead and now - st.st_mtime < GRACE_SECONDS:
+        for digest, entry in entries.items():
+            newest[digest] = max(newest.get(digest, 0.0), made)
+            sizes[digest] = sizes.get(digest, 0) + entry.length
+    for digest in sorted(newest):
+        if digest in live or (digest not in named_dead and now - newest[digest] < GRACE_SECONDS):
             out.kept += 1
             continue
         out.deleted.append(digest)
-        out.bytes += st.st_size
-        if not dry_run:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        out.bytes += sizes[digest]
+    if dry_run:
+        return out
+    store.delete(set(out.deleted))
+    old = [*store.packs.orphans()]  # packs of writers that stopped before indexing them
     tmp = store.root / "tmp"
-    if not dry_run and tmp.is_dir():
-        for entry in os.scandir(tmp):  # leftovers of interrupted writes
-            if now - entry.stat().st_mtime > GRACE_SECONDS:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+    if tmp.is_dir():
+        old.extend(entry.path for entry in os.scandir(tmp))  # leftovers of interrupted writes
+    for path in old:
+        with contextlib.suppress(FileNotFoundError):
+            if now - os.stat(path).st_mtime > GRACE_SECONDS:
+                os.unlink(path)
     return out
 
 

@@ -4,8 +4,13 @@ Layout under the cache root (default `.git/mlm/objects`, or git config `mlm.cach
 shared by many clones):
 
     sha256/ab/cdef…     one file per object, read-only, named by its digest
+    packs/<id>.pack     small objects `data add` stored, many per file, with their index
+    packs/<id>.idx      (gitmlm/storage/packs.py); every read of a packed object checks it
     tmp/                objects being written; renamed into place only once their digest is
                         checked, so a name under sha256/ always holds the bytes it names
+
+Readers ask the Store (`has`, `read`, `size`, `place`, `path`), which looks for a loose file
+first, then in the packs: stores written before packs existed read as they always did.
 
 A folder (a logged `outputs/`) is one more object: its listing, "<hex>  <path>\\n" per file
 sorted by path (the format of `sha256sum`), whose own sha256 is the folder's digest, the same
@@ -17,15 +22,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import re
 import stat
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from gitmlm.errors import MlmError
+from gitmlm.storage import packs as packing
 
 ALGORITHMS = ("sha256", "sha512", "blake2b", "sha3_256")
 CHUNK = 1 << 20
@@ -91,23 +99,124 @@ class Stored:
 
 class Store:
     """One cache folder. Writers never lock: an object is written under a unique temporary
-    name and renamed into place, so two writers of the same object both succeed."""
+    name and renamed into place (or appended to a pack of this process's own), so two writers
+    of the same object both succeed."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.packs = packing.of(str(root))
+        self._prefixes: dict[str, set[str]] = {}
+        """Per algorithm, the loose `ab/` folders there were when `put_hashed` first looked:
+        an object whose folder is not there is not loose (a stat saved per object)."""
 
-    def path(self, digest: str) -> Path:
+    def loose(self, digest: str) -> Path:
+        """Where the object's own file is (or would be)."""
         return self.root / key(digest)
 
+    def path(self, digest: str) -> Path:
+        """A read-only file holding the object, for callers that need a path (a model to load,
+        a file to send). A packed object is first copied out of its pack, checked, into its
+        loose place; loops over many objects use `read` or `place`, which do not copy."""
+        loose = self.loose(digest)
+        if not os.path.isfile(loose):
+            data = self.packs.read(digest)
+            if data is not None:
+                self._write_loose(data, digest)
+        return loose
+
     def has(self, digest: str) -> bool:
-        return os.path.isfile(self.fast_path(digest))
+        if self.packs.pending(digest) or self.packs.find(digest, refresh=False) is not None:
+            return True
+        return os.path.isfile(self.fast_path(digest)) or self.packs.find(digest) is not None
+
+    def size(self, digest: str) -> int:
+        """The object's size in bytes; FileNotFoundError when the cache lacks it."""
+        try:
+            return os.stat(self.fast_path(digest)).st_size
+        except FileNotFoundError:
+            if self.packs.pending(digest):
+                self.packs.flush()
+            entry = self.packs.find(digest)
+            if entry is None:
+                raise
+            return entry.length
+
+    def read(self, digest: str) -> bytes:
+        """The object's bytes (a packed one checked against its digest); FileNotFoundError
+        when the cache lacks it."""
+        try:
+            with open(self.fast_path(digest), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            data = self.packs.read(digest)
+            if data is None:
+                raise
+            return data
+
+    def open(self, digest: str) -> BinaryIO:
+        """The object's bytes as a file to read (a packed one checked first, in memory: packed
+        objects are small); FileNotFoundError when the cache lacks it."""
+        try:
+            return open(self.fast_path(digest), "rb")
+        except FileNotFoundError:
+            data = self.packs.read(digest)
+            if data is None:
+                raise
+            return io.BytesIO(data)
+
+    def check(self, digest: str) -> str:
+        """Re-hash a stored object: "ok", "bad" (its bytes do not match) or "missing". A
+        packed object is checked in its pack, a loose one in its file, and both when both."""
+        algorithm, hex_ = parse(digest)
+        found = "missing"
+        loose = self.loose(digest)
+        if loose.is_file():
+            if hash_path(loose, algorithm) != hex_:
+                return "bad"
+            found = "ok"
+        if self.packs.find(digest) is not None:
+            try:
+                self.packs.read(digest)
+            except MlmError:
+                return "bad"
+            found = "ok"
+        return found
+
+    def damaged_packed(self, digests: Iterable[str]) -> list[str]:
+        """Those of `digests` held only in a pack whose bytes there do not match: checked
+        before a checkout writes its first file, so a damaged pack stops it with nothing
+        written (packed objects are small: reading them twice costs little)."""
+        bad = []
+        for digest in digests:
+            if self.packs.find(digest, refresh=False) is None:
+                continue
+            if os.path.isfile(self.fast_path(digest)):
+                continue
+            try:
+                self.packs.read(digest)
+            except MlmError:
+                bad.append(digest)
+        return bad
+
+    def place(self, digest: str, dst: Path | str, links: tuple[str, ...] = ()) -> str:
+        """Put the object at `dst` (module `place`): a loose object by the first way of `links`
+        that works; a packed one is written out of its pack (a copy: a pack cannot be linked)."""
+        loose = self.fast_path(digest)
+        if os.path.isfile(loose):
+            return place(loose, dst, links or DEFAULT_LINKS)
+        data = self.packs.read(digest)
+        if data is None:
+            return place(loose, dst, links or DEFAULT_LINKS)  # raises its clear error
+        write_file(data, os.fspath(dst))
+        return "copy"
 
     def fast_path(self, digest: str) -> str:
-        """`path` as text, for loops over 100,000 objects (pathlib costs more than the stat).
-        Only the common shape skips the regex; anything else still goes through `key`."""
+        """The loose file's path as text, for loops over 100,000 objects (pathlib costs more
+        than the stat). Only the common shape skips the regex; anything else still goes
+        through `key`."""
         algorithm, _, hex_ = digest.partition(":")
         if _HEX_LENGTH.get(algorithm) != len(hex_) or not _HEX.issuperset(hex_):
-            return str(self.path(digest))
+            return str(self.loose(digest))
         return f"{self.root}/{algorithm}/{hex_[:2]}/{hex_[2:]}"
 
     def tmp(self) -> Path:
@@ -118,8 +227,8 @@ class Store:
             raise MlmError(f"cannot create the object cache {self.root}: {exc.strerror}") from exc
         return folder / f"{uuid.uuid4().hex}.part"
 
-    def digests(self) -> set[str]:
-        """Every object in the cache (one walk)."""
+    def loose_digests(self) -> set[str]:
+        """Every object that has its own file (one walk)."""
         out = set()
         for algorithm in ALGORITHMS:
             top = self.root / algorithm
@@ -131,7 +240,31 @@ class Store:
                         out.add(f"{algorithm}:{sub.name}{entry.name}")
         return out
 
+    def digests(self) -> set[str]:
+        """Every object in the cache, loose or packed."""
+        self.flush()
+        return self.loose_digests() | self.packs.digests()
+
+    def delete(self, digests: Set[str]) -> None:
+        """Remove objects from the cache, loose and packed (gc; a pack holding any of them is
+        rewritten without them)."""
+        for digest in digests:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.loose(digest))
+        try:
+            self.packs.remove(digests)
+        except OSError as exc:
+            raise _os_error(exc, f"cannot rewrite a pack in {self.root}") from exc
+
     # --- writing ------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Make every object this process packed visible to others (see packs.py): callers
+        that `put_hashed` call this once done, before they report the objects stored."""
+        try:
+            self.packs.flush()
+        except OSError as exc:
+            raise _os_error(exc, f"cannot store objects in {self.root}") from exc
 
     def adopt(self, tmp: Path, expected: str) -> None:
         """Move a finished temporary file into place if its content is `expected`; otherwise
@@ -150,25 +283,61 @@ class Store:
                 tmp.unlink()
 
     def _place(self, tmp: Path, digest: str) -> None:
-        target = self.path(digest)
+        target = self.loose(digest)
         os.chmod(tmp, 0o444)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
 
+    def _write_loose(self, data: bytes, digest: str) -> None:
+        tmp = self.tmp()
+        try:
+            tmp.write_bytes(data)
+            self._place(tmp, digest)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise _os_error(exc, f"cannot store an object in {self.root}") from exc
+
     def add_bytes(self, data: bytes, algorithm: str = "sha256") -> str:
         digest = f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
         if not self.has(digest):
-            tmp = self.tmp()
-            tmp.write_bytes(data)
-            self._place(tmp, digest)
+            self._write_loose(data, digest)
         return digest
+
+    def put_checked(self, data: bytes, digest: str) -> bool:
+        """Store downloaded bytes under `digest` if they match it (False, storing nothing, if
+        they do not): a small object into this process's pack (complete it with `flush`), a
+        larger one as its own file."""
+        algorithm, hex_ = parse(digest)
+        if hashlib.new(algorithm, data).hexdigest() != hex_:
+            return False
+        self.put_hashed(data, algorithm, hex_)
+        return True
 
     def put_hashed(self, data: bytes, algorithm: str, hex_: str) -> None:
         """Store `data` under the digest its caller computed over exactly these bytes (hashing
-        a small file reads it whole: `data.hashing` stores from that read). Text paths and no
-        second hash: `data add` does this for 100,000 files."""
+        a small file reads it whole: `data.hashing` stores from that read). No second hash and
+        no file per object: a small one is appended to this process's pack, which the caller
+        completes with `flush` (`data add` does this for 100,000 files)."""
+        digest = f"{algorithm}:{hex_}"
+        packs = self.packs
+        if packs.pending(digest) or packs.find(digest, refresh=False) is not None:
+            return
+        prefixes = self._prefixes.get(algorithm)
+        if prefixes is None:
+            try:
+                prefixes = set(os.listdir(f"{self.root}/{algorithm}"))
+            except (FileNotFoundError, NotADirectoryError):
+                prefixes = set()
+            self._prefixes[algorithm] = prefixes
         target = f"{self.root}/{algorithm}/{hex_[:2]}/{hex_[2:]}"
-        if os.path.exists(target):
+        if hex_[:2] in prefixes and os.path.exists(target):
+            return
+        if len(data) < packing.PACK_BELOW:
+            try:
+                packs.add(digest, data)
+            except OSError as exc:
+                raise _os_error(exc, f"cannot store an object in {self.root}") from exc
             return
         global _tmp_count
         _tmp_count += 1
@@ -198,11 +367,26 @@ class Store:
 
     def add_file(self, src: Path, expected: str | None = None, algorithm: str = "sha256") -> Stored:
         """Copy a file in (reflink when the filesystem can), hashing what was copied; the copy is
-        refused if the file changed while being read or does not match `expected`."""
+        refused if the file changed while being read or does not match `expected`. With
+        `expected` (a recorded dataset file), a small file is packed: `flush` completes it."""
         if expected is not None:
             algorithm = parse(expected)[0]
             if self.has(expected):
-                return Stored(expected, self.path(expected).stat().st_size)
+                return Stored(expected, self.size(expected))
+            small = _read_small(src)
+            if small is not None:
+                # A small recorded file goes into this process's pack (complete it with
+                # `flush`), checked against the digest it was recorded with.
+                if not packing.matches(expected, small):
+                    raise MlmError(
+                        f"{src} no longer holds {expected[:19]}… (it was changed after it was "
+                        "recorded); record it again"
+                    )
+                try:
+                    self.packs.add(expected, small)
+                except OSError as exc:
+                    raise _os_error(exc, f"cannot store {src}") from exc
+                return Stored(expected, len(small))
         for _ in range(TRIES):
             tmp = self.tmp()
             try:
@@ -249,13 +433,26 @@ class Store:
 
     def folder_files(self, digest: str) -> dict[str, str]:
         """The files of a stored folder: path -> digest."""
-        return parse_listing(self.path(digest).read_bytes())
+        return parse_listing(self.read(digest))
 
 
 _HEX = frozenset("0123456789abcdef")
 _tmp_count = 0
 """Numbers `put_hashed`'s temporary names, unique with the process id (a fork's count is its
 own: its pid differs)."""
+
+
+def _read_small(src: Path) -> bytes | None:
+    """A regular file's bytes if it is small enough to pack, else None (also when it is not a
+    regular file or cannot be read: the general path then says why)."""
+    try:
+        with open(src, "rb", buffering=0) as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size >= packing.PACK_BELOW:
+                return None
+            return fh.read(packing.PACK_BELOW)
+    except OSError:
+        return None
 
 
 def _walk(folder: Path) -> Iterable[Path]:
@@ -366,6 +563,26 @@ def place(obj: Path | str, dst: Path | str, links: tuple[str, ...] = DEFAULT_LIN
                 break
     assert last is not None
     raise _os_error(last, f"cannot write {dst}")
+
+
+def write_file(data: bytes, dst: str) -> None:
+    """Write `data` as a new file at `dst` atomically (a temporary name beside it, then a
+    rename), as `place` copies: a packed object checked out."""
+    head, tail = os.path.split(dst)
+    tmp = f"{head}/.{tail}.{uuid.uuid4().hex[:8]}.mlm-tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, dst)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise _os_error(exc, f"cannot write {dst}") from exc
 
 
 _UMASK: int | None = None

@@ -23,7 +23,7 @@ from typing import Any
 
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.storage import objects
+from gitmlm.storage import objects, packs
 from gitmlm.storage.settings import Remote
 
 Progress = Callable[[int, int], None]
@@ -209,7 +209,7 @@ def push(
             todo.append(digest)
         else:
             report.missing.append(digest)
-    sizes = {d: store.path(d).stat().st_size for d in todo}
+    sizes = {d: store.size(d) for d in todo}
     if conn.local:
 
         def one(digest: str) -> None:
@@ -217,7 +217,11 @@ def push(
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.parent / f".{dst.name}.{uuid.uuid4().hex[:8]}.mlm-tmp"
             try:
-                shutil.copyfile(store.path(digest), tmp)
+                loose = store.fast_path(digest)
+                if os.path.isfile(loose):
+                    shutil.copyfile(loose, tmp)
+                else:  # a packed object: its bytes, checked as they are read
+                    tmp.write_bytes(store.read(digest))
                 os.replace(tmp, dst)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
@@ -242,22 +246,31 @@ def push(
 
 
 def _put_batch(conn: Connection, store: objects.Store, batch: list[str], atomic: bool) -> None:
-    local = [str(store.path(d)) for d in batch]
+    # Loose objects go up from their files; packed ones (small, from `data add`) from their
+    # bytes, read out of the pack and checked. The remote's layout is one object per key
+    # either way: remotes are shared by clones and versions that know nothing of packs.
+    loose = [d for d in batch if os.path.isfile(store.fast_path(d))]
+    packed_set = set(batch) - set(loose)
+    packed = [d for d in batch if d in packed_set]
     if atomic and conn.is_async:
-        conn.fs.put(local, [conn.path(d) for d in batch])
+        if loose:
+            conn.fs.put([store.fast_path(d) for d in loose], [conn.path(d) for d in loose])
+        if packed:
+            conn.fs.pipe({conn.path(d): store.read(d) for d in packed})
         return
 
-    def one(i: int) -> None:
-        target = conn.path(batch[i])
-        if atomic:
-            conn.fs.put_file(local[i], target)
-            return
-        tmp = f"{target}.{uuid.uuid4().hex[:8]}.mlm-tmp"
-        conn.fs.put_file(local[i], tmp)
-        conn.fs.mv(tmp, target)
+    def one(digest: str) -> None:
+        target = conn.path(digest)
+        name = target if atomic else f"{target}.{uuid.uuid4().hex[:8]}.mlm-tmp"
+        if digest in packed_set:
+            conn.fs.pipe_file(name, store.read(digest))
+        else:
+            conn.fs.put_file(store.fast_path(digest), name)
+        if not atomic:
+            conn.fs.mv(name, target)
 
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(one, range(len(batch))))
+        list(pool.map(one, batch))
 
 
 def pull(
@@ -267,8 +280,10 @@ def pull(
     progress: Progress | None = None,
     known: dict[str, int] | None = None,
 ) -> Report:
-    """Download the objects the cache lacks, each checked against its digest before it is
-    renamed into place; a mismatch is reported in `bad` and the object is not used."""
+    """Download the objects the cache lacks, each checked against its digest before the cache
+    holds it; a mismatch is reported in `bad` and the object is not used. Small objects go
+    into a pack from memory (no file each, as `data add` stores them); the others land in tmp/
+    and are renamed into place once checked."""
     report = Report()
     wanted = [d for d in dict.fromkeys(digests) if not store.has(d)]
     report.already = len(set(digests)) - len(wanted)
@@ -278,7 +293,12 @@ def pull(
     todo: list[str] = []
     for d in wanted:
         (todo if d in there else report.missing).append(d)
-    tmps = {d: store.tmp() for d in todo}
+    small = {d for d in todo if 0 <= there[d] < packs.PACK_BELOW}
+    tmps: dict[str, Path] = {}
+
+    def tmp(digest: str) -> Path:
+        path = tmps[digest] = store.tmp()
+        return path
 
     def adopt(digest: str) -> bool:
         try:
@@ -290,14 +310,26 @@ def pull(
             raise objects._os_error(exc, "pull") from exc
         return True
 
+    def keep(digest: str, data: bytes) -> bool:
+        if not store.put_checked(data, digest):
+            report.bad.append(digest)
+            return False
+        return True
+
     try:
         if conn.local:
 
             def one(digest: str) -> None:
-                shutil.copyfile(conn.path(digest), tmps[digest])
-                size = os.stat(tmps[digest]).st_size
+                with open(conn.path(digest), "rb") as src:
+                    size = os.fstat(src.fileno()).st_size
+                    if size < packs.PACK_BELOW:
+                        ok = keep(digest, src.read())
+                    else:
+                        with open(tmp(digest), "wb") as dst:
+                            shutil.copyfileobj(src, dst, objects.CHUNK)
+                        ok = adopt(digest)
                 there[digest] = size
-                if adopt(digest):
+                if ok:
                     report.moved.append(digest)
                 if progress:
                     progress(size, 1)
@@ -307,22 +339,33 @@ def pull(
         else:
             for start in range(0, len(todo), BATCH):
                 batch = todo[start : start + BATCH]
+                little = [d for d in batch if d in small]
+                large = [d for d in batch if d not in small]
                 with guard(conn, "pull"):
-                    if conn.is_async:
-                        conn.fs.get([conn.path(d) for d in batch], [str(tmps[d]) for d in batch])
-                    else:
+                    # Small objects in memory, fetched concurrently (a list gives a dict).
+                    got = conn.fs.cat([conn.path(d) for d in little]) if little else {}
+                    if large and conn.is_async:
+                        conn.fs.get([conn.path(d) for d in large], [str(tmp(d)) for d in large])
+                    elif large:
                         with ThreadPoolExecutor(WORKERS) as pool:
-                            list(pool.map(lambda d: conn.fs.get_file(conn.path(d), tmps[d]), batch))
+                            list(pool.map(lambda d: conn.fs.get_file(conn.path(d), tmp(d)), large))
+                for digest in little:
+                    data = got.get(conn.path(digest))
+                    if data is None:
+                        report.missing.append(digest)
+                    elif keep(digest, data):
+                        report.moved.append(digest)
                 with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-                    for digest, ok in zip(batch, pool.map(adopt, batch), strict=True):
+                    for digest, ok in zip(large, pool.map(adopt, large), strict=True):
                         if ok:
                             report.moved.append(digest)
                 if progress:
                     progress(sum(there[d] for d in batch), len(batch))
     finally:
-        for tmp in tmps.values():
+        for path in tmps.values():
             with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+                path.unlink()
+        store.flush()  # what was checked and packed becomes visible, even after an error
     report.bytes = sum(there[d] for d in report.moved)
     return report
 
