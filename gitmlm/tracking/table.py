@@ -62,22 +62,12 @@ def runs_frame(
 
 def _from_columns(names: list[str], columns: list[np.ndarray]) -> pd.DataFrame:
     """`DataFrame.from_records` of the rows these object columns hold, without making the rows:
-    from_records turns its rows into such columns and converts each with convert_object_array;
-    this calls that conversion directly (tracking_runtable_test compares the frames). A pandas
-    without it gets the rows made."""
+    each object column gets the dtype from_records would infer for it (`infer_objects`, the
+    same soft conversion; tracking_runtable_test compares the frames)."""
     import pandas as pd
 
-    try:
-        from pandas.core.internals.construction import (  # type: ignore[import-not-found]
-            arrays_to_mgr,
-            convert_object_array,
-        )
-
-        manager = arrays_to_mgr(convert_object_array(columns, dtype=None), pd.Index(names), None)
-        frame: pd.DataFrame = pd.DataFrame._from_mgr(  # type: ignore[attr-defined]
-            manager, axes=manager.axes
-        )
-    except (ImportError, AttributeError, TypeError):  # pragma: no cover - pandas moved them
-        rows = list(zip(*(c.tolist() for c in columns), strict=True))
-        frame = pd.DataFrame.from_records(rows, columns=names)
-    return frame
+    data = {
+        name: pd.Series(col, dtype=object, copy=False)
+        for name, col in zip(names, columns, strict=True)
+    }
+    return pd.DataFrame(data, copy=False).infer_objects()
