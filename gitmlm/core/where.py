@@ -422,7 +422,7 @@ class _Parser:
         self.fail("expected a value (a number, a quoted string, true, false, nan or inf)")
 
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -491,7 +491,7 @@ def value_test(expr: Leaf) -> ValueTest:
     `row.get(column)`, and a column-wise evaluator (tracking.wherecols) to each value of a
     column, so both give the same answers by construction."""
     if isinstance(expr, Compare):
-        value, kind, test = expr.value, _kind(expr.value), _COMPARE[expr.op]
+        value, kind, test = expr.value, _kind(expr.value), COMPARE[expr.op]
         spelled = _spelled(value) if isinstance(value, str) else None
 
         def compare(got: object) -> bool:

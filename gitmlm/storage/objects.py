@@ -346,9 +346,7 @@ class Store:
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
                 try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
+                    packing.write_all(fd, data)
                 finally:
                     os.close(fd)
                 try:
@@ -573,9 +571,7 @@ def write_file(data: bytes, dst: str) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            packing.write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, dst)

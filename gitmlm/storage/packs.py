@@ -41,6 +41,14 @@ from typing import NamedTuple
 
 from gitmlm.errors import MlmError
 
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd`: os.write may write less than it is given."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 PACK_BELOW = 128 << 10
 """Objects smaller than this are packed when `data add` stores them from the hashing read;
 larger ones stay one file each, where a checkout can reflink or hard-link them."""
@@ -376,9 +384,7 @@ class _Writer:
                 os.makedirs(f"{self.root}/tmp", exist_ok=True)
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -21,14 +21,6 @@ from gitmlm.tracking.runtable import Column, Table
 
 Columns = Callable[[str], Column]
 
-_NUMPY_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "=": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 _IS_NOT: Any = np.frompyfunc(operator.is_not, 2, 1)
 _EXACT = 2**53
 """Integers a float64 holds exactly: a literal beyond this compares on the Python path."""
@@ -53,7 +45,7 @@ def mask(expr: where.Expr, columns: Columns, rows: np.ndarray) -> np.ndarray:
         floats = col.floats()
         if floats is not None:
             with np.errstate(invalid="ignore"):
-                found = _NUMPY_OPS[expr.op](floats[rows], float(expr.value))
+                found = where.COMPARE[expr.op](floats[rows], float(expr.value))
             result: np.ndarray = found & col.present[rows]
             return result
     if isinstance(expr, where.IsNull):
