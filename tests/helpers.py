@@ -420,3 +420,25 @@ def one_pass(files: Any, chunk_rows: int = 200_000, **kw: Any) -> dict[str, Any]
 
     frames = (f for p in files for f in read_frames(p, chunk_rows=chunk_rows))
     return build_profile(frames, **kw).to_dict()
+
+
+def seeded_remote(tmp_path: Path) -> str:
+    """A bare remote holding one commit of train.py on main, as a file:// URL."""
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    seed = tmp_path / "seed"
+    git(tmp_path, "init", "-q", "-b", "main", str(seed))
+    (seed / "train.py").write_text("print('train')\n")
+    git(seed, "add", "train.py")
+    git(seed, "commit", "-q", "-m", "initial")
+    git(seed, "push", "-q", str(bare), "main")
+    return f"file://{bare}"
+
+
+def sync_all(*clones: Path) -> None:
+    """`git mlm sync` with origin in each clone, in this order."""
+    from gitmlm.core.git import Repo
+    from gitmlm.sync import sync
+
+    for path in clones:
+        sync.sync(Repo.open(path), "origin")

@@ -18,10 +18,9 @@ from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
 from gitmlm.models import fetch
 from gitmlm.storage import settings
-from gitmlm.sync import sync
 from gitmlm.tracking import logged, manage
 from gitmlm.tracking import record as tracking
-from tests.helpers import git, mlm, setup_project
+from tests.helpers import git, mlm, seeded_remote, setup_project, sync_all
 
 
 def _digest(data: bytes) -> str:
@@ -245,25 +244,8 @@ def test_a_run_written_while_gc_runs_is_not_lost(repo: Path, tmp_path: Path) -> 
 # --- across clones ------------------------------------------------------------------------------
 
 
-def _remote(tmp_path: Path) -> str:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    seed = tmp_path / "seed"
-    git(tmp_path, "init", "-q", "-b", "main", str(seed))
-    (seed / "train.py").write_text("print('train')\n")
-    git(seed, "add", "train.py")
-    git(seed, "commit", "-q", "-m", "initial")
-    git(seed, "push", "-q", str(bare), "main")
-    return f"file://{bare}"
-
-
-def _sync(*clones: Path) -> None:
-    for path in clones:
-        sync.sync(Repo.open(path), "origin")
-
-
 def test_gc_across_clones_never_resurrects(tmp_path: Path) -> None:
-    url = _remote(tmp_path)
+    url = seeded_remote(tmp_path)
     a, b, c = (tmp_path / n for n in "abc")
     for path in (a, b):
         git(tmp_path, "clone", "-q", url, str(path))
@@ -272,7 +254,7 @@ def test_gc_across_clones_never_resurrects(tmp_path: Path) -> None:
     _dirty(b, "print('x')\n")
     x = _run(b, "x", ("x.bin",))
     keep_ = _run(b, "keep")
-    _sync(b, a)
+    sync_all(b, a)
     x_pin = refs.checkpoint(x)
     x_commit = _pins(b)[x_pin]
     assert x_pin in _pins(a) and x in _series(a)
@@ -289,7 +271,7 @@ def test_gc_across_clones_never_resurrects(tmp_path: Path) -> None:
     # another run (its series ref diverges) and syncs
     manage.tag(Repo.open(b), x, {"late": "1"})
     _run(b, "later")
-    _sync(b)
+    sync_all(b)
     rb = Repo.open(b)
     assert _record(b, x) == {"deleted": True, "collected": True, "name": "x"}
     assert x not in _series(b)  # the merge dropped it rather than bringing it back
@@ -305,9 +287,9 @@ def test_gc_across_clones_never_resurrects(tmp_path: Path) -> None:
     assert not settings.cache(rb).has(_digest(b"x's bytes"))
 
     # every clone, the remote and a fresh clone agree: x is a tombstone, nothing more
-    _sync(a, b, a)
+    sync_all(a, b, a)
     git(tmp_path, "clone", "-q", url, str(c))
-    _sync(c)
+    sync_all(c)
     for path in (a, b, c):
         assert _record(path, x)["deleted"] is True
         assert x not in _series(path) and x_pin not in _pins(path)

@@ -13,10 +13,9 @@ import gitmlm
 from gitmlm.core import codec
 from gitmlm.core.git import Repo
 from gitmlm.errors import MlmError
-from gitmlm.sync import sync
 from gitmlm.tracking import manage
 from gitmlm.tracking import record as tracking
-from tests.helpers import git, mlm, setup_project
+from tests.helpers import git, mlm, seeded_remote, setup_project, sync_all
 
 
 def _run(path: Path, name: str, acc: float | None = None, **kw: Any) -> str:
@@ -136,36 +135,19 @@ def test_failed_run_keeps_its_exception(repo: Path) -> None:
 # --- sync: tombstones across three clones and a bare remote ------------------------------------
 
 
-def _remote(tmp_path: Path) -> str:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    seed = tmp_path / "seed"
-    git(tmp_path, "init", "-q", "-b", "main", str(seed))
-    (seed / "train.py").write_text("print('train')\n")
-    git(seed, "add", "train.py")
-    git(seed, "commit", "-q", "-m", "initial")
-    git(seed, "push", "-q", str(bare), "main")
-    return f"file://{bare}"
-
-
-def _sync(*clones: Path) -> None:
-    for path in clones:
-        sync.sync(Repo.open(path), "origin")
-
-
 def _state(path: Path) -> dict[str, tuple[str, bool, bool, dict[str, str]]]:
     listing = tracking.list_runs(Repo.open(path), deleted=True)
     return {r.id: (r.name, r.deleted, r.archived, r.tags) for r in listing.runs}
 
 
 def test_tombstones_sync_across_three_clones(tmp_path: Path) -> None:
-    url = _remote(tmp_path)
+    url = seeded_remote(tmp_path)
     a, b, c = (tmp_path / n for n in "abc")
     for path in (a, b, c):
         git(tmp_path, "clone", "-q", url, str(path))
     r1, r2, r3 = _run(a, "r1"), _run(a, "r2"), _run(a, "r3")
     manage.tag(Repo.open(a), r3, {"stage": "x"})
-    _sync(a, b, c)
+    sync_all(a, b, c)
 
     manage.tag(Repo.open(b), r1, {"old": "1"})  # an update older than the delete
     manage.remove(Repo.open(c), [r1])
@@ -173,7 +155,7 @@ def test_tombstones_sync_across_three_clones(tmp_path: Path) -> None:
     manage.archive(Repo.open(a), [r2])
     manage.rename(Repo.open(c), r3, "third")
     manage.untag(Repo.open(a), r3, ["stage"])
-    _sync(b, a, c, b, a)
+    sync_all(b, a, c, b, a)
     states = [_state(p) for p in (a, b, c)]
     assert states[0] == states[1] == states[2]
     s = states[0]
@@ -185,17 +167,17 @@ def test_tombstones_sync_across_three_clones(tmp_path: Path) -> None:
     # restore (on a clone that saw the delete) brings it back everywhere; retag beats untag
     manage.restore(Repo.open(b), [r1])
     manage.tag(Repo.open(c), r3, {"stage": "y"})
-    _sync(b, c, a, b)
+    sync_all(b, c, a, b)
     states = [_state(p) for p in (a, b, c)]
     assert states[0] == states[1] == states[2]
     assert states[0][r1][1] is False and states[0][r1][3] == {"old": "1", "late": "1"}
     assert states[0][r3][3] == {"stage": "y"}
     # an untag, then a later tag made on a clone that never saw it: the later tag wins
     manage.tag(Repo.open(a), r2, {"k": "1"})
-    _sync(a, c)
+    sync_all(a, c)
     manage.untag(Repo.open(a), r2, ["k"])
     manage.tag(Repo.open(c), r2, {"k": "2"})
-    _sync(a, c, a, b)
+    sync_all(a, c, a, b)
     states = [_state(p) for p in (a, b, c)]
     assert states[0] == states[1] == states[2] and states[0][r2][3] == {"k": "2"}
     # the remote holds the same records
