@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ from gitmlm.errors import MlmError
 from gitmlm.tracking import listing, liveness, query, runscan, runtable, table
 
 FIRST = ["run_id", "name", "status", "commit", "started", "ended"]
+
+
+@pytest.fixture(autouse=True)
+def one_note_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job per note, so a build over these few notes is spread over several jobs."""
+    monkeypatch.setattr(runtable, "JOB_NOTES", 1)
 
 
 def reference(
@@ -347,7 +354,7 @@ def test_rows_become_columns_whatever_their_keys() -> None:
     mixed = [{"a": 1, "b": 2}, {"a": 3}, {"b": 4, "a": 5}, {"c": None}]
     for rows in (same_keys, mixed, []):
         got: dict[str, list[Any]] = {}
-        runscan._transpose(rows, got)
+        assert runscan._transpose(rows, got) is (rows is not mixed)
         keys = dict.fromkeys(k for row in rows for k in row)
         assert got == {k: [row.get(k) for row in rows] for k in keys}
 
@@ -429,21 +436,57 @@ def test_a_running_run_is_never_saved(repo: Path) -> None:
     assert _saved_files(repo) == []
 
 
-def test_a_worker_that_fails_or_talks_nonsense_has_its_notes_read_here(many: Path) -> None:
+def test_a_worker_answers_each_job_it_takes(many: Path) -> None:
+    repo = Repo.open(many)
+    blobs = list(notes.snapshot(repo, refs.RUNS).entries.values())
+    read, write = os.pipe()
+    os.write(write, b"".join(runscan.JOB.pack(job) for job in range(len(blobs))))
+    os.close(write)
+    worker = runtable._spawn(repo, blobs, read, 1)
+    os.close(read)
+    assert worker is not None
+    got = worker.records()
+    assert sorted(got) == list(range(len(blobs)))
+    for job, blob in enumerate(blobs):
+        assert repr(runscan.decode(got[job])) == repr(runscan.scan(repo, [blob]))
+
+
+NONSENSE = [
+    "import sys; sys.exit(3)",
+    "print('hello')",
+    "import sys; sys.stdout.write('m')",
+    # A record for a job that does not exist, one that does not decode, one cut short.
+    "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 99, 1) + b'm')",
+    "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 0, 5) + b'mjunk')",
+    "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 1, 50) + b'm')",
+    # Good records from a worker that then failed are not trusted either.
+    "import struct, sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write("
+    "struct.pack('>IQ', 0, len(d)) + d); sys.exit(1)",
+]
+
+
+@pytest.mark.parametrize("code", NONSENSE)
+def test_a_worker_that_fails_or_talks_nonsense_has_its_jobs_read_here(
+    many: Path, code: str
+) -> None:
     repo = Repo.open(many)
     snap = notes.snapshot(repo, refs.RUNS)
-    blobs = list(snap.entries.values())
-    want = runscan.scan(repo, blobs)
-    for code in ("import sys; sys.exit(3)", "print('hello')", "import sys; sys.stdout.write('m')"):
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-        got, raw = runtable._collect(repo, blobs, proc)
-        assert raw is None and repr(got) == repr(want)  # repr: NaN equals NaN
+    want = [runscan.scan(repo, [blob]) for blob in snap.entries.values()]
+    building = runtable.Pending(repo, snap, 1)  # no worker of its own, no job taken here
+    fake = runscan.encode(runscan.scan(repo, list(snap.entries.values())[-1:]))
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - the Worker closes it
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=out)
+    proc.communicate(fake)
+    building.workers.append(runtable.Worker(proc, out))
+    got = building.result()
+    assert [raw for _, raw in got] == [None] * len(want)
+    assert repr([chunk for chunk, _ in got]) == repr(want)  # repr: NaN equals NaN
 
 
 def test_a_cancelled_build_leaves_no_worker(many: Path) -> None:
-    building = runtable.start(Repo.open(many), workers=2)
+    building = runtable.start(Repo.open(many), workers=3)
     assert isinstance(building, runtable.Pending)
-    procs = [proc for _, proc in building.parts if proc is not None]
+    procs = [worker.proc for worker in building.workers]
     assert len(procs) == 2
     runtable.cancel(building)
     assert all(proc.returncode is not None for proc in procs)

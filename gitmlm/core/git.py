@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ BULK_BLOBS = 64
 """From this many blobs on, `write_blobs` writes one pack rather than loose objects."""
 _BLOB = pygit2.enums.FileMode.BLOB
 _TREE = pygit2.enums.FileMode.TREE
+_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _trees = treebytes.Cache(64)
 """Trees this process wrote or edited, parsed (see `Repo._tree`)."""
 
@@ -86,6 +88,9 @@ class Repo:
         )
         self.root = Path(raw.workdir) if raw.workdir else None
         self._identity: tuple[str | None, str | None] | None = None
+        # Where git writes loose objects, unless the environment moves them elsewhere.
+        moved = "GIT_OBJECT_DIRECTORY" in os.environ
+        self._objects = None if moved else str(self.common_dir / "objects")
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None) -> Repo:
@@ -183,12 +188,29 @@ class Repo:
         return out
 
     def blob(self, oid: str) -> bytes:
+        loose = self._loose_blob(oid)
+        if loose is not None:
+            return loose
         # read() skips building an object (listing reads ten thousand notes); a missing object
         # raises KeyError as indexing does.
         kind, data = self.raw.read(oid)
         if kind != pygit2.enums.ObjectType.BLOB:
             raise MlmError(f"object {oid} is not a blob")
         return data
+
+    def _loose_blob(self, oid: str) -> bytes | None:
+        """A loose blob read from its file: a third cheaper than libgit2's read, which looks in
+        the packs first (a cold listing reads every note). None for anything else (packed,
+        another kind, a damaged or odd file): libgit2 then reads it or says why not."""
+        if self._objects is None or not _OID.fullmatch(oid):
+            return None
+        try:
+            with open(f"{self._objects}/{oid[:2]}/{oid[2:]}", "rb") as file:
+                raw = zlib.decompress(file.read())
+        except (OSError, zlib.error):
+            return None
+        head, _, data = raw.partition(b"\0")
+        return data if head == b"blob %d" % len(data) else None
 
     def commit(self, oid: str) -> CommitInfo:
         c = self.raw[oid]

@@ -17,7 +17,7 @@ from gitmlm.core import config, refs, where
 from gitmlm.core.git import Repo
 from gitmlm.core.records import ATTRIBUTES, flat_row
 from gitmlm.errors import MlmError
-from gitmlm.tracking import record as runs
+from gitmlm.tracking import listing as runs
 
 _DEFAULT_ORDER = [("started", True)]
 

@@ -1,14 +1,22 @@
-"""Reading notes into columns of runs: what one worker process of a runtable build does, and
-what the building process does itself for a few notes or a failed worker.
+"""Reading notes into columns of runs: what the worker processes of a runtable build do, and
+what the building process does beside them, for a few notes, or for a failed worker's jobs.
 
-    python -m gitmlm.tracking.runscan GITDIR < note blob ids > a Chunk (decode() reads it)
+    python -m gitmlm.tracking.runscan GITDIR JOBS_FD JOB_NOTES < note blob ids > records
+
+A job is the JOB_NOTES notes from index job * JOB_NOTES of the list. Each parser (the building
+process and every worker) takes the next job number from the shared pipe JOBS_FD (4-byte
+records, all written before anyone reads, so each read takes one whole record) until the pipe
+is empty, so the work balances itself whatever each process has to do besides. A worker writes
+one record per job: RECORD (job number, payload length), then the payload (encode()).
 """
 
 from __future__ import annotations
 
 import marshal
 import operator
+import os
 import pickle
+import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +45,8 @@ class Chunk:
     live: bool = False
     """Some run table says `running`: its status is worked out at read time, so these rows are
     not kept on disk."""
+    full: bool = True
+    """Every row has every column: no value in `columns` is a filler None."""
 
 
 def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
@@ -66,13 +76,13 @@ def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
             out.deleted.append(table.get("deleted") is True)
             out.archived.append(table.get("archived") is True)
             rows.append(row)
-    _transpose(rows, out.columns)
+    out.full = _transpose(rows, out.columns)
     return out
 
 
-def _transpose(rows: list[dict[str, Any]], columns: dict[str, list[Any]]) -> None:
-    """Rows into columns, None where a row lacks a key. When every row has the same keys in
-    the same order (a sweep's runs), each column is one `map` in C."""
+def _transpose(rows: list[dict[str, Any]], columns: dict[str, list[Any]]) -> bool:
+    """Rows into columns, None where a row lacks a key; True when every row has the same keys
+    in the same order (a sweep's runs): then each column is one `map` in C, with no filler."""
     n = len(rows)
     shapes: dict[tuple[str, ...], list[int]] = {}
     for i, row in enumerate(rows):
@@ -80,13 +90,14 @@ def _transpose(rows: list[dict[str, Any]], columns: dict[str, list[Any]]) -> Non
     if len(shapes) == 1:
         for key in next(iter(shapes)):
             columns[key] = list(map(operator.itemgetter(key), rows))
-        return
+        return True
     for i, row in enumerate(rows):
         for key, value in row.items():
             values = columns.get(key)
             if values is None:
                 values = columns[key] = [None] * n
             values[i] = value
+    return n == 0
 
 
 _NONE: dict[str, Any] = {}
@@ -161,17 +172,21 @@ def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
     return row
 
 
-def decode(data: bytes) -> Chunk:
-    fields = marshal.loads(data[1:]) if data[:1] == b"m" else pickle.loads(data[1:])
-    return Chunk(*fields)
+JOB = struct.Struct(">I")
+"""A job number in the jobs pipe."""
+RECORD = struct.Struct(">IQ")
+"""A worker's record head: job number, payload length."""
 
 
-def worker() -> None:
-    """`python -m gitmlm.tracking.runscan GITDIR` < blob ids: the Chunk on stdout, marshalled
-    (twice as fast as pickle on these lists), or pickled when a value is beyond marshal (a
-    datetime in a hand-written note); the first byte says which."""
-    blobs = sys.stdin.read().split()
-    chunk = scan(Repo.open(sys.argv[1]), blobs)
+def next_job(fd: int) -> int | None:
+    """The next job from the jobs pipe, None once it is empty."""
+    data = os.read(fd, JOB.size)
+    return JOB.unpack(data)[0] if len(data) == JOB.size else None
+
+
+def encode(chunk: Chunk) -> bytes:
+    """A Chunk as bytes, marshalled (twice as fast as pickle on these lists), or pickled when a
+    value is beyond marshal (a datetime in a hand-written note); the first byte says which."""
     fields = (
         chunk.ids,
         chunk.updated,
@@ -180,12 +195,46 @@ def worker() -> None:
         chunk.columns,
         chunk.errors,
         chunk.live,
+        chunk.full,
     )
     try:
-        data = b"m" + marshal.dumps(fields)
+        return b"m" + marshal.dumps(fields)
     except ValueError:
-        data = b"p" + pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
-    sys.stdout.buffer.write(data)
+        return b"p" + pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode(data: bytes) -> Chunk:
+    fields = marshal.loads(data[1:]) if data[:1] == b"m" else pickle.loads(data[1:])
+    return Chunk(*fields)
+
+
+def records(data: bytes) -> dict[int, bytes]:
+    """A worker's output: job number -> payload, up to the first incomplete record (a worker
+    stopped mid-write); payloads are checked by decode()."""
+    out: dict[int, bytes] = {}
+    at = 0
+    while at + RECORD.size <= len(data):
+        job, size = RECORD.unpack_from(data, at)
+        at += RECORD.size
+        if at + size > len(data):
+            break
+        out.setdefault(job, data[at : at + size])
+        at += size
+    return out
+
+
+def worker() -> None:
+    """`python -m gitmlm.tracking.runscan GITDIR JOBS_FD JOB_NOTES` < blob ids: one record
+    per job taken, on stdout."""
+    blobs = sys.stdin.read().split()
+    repo = Repo.open(sys.argv[1])
+    fd, size = int(sys.argv[2]), int(sys.argv[3])
+    out = sys.stdout.buffer
+    while (job := next_job(fd)) is not None:
+        data = encode(scan(repo, blobs[job * size : (job + 1) * size]))
+        out.write(RECORD.pack(job, len(data)))
+        out.write(data)
+    out.flush()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from gitmlm._version import __version__
 from gitmlm.core import notes as store
@@ -38,41 +38,65 @@ if TYPE_CHECKING:
 PARALLEL_NOTES = 400
 """Notes from which a cold build spreads the parsing over worker processes."""
 MAX_WORKERS = 4
+"""Parsers of a spread build at most, this process included."""
+JOB_NOTES = 100
+"""Notes per job: the parsers finish within about one job of each other, and a job's own cost
+(a read from the jobs pipe, a record) is lost in its notes'."""
+MAX_JOBS = 1024
+"""Job numbers are 4 bytes: 1,024 of them fill one 4 KiB pipe buffer, the least a pipe holds,
+so this process writes them all before anyone reads, without waiting."""
 
 
-def _spawn(repo: Repo, blobs: Sequence[str]) -> subprocess.Popen[bytes] | None:
+def _spawn(repo: Repo, blobs: Sequence[str], jobs: int, size: int) -> Worker | None:
     root = str(Path(__file__).resolve().parents[2])  # this gitmlm, wherever it is imported from
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     try:
         # The list goes in a file: a pipe would hold this process until the worker starts.
+        # The output goes to a file too: a worker never waits for this process to read it.
         with tempfile.TemporaryFile() as listed:
             listed.write("\n".join(blobs).encode() + b"\n")
             listed.seek(0)
-            return subprocess.Popen(
-                [sys.executable, "-m", "gitmlm.tracking.runscan", str(repo.gitdir)],
-                stdin=listed,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": path},
-            )
+            out = tempfile.TemporaryFile()  # noqa: SIM115 - the Worker closes it
+            try:
+                proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "gitmlm.tracking.runscan",
+                        str(repo.gitdir),
+                        str(jobs),
+                        str(size),
+                    ],
+                    stdin=listed,
+                    stdout=out,
+                    stderr=subprocess.DEVNULL,
+                    pass_fds=(jobs,),
+                    env={**os.environ, "PYTHONPATH": path},
+                )
+            except OSError:
+                out.close()
+                raise
+            return Worker(proc, out)
     except OSError:
         return None
 
 
-def _collect(
-    repo: Repo, blobs: Sequence[str], proc: subprocess.Popen[bytes] | None
-) -> tuple[runscan.Chunk, bytes | None]:
-    """A part's runs, and the worker's bytes of them (None when they were read here)."""
-    if proc is not None:
-        assert proc.stdout is not None
-        data = proc.stdout.read()
-        proc.stdout.close()
-        if proc.wait() == 0:
-            try:
-                return runscan.decode(data), data
-            except Exception:  # a broken worker: its notes are read here
-                pass
-    return runscan.scan(repo, blobs), None
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    out: IO[bytes]
+
+    def records(self) -> dict[int, bytes]:
+        """Its records, once it has stopped; none from a worker that failed."""
+        self.proc.wait()
+        with self.out:
+            self.out.seek(0)
+            return runscan.records(self.out.read()) if self.proc.returncode == 0 else {}
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.out.close()
 
 
 @dataclass
@@ -139,30 +163,62 @@ class Table:
 
 
 class Pending:
-    """A build under way: workers parse while the caller loads pandas."""
+    """A build under way: workers parse while the caller loads pandas; then this process
+    parses beside them, job by job (runscan), until no job is left."""
 
     def __init__(self, repo: Repo, snap: store.Snapshot, workers: int) -> None:
         self.repo, self.snap = repo, snap
         todo = list(snap.entries.values())
-        self.parts: list[tuple[list[str], subprocess.Popen[bytes] | None]] = []
-        if workers > 1:
-            size = -(-len(todo) // workers)
-            for i in range(0, len(todo), size):
-                part = todo[i : i + size]
-                self.parts.append((part, _spawn(repo, part)))
-        else:
-            self.parts.append((todo, None))
+        size = max(JOB_NOTES, -(-len(todo) // MAX_JOBS))
+        self.jobs = [todo[i : i + size] for i in range(0, len(todo), size)]
+        self.workers: list[Worker] = []
+        self.fd: int | None = None
+        if workers > 1 and len(self.jobs) > 1:
+            self.fd, write = os.pipe()
+            try:
+                numbers = b"".join(runscan.JOB.pack(i) for i in range(len(self.jobs)))
+                while numbers:
+                    numbers = numbers[os.write(write, numbers) :]
+            finally:
+                os.close(write)
+            for _ in range(min(workers - 1, len(self.jobs) - 1)):
+                worker = _spawn(repo, todo, self.fd, size)
+                if worker is not None:
+                    self.workers.append(worker)
 
     def result(self) -> list[tuple[runscan.Chunk, bytes | None]]:
-        return [_collect(self.repo, part, proc) for part, proc in self.parts]
+        """Each job's runs in job order, with their bytes for the saved table (None: read after
+        the workers, not to be saved). A job no worker answered for (it failed, or wrote
+        nonsense) is read here."""
+        done: dict[int, tuple[runscan.Chunk, bytes | None]] = {}
+        if self.fd is not None:
+            while (job := runscan.next_job(self.fd)) is not None:
+                # Encoded now, beside the workers, for the saved table: encoding after the
+                # build would take the GIL from the caller's query.
+                chunk = runscan.scan(self.repo, self.jobs[job])
+                done[job] = (chunk, runscan.encode(chunk))
+        self._close()
+        for worker in self.workers:
+            for job, data in worker.records().items():
+                if job < len(self.jobs) and job not in done:
+                    with contextlib.suppress(Exception):  # nonsense: read here, below
+                        done[job] = (runscan.decode(data), data)
+        self.workers = []
+        return [
+            done.get(job) or (runscan.scan(self.repo, blobs), None)
+            for job, blobs in enumerate(self.jobs)
+        ]
 
     def cancel(self) -> None:
-        for _, proc in self.parts:
-            if proc is not None:
-                proc.kill()
-                assert proc.stdout is not None
-                proc.stdout.close()
-                proc.wait()
+        for worker in self.workers:
+            worker.kill()
+        self.workers = []
+        self._close()
+
+    def _close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 _tables: dict[Path, Table] = {}
@@ -170,7 +226,7 @@ _tables: dict[Path, Table] = {}
 
 _SAVED = "runtable-"
 """Name prefix of the saved table of one notes tip in .git/mlm/cache/ (docs/storage.md)."""
-FORMAT = 1
+FORMAT = 2
 """Bumped whenever what `scan` makes of a note changes: a saved table names it."""
 
 
@@ -224,7 +280,7 @@ def finish(repo: Repo, building: Building) -> Table:
     _tables[repo.common_dir] = table
     raw = [data for _, data in parts]
     live = any(chunk.live for chunk, _ in parts)
-    if table.tip is not None and not live and not table.running and all(raw):
+    if table.tip is not None and all(raw) and not live and not table.running:
         # Written beside the caller's query, by a thread (file writes let go of the GIL).
         path = _saved_path(repo, table.tip)
         threading.Thread(target=_save, args=(path, marshal.dumps(raw))).start()
@@ -282,13 +338,25 @@ def _assemble(tip: str | None, chunks: list[runscan.Chunk]) -> Table:
     columns: dict[str, Column] = {}
     for name in names:
         parts = (c.columns.get(name) or itertools.repeat(None, len(c.ids)) for c in chunks)
-        values = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=n)[keep]
+        values = np.fromiter(itertools.chain.from_iterable(parts), dtype=object, count=n)
         # An attribute is in every row, though it may be None (ended, branch); a present data
-        # value never is (TOML has no null). is_not runs per element in C.
-        present = (
-            np.ones(len(keep), bool) if name in ATTRIBUTES else is_not(values, None).astype(bool)
-        )
-        columns[name] = Column(values, present)
+        # value never is (TOML has no null), so only a chunk with filler needs a look (is_not
+        # runs per element in C).
+        if name in ATTRIBUTES:
+            present = np.ones(n, bool)
+        else:
+            present = np.empty(n, bool)
+            at = 0
+            for c in chunks:
+                end = at + len(c.ids)
+                if name not in c.columns:
+                    present[at:end] = False
+                elif c.full:
+                    present[at:end] = True
+                else:
+                    present[at:end] = is_not(values[at:end], None).astype(bool)
+                at = end
+        columns[name] = Column(values[keep], present[keep])
     archived = np.fromiter(itertools.chain.from_iterable(c.archived for c in chunks), bool, n)[keep]
     kept_ids = [ids[i] for i in keep]
     running = bool(len(keep)) and "running" in set(columns["status"].values)
