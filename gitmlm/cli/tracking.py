@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +12,6 @@ import click
 
 from gitmlm.cli.common import format_option, open_repo, parse_pairs
 from gitmlm.core import fmt, ids
-from gitmlm.core.records import ATTRIBUTES, flat_row
 from gitmlm.errors import MlmError
 
 # --- run ---------------------------------------------------------------------------------------
@@ -103,6 +103,8 @@ def log(
 
 
 _RUN_COLUMNS = ["run_id", "name", "status", "commit", "started"]
+ROW_PATH_ENV = "GITMLM_RUNS_ROW_PATH"
+"""Set to 1, `git mlm runs` answers from the row path only (tests compare the two paths)."""
 
 
 @click.group("runs", invoke_without_command=True)
@@ -155,47 +157,51 @@ def runs_cmd(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from gitmlm.tracking import query
-    from gitmlm.tracking import record as runs
+    from gitmlm.tracking import listing as runs
+    from gitmlm.tracking import runlist
 
     repo = open_repo()
     if recover:
-        for r in runs.recover(repo):
+        from gitmlm.tracking import record
+
+        for r in record.recover(repo):
             click.echo(f"recovered run {r.id[: ids.SHORT]} as crashed", err=True)
-    rows, listing = query.select_runs(
-        repo,
-        where_,
-        order_by,
-        limit,
-        placed_only=True,
-        archived=all_,
-        best=best,
-        tree=tree,
+    # The column table answers unless a tree is asked for (or a test asks for the row path to
+    # compare with): runlist says where else the row path answers.
+    listed = (
+        None
+        if tree or os.environ.get(ROW_PATH_ENV) == "1"
+        else runlist.by_table(repo, where_, order_by, limit, archived=all_, best=best)
     )
-    for commit, problem in listing.errors:
+    if listed is None:
+        listed = runlist.by_rows(repo, where_, order_by, limit, archived=all_, best=best, tree=tree)
+    rows = listed.rows
+    for commit, problem in listed.errors:
         click.echo(f"git mlm: skipped the note on {commit[:12]}: {problem}", err=True)
-    hint = runs.fetch_hint(repo, listing)
+    hint = runs.fetch_hint(repo, listed.any_runs)
     if hint:
         click.echo(f"git mlm: {hint}", err=True)
-    if listing.unplaced:
+    if listed.unplaced:
         click.echo(
-            f"git mlm: {listing.unplaced} runs are on commits this clone does not have "
+            f"git mlm: {listed.unplaced} runs are on commits this clone does not have "
             "(a shallow clone?); `git fetch --unshallow` and `git mlm fetch` bring them",
             err=True,
         )
-    known = list(
-        dict.fromkeys([*ATTRIBUTES, *fmt.columns_of([flat_row(r) for r in listing.runs], [])])
-    )
     cols = (
         [c.strip() for c in columns.split(",")] if columns else fmt.columns_of(rows, _RUN_COLUMNS)
     )
-    for col in cols if columns else []:
-        if col not in known:
-            close = difflib.get_close_matches(col, known, 3)
-            hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}"
-            raise MlmError(f"--columns: no column {col!r}; {hint}")
+    if columns:
+        known = listed.known()
+        for col in cols:
+            if col not in known:
+                close = difflib.get_close_matches(col, known, 3)
+                hint = (
+                    f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}"
+                )
+                raise MlmError(f"--columns: no column {col!r}; {hint}")
     if fmt_ == "table":
-        short = ids.shortest_unique([r.id for r in listing.runs])
+        parents = [r["parent"] for r in rows if isinstance(r.get("parent"), str)]
+        short = listed.short([*(r["run_id"] for r in rows), *parents])
         for row in rows:
             row["run_id"] = short[row["run_id"]]
             if row.get("parent") in short:

@@ -10,7 +10,7 @@ import re
 import subprocess
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +143,12 @@ class Repo:
 
     def has_object(self, oid: str) -> bool:
         return oid in self.raw
+
+    def has_objects(self, oids: Iterable[str]) -> bool:
+        """Whether every one of these full ids is here: an odb look-up each, about 20x cheaper
+        than has_object's (which resolves a prefix), for checking every noted commit."""
+        exists = self.raw.odb.exists
+        return all(exists(oid) for oid in oids)
 
     def has_commit(self, oid: str) -> bool:
         """Whether `oid` is a commit object here (a shallow clone may lack old ones)."""

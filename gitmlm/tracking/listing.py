@@ -96,8 +96,9 @@ def list_runs(
     return Listing(ordered, where, errors, len(unplaced), gone)
 
 
-def fetch_hint(repo: Repo, listing: Listing) -> str | None:
-    """Why runs may be missing here though a remote has them, or None.
+def fetch_hint(repo: Repo, any_runs: bool) -> str | None:
+    """Why runs may be missing here though a remote has them, or None; `any_runs`: a listing
+    found some.
 
     After `git clone` no notes ref exists (git fetches none by default); after a plain
     `git fetch` with gitmlm's refspecs the remote's notes sit unmerged under refs/notes/remotes/.
@@ -106,7 +107,7 @@ def fetch_hint(repo: Repo, listing: Listing) -> str | None:
     if not remotes:
         return None
     local = repo.ref(refs.RUNS)
-    if local is None and not listing.runs:
+    if local is None and not any_runs:
         return (
             "no runs are recorded in this clone; a remote may have some: "
             "`git mlm fetch` brings them"

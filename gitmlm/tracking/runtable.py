@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
@@ -141,6 +141,9 @@ class Table:
     running: bool
     """Some run is running: its status may change without the notes moving."""
     columns: dict[str, Column]
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """(note blob, problem) for notes and run tables that could not be read, in note order;
+    a blob on several commits is read, and listed, once per commit."""
 
     def column(self, name: str) -> Column:
         """A column by its row key; MLflow's start_time/end_time are derived from the stamps;
@@ -277,6 +280,7 @@ def finish(repo: Repo, building: Building) -> Table:
     else:
         parts = building.result()
     table = _assemble(building.snap.tip, [chunk for chunk, _ in parts])
+    table.errors = [e for chunk, _ in parts for e in chunk.errors]
     _tables[repo.common_dir] = table
     raw = [data for _, data in parts]
     live = any(chunk.live for chunk, _ in parts)

@@ -1,0 +1,196 @@
+"""What `git mlm runs` lists: the rows to print and what is said beside them (unreadable notes,
+runs this clone cannot place, the known columns, the shortest unique id prefixes).
+
+Two producers give the same answer. `by_table` reads the column table `gitmlm.runs()` reads
+(tracking.runtable, saved per notes tip) and filters and orders it column-wise
+(tracking.wherecols), making a row dict only for each row printed; `by_rows` is the row path
+(query.select_runs over listing.list_runs), which makes a Run and a row of every run. The CLI
+takes `by_rows` where `by_table` does not answer: `--tree` (children follow their parent, so
+every matching row is made anyway), and a clone missing commits that carry notes (its runs are
+counted and left out by the listing's rules; that path reads the notes itself).
+tracking_runs_cli_table_test compares the two through the CLI.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gitmlm.core import codec, fmt, ids, refs
+from gitmlm.core import notes as store
+from gitmlm.core.git import Repo
+from gitmlm.core.records import ATTRIBUTES, flat_row
+from gitmlm.tracking import query, runtable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass
+class Listed:
+    rows: list[dict[str, Any]]
+    """The rows to print, as query.select_runs gives them (copies the caller may change)."""
+    errors: list[tuple[str, str]]
+    """(commit, problem) as listing.Listing.errors says them, in its order."""
+    unplaced: int
+    """Runs none of whose commits this clone has (left out)."""
+    any_runs: bool
+    """Some run is listed (archived ones count)."""
+    known: Callable[[], list[str]]
+    """Every column of the listed runs (archived ones too): ATTRIBUTES, then the rest in
+    fmt.columns_of's order."""
+    short: Callable[[Iterable[str]], dict[str, str]]
+    """Of the given ids, each one listed -> its shortest unique prefix among every listed run."""
+
+
+def known_of(keys: Iterable[str]) -> list[str]:
+    """ATTRIBUTES, then these row keys in fmt.columns_of's order."""
+    return list(dict.fromkeys([*ATTRIBUTES, *fmt.columns_of([dict.fromkeys(keys)], [])]))
+
+
+def by_rows(
+    repo: Repo,
+    where_text: str | None,
+    order_by: str | None,
+    limit: int | None,
+    *,
+    archived: bool,
+    best: str | None,
+    tree: bool,
+) -> Listed:
+    """The row path: every run of the notes as a Run and a row."""
+    rows, listing = query.select_runs(
+        repo,
+        where_text,
+        order_by,
+        limit,
+        placed_only=True,
+        archived=archived,
+        best=best,
+        tree=tree,
+    )
+
+    def known() -> list[str]:
+        keys: set[str] = set()
+        for run in listing.runs:
+            keys.update(flat_row(run))
+        return known_of(keys)
+
+    def short(wanted: Iterable[str]) -> dict[str, str]:
+        return ids.shortest_unique([r.id for r in listing.runs])
+
+    return Listed(rows, listing.errors, listing.unplaced, bool(listing.runs), known, short)
+
+
+def by_table(
+    repo: Repo,
+    where_text: str | None,
+    order_by: str | None,
+    limit: int | None,
+    *,
+    archived: bool,
+    best: str | None,
+) -> Listed | None:
+    """The column table's answer, or None when a commit that carries a note is missing here
+    (then by_rows answers: it knows which notes carry each run)."""
+    building = runtable.start(repo)
+    try:
+        # The notes the table is (or will be) built from (a Table kept in this process: of the
+        # tip when start() looked; if the notes moved since, the row path reads them anew).
+        if isinstance(building, runtable.Table):
+            snap = store.snapshot(repo, refs.RUNS)
+            same = snap.tip == building.tip
+        else:
+            snap, same = building.snap, True
+        if not same or not _placed(repo, snap):
+            runtable.cancel(building)
+            return None
+        # numpy loads while the workers of a cold build parse notes.
+        from gitmlm.tracking import wherecols
+
+        if best:
+            order_by = query.best_order(repo, best)
+        table = runtable.finish(repo, building)
+    except BaseException:
+        runtable.cancel(building)
+        raise
+    require = f"metrics.{best}" if best else None
+    found = wherecols.select(table, where_text, order_by, archived=archived, require=require)
+    if limit is not None:
+        found = found[:limit]
+
+    def known() -> list[str]:
+        return known_of(n for n in table.names if table.columns[n].present.any())
+
+    return Listed(
+        _rows(table, found),
+        _errors(repo, snap, table.errors),
+        0,
+        bool(table.ids),
+        known,
+        lambda wanted: _short(table.ids, wanted),
+    )
+
+
+def _placed(repo: Repo, snap: store.Snapshot) -> bool:
+    """Every commit that carries a note is here: no run is left out as unplaced."""
+    return repo.has_objects(snap.entries)
+
+
+def _rows(table: runtable.Table, found: np.ndarray) -> list[dict[str, Any]]:
+    """The rows at `found`, each with the keys its run's flat_row has (in another order, which
+    nothing printed depends on: the columns are chosen and ordered by name)."""
+    rows: list[dict[str, Any]] = [{} for _ in range(len(found))]
+    for name in table.names:
+        col = table.columns[name]
+        present = col.present[found]
+        if not present.any():
+            continue
+        for row, value, there in zip(
+            rows, col.values[found].tolist(), present.tolist(), strict=True
+        ):
+            if there:
+                row[name] = value
+    return rows
+
+
+def _errors(
+    repo: Repo, snap: store.Snapshot, problems: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The table's (note blob, problem) as list_runs says them: by commit, in note order, the
+    notes that do not parse first, then the run tables that do not read."""
+    if not problems:
+        return []
+    by_blob: dict[str, list[str]] = {}
+    for blob, problem in problems:
+        by_blob.setdefault(blob, []).append(problem)
+    copies = Counter(snap.entries.values())  # a blob on n commits was read n times
+    unreadable: list[tuple[str, str]] = []
+    bad_runs: list[tuple[str, str]] = []
+    for commit, blob in snap.entries.items():
+        said = by_blob.get(blob)
+        if not said:
+            continue
+        said = said[: len(said) // copies[blob]]
+        try:
+            store.parse_note(repo, blob)
+        except codec.NoteError:
+            unreadable += [(commit, problem) for problem in said]
+        else:
+            bad_runs += [(commit, problem) for problem in said]
+    return unreadable + bad_runs
+
+
+def _short(listed: list[str], wanted: Iterable[str]) -> dict[str, str]:
+    """ids.shortest_unique over `listed` (newest id first, as the table keeps them), for the
+    wanted ids only: an id's prefix depends on its two neighbours in sorted order alone."""
+    ordered = listed[::-1]
+    out: dict[str, str] = {}
+    for rid in wanted:
+        at = bisect.bisect_left(ordered, rid)
+        if at < len(ordered) and ordered[at] == rid:
+            out[rid] = ids.shortest_unique(ordered[max(at - 1, 0) : at + 2])[rid]
+    return out
