@@ -1,0 +1,294 @@
+"""`git mlm runs` from the column table (tracking.runlist.by_table) against the row path it
+replaced (runlist.by_rows: query.select_runs over list_runs): the same stdout, stderr and exit
+code, byte for byte, over many option combinations on runs of every kind, on a shallow clone
+with runs it cannot place, after a clone without notes, and from a table saved by an earlier
+build."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitmlm.cli import root
+from gitmlm.cli.tracking import ROW_PATH_ENV
+from gitmlm.core import codec, refs
+from gitmlm.core.git import Repo
+from gitmlm.tracking import liveness, query, runlist, runtable
+from tests.helpers import git, mlm
+
+Outcome = tuple[int, str, str]
+
+
+def commits(path: Path, count: int) -> list[str]:
+    out = []
+    for i in range(count):
+        (path / "f.txt").write_text(str(i))
+        git(path, "add", "-A")
+        git(path, "commit", "-qm", f"c{i}")
+        out.append(git(path, "rev-parse", "HEAD").strip())
+    return out
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (pids are not reused this quickly)."""
+    return int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout)
+
+
+def table_of(rng: random.Random, i: int, commit: str, ids: list[str], live: bool) -> dict[str, Any]:
+    stamp = f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:{i % 60:02d}.{i:06d}Z"
+    t: dict[str, Any] = {
+        "name": rng.choice(["base", "Base", "", "x|y", f"run-{i}", "a much longer run name"]),
+        "status": rng.choice(["finished", "failed", "crashed", "finished"]),
+        "started": rng.choice([stamp, "2026-11-01T00:00:00Z"]),
+        "updated": stamp,
+        "user": rng.choice(["ann", "bob"]),
+        "host": "elsewhere",
+        "commit": commit,
+        "command": ["python", "train.py"],
+        "exit_code": rng.choice([0, 1]),
+    }
+    if rng.random() < 0.8:
+        t["ended"] = stamp
+    if rng.random() < 0.7:
+        t["branch"] = "main"
+    params: dict[str, Any] = {}
+    for key, values in {
+        "lr": [0.1, 0.01, 1e-3, math.inf],
+        "layers": [1, 2, 3, 2**60],
+        "mixed": [1, 2.5, "2", "x", True, False, [1, 2], -0.0],
+        "model": ["cnn", "mlp", "CNN", "res_net%", "é"],
+        "opt": [{"name": "adam", "beta": 0.9}, {"name": "sgd"}],
+    }.items():
+        if rng.random() < 0.75:
+            params[key] = rng.choice(values)
+    t["params"] = params
+    metrics: dict[str, Any] = {}
+    for key in ("acc", "loss", "f1 score"):
+        if rng.random() < 0.75:
+            metrics[key] = rng.choice([rng.random(), math.nan, 0.5, -0.0, math.inf, 1.0])
+    if rng.random() < 0.05:
+        metrics["acc"] = rng.choice([1, "0.25"])  # read as floats by the codec
+    t["metrics"] = metrics
+    if rng.random() < 0.5:
+        t["tags"] = {"team": rng.choice(["vision", "nlp", ""])}
+    if rng.random() < 0.3:
+        t["datasets"] = {"train": {"digest": rng.choice(["sha256:" + "ab" * 32, "md5:x"])}}
+    if rng.random() < 0.1:
+        t["archived"] = True
+    if rng.random() < 0.06:
+        t["deleted"] = True
+    if ids and rng.random() < 0.2:
+        t["parent"] = rng.choice([*ids[-5:], "01k0000000000000000000zzzz"])
+    if rng.random() < 0.05:
+        t["note"] = "a note"
+    if rng.random() < 0.05:
+        t["untagged"] = {"team": True}
+    if live and rng.random() < 0.04:  # a running run whose process is gone: crashed
+        t.update(status="running", host=liveness.HOST, pid=dead_pid())
+    if live and rng.random() < 0.04:  # a running run alive here (this process), beating now
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        t.update(status="running", host=liveness.HOST, pid=os.getpid(), updated=now)
+        t.pop("ended", None)
+    return t
+
+
+def write_notes(path: Path, notes: dict[str, bytes]) -> None:
+    repo = Repo.open(path)
+    updates: dict[str, str | None] = {c: repo.write_blob(body) for c, body in notes.items()}
+    tip = repo.ref(refs.RUNS)
+    repo.update_ref(refs.RUNS, repo.write_notes(refs.RUNS, tip, updates, "test"), tip)
+
+
+def fill(path: Path, live: bool = True, runs: int = 70) -> None:
+    """Runs of every kind (`live`: `running` ones too, which no table keeps) on 6 commits, a run on two commits, two commits sharing a note with a
+    run table that does not read, two sharing a note that is not TOML."""
+    rng = random.Random(11)
+    shas = commits(path, 10)
+    docs: dict[str, dict[str, dict[str, Any]]] = {}
+    ids: list[str] = []
+    for i in range(runs):
+        # Ids sharing long prefixes, so the shortest unique prefixes differ in length.
+        rid = f"01k{i // 7:012d}{rng.choice('abc')}{i:010d}"
+        commit = shas[i % 6]
+        docs.setdefault(commit, {})[rid] = table_of(rng, i, commit, ids, live)
+        ids.append(rid)
+    # A deleted run's columns are not known: naming one is an error.
+    gone = table_of(rng, runs, shas[2], ids, live)
+    docs[shas[2]]["01kzz0000000000000000000gg"] = {**gone, "deleted": True, "params": {"gone": 1}}
+    twin = ids[0]
+    docs[shas[1]][twin] = {
+        **docs[shas[0]][twin],
+        "updated": "2027-01-01T00:00:00Z",
+        "name": "moved",
+    }
+    bad = {
+        "01kzz0000000000000000000aa": {"name": "broken"},  # no status, started, commit
+        ids[3]: docs[shas[3]][ids[3]],  # the same run on two more commits, in a damaged note
+    }
+    notes = {c: codec.encode_doc(d) for c, d in docs.items()}
+    notes[shas[6]] = notes[shas[7]] = codec.encode_doc(bad)
+    notes[shas[8]] = notes[shas[9]] = b"schema = 1\nnot = [toml\n"
+    write_notes(path, notes)
+    (path / "mlm.toml").write_text('[metrics]\nacc = "max"\n')
+
+
+@pytest.fixture
+def varied(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GITMLM_RUN_TIMEOUT", "36000")  # the live run stays running throughout
+    fill(repo)
+    return repo
+
+
+def outcome(
+    argv: list[str], row_path: bool, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPatch
+) -> Outcome:
+    if row_path:
+        mp.setenv(ROW_PATH_ENV, "1")
+    else:
+        mp.delenv(ROW_PATH_ENV, raising=False)
+    code = root.main(["runs", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_same(
+    argv: list[str], capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPatch
+) -> Outcome:
+    table = outcome(argv, False, capsys, mp)
+    rows = outcome(argv, True, capsys, mp)
+    assert table == rows, argv
+    return table
+
+
+WHERES = [
+    None,
+    "metrics.acc > 0.5",
+    "metrics.acc = nan",
+    "metrics.acc is null",
+    "params.mixed = 2",
+    "params.mixed like '%1%'",
+    "params.opt.name = 'adam'",
+    "status = 'crashed'",
+    "status in ('running', 'FAILED')",
+    "tags.team is null",
+    "start_time > 1762000000000",
+    "name like 'run-%'",
+    "parent is not null",
+    "datasets.train is not null",
+    "metrics.nosuch > 1",  # an error with a suggestion
+    "metrics.acx > 1",
+    "params.lr >",  # a syntax error
+]
+ORDERS = [None, "metrics.acc desc", "params.mixed", "-metrics.loss", "name desc, started"]
+ORDERS += ["start_time", "metrics.`f1 score`", "nosuch.col"]
+COLUMNS = [None, "name,metrics.acc", "run_id,parent,datasets.train", "nosuch", "metrics.acx"]
+COLUMNS += ["params.opt.name,note,ended", "status, exit_code"]
+FORMATS = ["table", "json", "csv", "md"]
+
+
+def combos(count: int, seed: int) -> list[list[str]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        argv: list[str] = ["--format", rng.choice(FORMATS)]
+        where, order, cols = rng.choice(WHERES), rng.choice(ORDERS), rng.choice(COLUMNS)
+        if where is not None:
+            argv += ["--where", where]
+        if order is not None:
+            argv += ["--order-by", order]
+        if cols is not None:
+            argv += ["--columns", cols]
+        if rng.random() < 0.5:
+            argv += ["-n", str(rng.choice([0, 1, 3, 10]))]
+        if rng.random() < 0.3:
+            argv.append("--all")
+        if rng.random() < 0.2:
+            argv += ["--best", rng.choice(["acc", "acc", "loss"])]  # loss: not declared
+        out.append(argv)
+    return out
+
+
+def test_many_listings_print_the_same(
+    varied: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo.open(varied)
+    # The table answers here (it is not the row path answering twice).
+    listed = runlist.by_table(repo, None, None, None, archived=True, best=None)
+    assert listed is not None and len(listed.errors) == 4 and listed.any_runs
+    code, out, err = assert_same([], capsys, monkeypatch)
+    assert code == 0 and "running" in out and "crashed" in out and "moved" in out
+    assert err.count("skipped the note") == 4
+    for argv in [
+        ["--all", "--format", "json"],
+        ["--all", "-c", "run_id,parent,name"],
+        ["--best", "acc", "-n", "3"],
+        ["-c", "nosuch"],
+        ["-c", "name,params.gone", "--all"],
+        ["--tree", "--all"],
+        ["-n", "0", "--format", "csv"],
+    ]:
+        assert_same(argv, capsys, monkeypatch)
+    for argv in combos(160, 5):
+        assert_same(argv, capsys, monkeypatch)
+
+
+def test_a_shallow_clone_and_a_clone_without_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q")
+    fill(origin, live=False, runs=40)
+    git(tmp_path, "init", "-q", "--bare", "remote.git")
+    git(origin, "remote", "add", "origin", str(tmp_path / "remote.git"))
+    git(origin, "push", "-q", "origin", "main")
+    mlm(origin, "push")
+    git(tmp_path, "clone", "-q", str(tmp_path / "remote.git"), "bare-clone")
+    git(tmp_path, "clone", "-q", "--depth", "2", f"file://{tmp_path / 'remote.git'}", "shallow")
+    mlm(tmp_path / "shallow", "fetch")
+    monkeypatch.chdir(tmp_path / "bare-clone")  # no notes: the fetch hint
+    assert "git mlm fetch" in assert_same([], capsys, monkeypatch)[2]
+    monkeypatch.chdir(tmp_path / "shallow")
+    assert runlist.by_table(Repo.open("."), None, None, None, archived=False, best=None) is None
+    err = assert_same(["--all"], capsys, monkeypatch)[2]
+    assert "runs are on commits this clone does not have" in err
+    for argv in combos(12, 6):
+        assert_same(argv, capsys, monkeypatch)
+
+
+def test_a_saved_table_lists_the_same_in_a_new_process(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(repo, live=False)
+    monkeypatch.setattr(runtable, "PARALLEL_NOTES", 1)  # worker processes: the table is saved
+    monkeypatch.setattr(runtable, "JOB_NOTES", 2)
+    argv = ["--all", "-c", "run_id,name,metrics.acc,parent", "-n", "12"]
+    first = outcome(argv, False, capsys, monkeypatch)
+    for _ in range(100):  # written by a thread, beside the query
+        if list((repo / ".git" / "mlm" / "cache").glob("runtable-*.bin")):
+            break
+        time.sleep(0.05)
+    assert list((repo / ".git" / "mlm" / "cache").glob("runtable-*.bin"))
+    runtable._tables.clear()
+    query._listed.clear()
+    assert first == outcome(argv, True, capsys, monkeypatch)
+    # New processes: the saved table, and the row path.
+    env = {**os.environ}
+    env.pop(ROW_PATH_ENV, None)
+    for args in (argv, ["--where", "metrics.acc > 0.2", "--format", "json"], ["-c", "nosuch"]):
+        saved = mlm(repo, "runs", *args, check=False, env=env)
+        rows = mlm(repo, "runs", *args, check=False, env={**env, ROW_PATH_ENV: "1"})
+        assert (saved.returncode, saved.stdout, saved.stderr) == (
+            rows.returncode,
+            rows.stdout,
+            rows.stderr,
+        )
+    assert saved.returncode == 1 and "skipped the note" in saved.stderr
