@@ -17,6 +17,11 @@ With --compare REV, RUNS runs in one process again on this checkout and on gitml
 3. `gitmlm.runs(where=...)` over QUERY_RUNS runs on QUERY_COMMITS commits: cold (a new process,
    nothing under .git/mlm/cache), warm (the same process again), and a new process once the
    first saved its table (.git/mlm/cache/runtable-*.bin).
+4. `git mlm runs --where 'metrics.m0 > 0.5' -n 5 --format csv` over the same runs, process start
+   included: cold (nothing under .git/mlm/cache) and warm (the best of 3 new processes once the
+   first saved what it saves), from the column table and from the row path it replaced
+   (GITMLM_RUNS_ROW_PATH=1, the same checkout) in the same run, beside `git log --notes=mlm
+   -n 1000`; the two paths' outputs are compared byte for byte.
 """
 
 from __future__ import annotations
@@ -230,7 +235,9 @@ def main() -> None:
     parser.add_argument("--baseline-per-writer", type=int, default=25)
     parser.add_argument("--query-runs", type=int, default=100000)
     parser.add_argument("--query-commits", type=int, default=10000)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: one,writers,query")
+    parser.add_argument(
+        "--skip", default="", help="comma list of parts to skip: one,writers,query,cli"
+    )
     parser.add_argument(
         "--compare",
         metavar="REV",
@@ -285,16 +292,18 @@ def main() -> None:
                 f"flatters it)"
             )
 
-        if "query" not in skip:
+        repo = base / "query"
+        if not {"query", "cli"} <= skip:
             from tracking_bench import build
 
-            repo = base / "query"
             t0 = time.perf_counter()
             build(repo, args.query_commits, args.query_runs)
             print(
                 f"built {args.query_runs} runs on {args.query_commits} commits in "
                 f"{time.perf_counter() - t0:.1f} s"
             )
+
+        if "query" not in skip:
             cold, warm, rows = json.loads(python(ROOT, "-c", QUERY, cwd=repo).stdout)
             again, _, _ = json.loads(python(ROOT, "-c", QUERY, cwd=repo).stdout)
             ocold, owarm, _ = json.loads(
@@ -311,6 +320,43 @@ def main() -> None:
             print(
                 f"  load average (1, 5, 15 min) after the queries: {load} on {os.cpu_count()} cores"
             )
+
+        if "cli" not in skip:
+            cli_runs(repo, args.query_runs)
+
+
+CLI = ["runs", "--where", "metrics.m0 > 0.5", "-n", "5", "--format", "csv"]
+ROW_PATH = "GITMLM_RUNS_ROW_PATH"
+"""gitmlm.cli.tracking.ROW_PATH_ENV: `git mlm runs` by the row path."""
+
+
+def timed(cmd: list[str], repo: Path, env: dict[str, str]) -> tuple[float, str]:
+    t = time.perf_counter()
+    out = subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True, text=True)
+    return time.perf_counter() - t, out.stdout + out.stderr
+
+
+def cli_runs(repo: Path, runs: int) -> None:
+    """`git mlm runs ...` cold and warm by both paths, beside `git log --notes=mlm -n 1000`."""
+    cache = repo / ".git" / "mlm" / "cache"
+    cmd = [sys.executable, "-m", "gitmlm", *CLI]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop(ROW_PATH, None)
+    figures, outputs = {}, {}
+    for label, extra in (("table", {}), ("rows", {ROW_PATH: "1"})):
+        subprocess.run(["rm", "-rf", str(cache)], check=True)
+        cold, outputs[label] = timed(cmd, repo, {**env, **extra})
+        warm = min(timed(cmd, repo, {**env, **extra})[0] for _ in range(3))
+        figures[label] = (cold, warm)
+    log = min(timed(["git", "log", "--notes=mlm", "-n", "1000"], repo, env)[0] for _ in range(3))
+    same = "identical" if outputs["table"] == outputs["rows"] else "DIFFERENT"
+    (tcold, twarm), (rcold, rwarm) = figures["table"], figures["rows"]
+    print(f"git mlm {' '.join(CLI)} over {runs} runs (new processes; outputs {same}):")
+    print(
+        f"  column table: cold {tcold:.2f} s, warm {twarm:.2f} s; row path (before): cold "
+        f"{rcold:.2f} s, warm {rwarm:.2f} s; {rcold / tcold:.1f}x and {rwarm / twarm:.1f}x"
+    )
+    print(f"  git log --notes=mlm -n 1000: {log:.2f} s (load {_load()})")
 
 
 def _fresh_copy(repo: Path, dest: Path) -> Path:
