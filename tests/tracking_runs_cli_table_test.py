@@ -108,8 +108,9 @@ def write_notes(path: Path, notes: dict[str, bytes]) -> None:
 
 
 def fill(path: Path, live: bool = True, runs: int = 70) -> None:
-    """Runs of every kind (`live`: `running` ones too, which no table keeps) on 6 commits, a run on two commits, two commits sharing a note with a
-    run table that does not read, two sharing a note that is not TOML."""
+    """Runs of every kind (`live`: `running` ones too, which no table keeps) on 6 commits, a
+    run on two commits, two commits sharing a note with a run table that does not read, two
+    sharing a note that is not TOML."""
     rng = random.Random(11)
     shas = commits(path, 10)
     docs: dict[str, dict[str, dict[str, Any]]] = {}
