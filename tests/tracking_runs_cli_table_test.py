@@ -213,6 +213,8 @@ def combos(count: int, seed: int) -> list[list[str]]:
             argv.append("--all")
         if rng.random() < 0.2:
             argv += ["--best", rng.choice(["acc", "acc", "loss"])]  # loss: not declared
+        if rng.random() < 0.25:
+            argv.append("--tree")
         out.append(argv)
     return out
 
@@ -234,6 +236,7 @@ def test_many_listings_print_the_same(
         ["-c", "nosuch"],
         ["-c", "name,params.gone", "--all"],
         ["--tree", "--all"],
+        ["--tree", "--all", "--format", "json", "-n", "9"],
         ["-n", "0", "--format", "csv"],
     ]:
         assert_same(argv, capsys, monkeypatch)

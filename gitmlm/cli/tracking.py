@@ -166,12 +166,12 @@ def runs_cmd(
 
         for r in record.recover(repo):
             click.echo(f"recovered run {r.id[: ids.SHORT]} as crashed", err=True)
-    # The column table answers unless a tree is asked for (or a test asks for the row path to
-    # compare with): runlist says where else the row path answers.
+    # The column table answers, unless a test asks for the row path to compare with; runlist
+    # says where else the row path answers.
     listed = (
         None
-        if tree or os.environ.get(ROW_PATH_ENV) == "1"
-        else runlist.by_table(repo, where_, order_by, limit, archived=all_, best=best)
+        if os.environ.get(ROW_PATH_ENV) == "1"
+        else runlist.by_table(repo, where_, order_by, limit, archived=all_, best=best, tree=tree)
     )
     if listed is None:
         listed = runlist.by_rows(repo, where_, order_by, limit, archived=all_, best=best, tree=tree)

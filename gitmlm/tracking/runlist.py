@@ -5,9 +5,9 @@ Two producers give the same answer. `by_table` reads the column table `gitmlm.ru
 (tracking.runtable, saved per notes tip) and filters and orders it column-wise
 (tracking.wherecols), making a row dict only for each row printed; `by_rows` is the row path
 (query.select_runs over listing.list_runs), which makes a Run and a row of every run. The CLI
-takes `by_rows` where `by_table` does not answer: `--tree` (children follow their parent, so
-every matching row is made anyway), and a clone missing commits that carry notes (its runs are
-counted and left out by the listing's rules; that path reads the notes itself).
+takes `by_rows` where `by_table` does not answer: a clone missing commits that carry notes (a
+shallow clone: its runs there are counted and left out, which needs each run's commits, and
+only the notes say that).
 tracking_runs_cli_table_test compares the two through the CLI.
 """
 
@@ -93,6 +93,7 @@ def by_table(
     *,
     archived: bool,
     best: str | None,
+    tree: bool = False,
 ) -> Listed | None:
     """The column table's answer, or None when a commit that carries a note is missing here
     (then by_rows answers: it knows which notes carry each run)."""
@@ -119,14 +120,21 @@ def by_table(
         raise
     require = f"metrics.{best}" if best else None
     found = wherecols.select(table, where_text, order_by, archived=archived, require=require)
+    depths = None
+    if tree:
+        found, depths = _tree(table, found)
     if limit is not None:
         found = found[:limit]
+    rows = _rows(table, found)
+    if depths is not None:
+        for row, depth in zip(rows, depths, strict=False):
+            row["depth"] = depth
 
     def known() -> list[str]:
         return known_of(n for n in table.names if table.columns[n].present.any())
 
     return Listed(
-        _rows(table, found),
+        rows,
         _errors(repo, snap, table.errors),
         0,
         bool(table.ids),
@@ -138,6 +146,24 @@ def by_table(
 def _placed(repo: Repo, snap: store.Snapshot) -> bool:
     """Every commit that carries a note is here: no run is left out as unplaced."""
     return repo.has_objects(snap.entries)
+
+
+def _tree(table: runtable.Table, found: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """`found` in query.as_tree's order, with each row's depth: the tree is worked out on rows
+    of the id and parent alone, which say where they came from."""
+    import numpy as np
+
+    rids = table.columns["run_id"].values[found].tolist()
+    col = table.column("parent")
+    parents = col.values[found].tolist()
+    present = col.present[found].tolist()
+    light = [
+        {"run_id": rid, "parent": parent, "at": at} if there else {"run_id": rid, "at": at}
+        for at, (rid, parent, there) in enumerate(zip(rids, parents, present, strict=True))
+    ]
+    ordered = query.as_tree(light)
+    picked = np.asarray([row["at"] for row in ordered], dtype=np.intp)
+    return found[picked], [row["depth"] for row in ordered]
 
 
 def _rows(table: runtable.Table, found: np.ndarray) -> list[dict[str, Any]]:
