@@ -296,3 +296,16 @@ def test_a_saved_table_lists_the_same_in_a_new_process(
             rows.stderr,
         )
     assert saved.returncode == 1 and "skipped the note" in saved.stderr
+    # The notes move: this process reads the changed note only and reuses the rest.
+    runtable._tables.clear()
+    assert outcome(argv, False, capsys, monkeypatch)[0] == 0  # this process's build again
+    (new,) = commits(repo, 1)
+    table = {"name": "late", "status": "finished", "started": "2027-02-01T00:00:00Z"}
+    write_notes(
+        repo, {new: codec.encode_doc({"01kzz0000000000000000000ll": {**table, "commit": new}})}
+    )
+    building = runtable.start(Repo.open(repo))
+    runtable.cancel(building)
+    assert isinstance(building, runtable.Partial)
+    for args in (argv, ["--where", "name = 'late'", "--format", "json"], ["--tree", "-n", "5"]):
+        assert_same(args, capsys, monkeypatch)

@@ -51,6 +51,12 @@ def reference(
     return frame[first + sorted(c for c in frame.columns if c not in first)]
 
 
+def forget() -> None:
+    """This process's tables and parsed notes forgotten, as in a new process."""
+    runtable._tables.clear()
+    runtable._parsed.clear()
+
+
 def assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     for column in want.columns:  # None and NaN are told apart; so are -0.0 and 0.0
@@ -278,9 +284,9 @@ def test_no_runs_and_no_notes(repo: Path) -> None:
 
 def test_worker_processes_build_the_table_the_process_builds(many: Path) -> None:
     repo = Repo.open(many)
-    runtable._tables.clear()
+    forget()
     alone = runtable.load(repo, workers=1)
-    runtable._tables.clear()
+    forget()
     spread = runtable.load(repo, workers=3)
     assert spread.ids == alone.ids and spread.names == alone.names
     assert (spread.archived == alone.archived).all()
@@ -368,7 +374,7 @@ def test_a_commit_with_an_index_note_lists_the_same(repo: Path) -> None:
     updates = notes.stage_doc(git_repo, sha, doc)
     assert notes.store_key(sha) in updates  # an index note and its run store
     git_repo.update_ref(refs.RUNS, git_repo.write_notes(refs.RUNS, None, updates, "t"), None)
-    runtable._tables.clear()
+    forget()
     spread = runtable.load(git_repo, workers=2)
     assert len(spread.ids) == len(reference(repo, archived=True))
     assert_same_frame(
@@ -389,11 +395,11 @@ def _saved_files(path: Path) -> list[Path]:
 def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo: Path) -> None:
     many = fill(repo, running=False)
     repo = Repo.open(many)
-    runtable._tables.clear()
+    forget()
     runtable.load(repo, workers=2)
     (saved,) = _saved_files(many)
     assert saved.name.endswith(f"-{repo.ref(refs.RUNS)}.bin")
-    runtable._tables.clear()
+    forget()
     assert isinstance(runtable.start(repo), runtable.Saved)
     assert_same_frame(table.runs_frame(path=str(many)), reference(many))
     # Another process reads the saved table and answers the same.
@@ -405,7 +411,7 @@ def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo:
     assert got.stdout.strip() == reference(many, order_by="metrics.acc").to_json(date_format="iso")
     # A damaged file is read past: the notes answer.
     saved.write_bytes(b"garbage")
-    runtable._tables.clear()
+    forget()
     assert_same_frame(
         table.runs_frame("metrics.acc > 0.4", path=str(many)), reference(many, "metrics.acc > 0.4")
     )
@@ -418,7 +424,7 @@ def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo:
             }
         },
     )
-    runtable._tables.clear()
+    forget()
     runtable.load(repo, workers=2)
     (again,) = _saved_files(many)
     assert again != saved and again.name.endswith(f"-{repo.ref(refs.RUNS)}.bin")
@@ -430,7 +436,7 @@ def test_a_running_run_is_never_saved(repo: Path) -> None:
     now = codec.now()
     table_ = {"status": "running", "started": now, "updated": now, "commit": sha, "host": "x"}
     write_notes(repo, {sha: {"01k0000000000000000000000r": table_}})
-    runtable._tables.clear()
+    forget()
     built = runtable.load(Repo.open(repo), workers=2)
     assert built.running
     assert _saved_files(repo) == []
@@ -490,3 +496,70 @@ def test_a_cancelled_build_leaves_no_worker(many: Path) -> None:
     assert len(procs) == 2
     runtable.cancel(building)
     assert all(proc.returncode is not None for proc in procs)
+
+
+def _same_tables(a: runtable.Table, b: runtable.Table) -> None:
+    assert a.ids == b.ids and a.names == b.names and a.running == b.running
+    assert (a.archived == b.archived).all()
+    for name in b.names:
+        x, y = a.column(name), b.column(name)
+        assert (x.present == y.present).all(), name
+        assert repr(x.values.tolist()) == repr(y.values.tolist()), name
+
+
+def test_after_the_notes_move_only_the_notes_that_changed_are_read(repo: Path) -> None:
+    many = fill(repo, running=False)  # a running run's note is read every time (below)
+    repo = Repo.open(many)
+    forget()
+    runtable.load(repo, workers=3)
+    before = dict(notes.snapshot(repo, refs.RUNS).entries)
+    c0, c1 = list(before)[:2]
+    doc0 = notes.parse_note(repo, before[c0])
+    rid = next(iter(doc0))
+    doc0[rid] = {
+        **doc0[rid],
+        "name": "renamed",
+        "archived": True,
+        "updated": "2027-02-01T00:00:00Z",
+    }
+    (new,) = commits(many, 1)
+    extra = {"01kzzzzzzzzzzzzzzzzzzzzzzz": random_table(random.Random(3), 3, new)}
+    write_notes(many, {c0: doc0, new: extra})
+    tip = repo.ref(refs.RUNS)
+    git_repo = Repo.open(many)
+    gone = git_repo.write_notes(refs.RUNS, tip, {c1: None}, "t")  # and a note removed
+    git_repo.update_ref(refs.RUNS, gone, tip)
+    building = runtable.start(repo)
+    assert isinstance(building, runtable.Partial)
+    assert sorted(building.pending.jobs) == [
+        [b] for b in sorted(notes.snapshot(repo, refs.RUNS).entries[c] for c in (c0, new))
+    ]  # a job per note here (JOB_NOTES is 1): the two notes that changed, no other
+    partial = runtable.finish(repo, building)
+    forget()
+    _same_tables(partial, runtable.load(repo, workers=1))
+    for where in WHERES[:6]:
+        forget()
+        runtable.load(repo, workers=2)
+        write_notes(many, {new: {**extra, "01kzzzzzzzzzzzzzzzzzzzzzzy": dict(doc0[rid])}})
+        assert_same_frame(
+            table.runs_frame(where, path=str(many), archived=True),
+            reference(many, where, archived=True),
+        )
+
+
+def test_a_note_with_a_running_run_is_read_again_every_time(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (sha, other) = commits(repo, 2)
+    now = codec.now()
+    running = {"status": "running", "started": now, "updated": now, "commit": sha, "host": "x"}
+    done = {"status": "finished", "started": now, "updated": now, "commit": other, "host": "x"}
+    write_notes(repo, {sha: {"01k0000000000000000000000r": running}, other: {"01k1": done}})
+    forget()
+    assert gitmlm.runs()["status"].tolist() == ["finished", "running"]
+    monkeypatch.setenv("GITMLM_RUN_TIMEOUT", "0.001")  # its heartbeat is now long overdue
+    building = runtable.start(Repo.open(repo))
+    assert isinstance(building, runtable.Partial)
+    assert building.pending.jobs == [[notes.snapshot(Repo.open(repo), refs.RUNS).entries[sha]]]
+    runtable.cancel(building)
+    assert gitmlm.runs()["status"].tolist() == ["finished", "crashed"]

@@ -14,7 +14,6 @@ tracking_runs_cli_table_test compares the two through the CLI.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -193,14 +192,15 @@ def _errors(
     by_blob: dict[str, list[str]] = {}
     for blob, problem in problems:
         by_blob.setdefault(blob, []).append(problem)
-    copies = Counter(snap.entries.values())  # a blob on n commits was read n times
     unreadable: list[tuple[str, str]] = []
     bad_runs: list[tuple[str, str]] = []
     for commit, blob in snap.entries.items():
         said = by_blob.get(blob)
         if not said:
             continue
-        said = said[: len(said) // copies[blob]]
+        # A blob on several commits may have been read (and its problems kept) more than once;
+        # within one note no problem is said twice (each names its run).
+        said = list(dict.fromkeys(said))
         try:
             store.parse_note(repo, blob)
         except codec.NoteError:

@@ -47,6 +47,9 @@ class Chunk:
     not kept on disk."""
     full: bool = True
     """Every row has every column: no value in `columns` is a filler None."""
+    notes: list[tuple[str, int, bool]] = field(default_factory=list)
+    """(note blob, its rows, it holds a running run) for each note read, in order: a later
+    build reuses the rows of notes that did not change (never of one with a running run)."""
 
 
 def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
@@ -55,15 +58,16 @@ def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
     out = Chunk()
     rows: list[dict[str, Any]] = []
     for blob in blobs:
+        first, live = len(rows), False
         try:
             doc = store.parse_note(repo, blob)
         except codec.NoteError as exc:
             out.errors.append((blob, str(exc)))
-            continue
+            doc = {}
         for rid, table in doc.items():
             row = fast_row(rid, table)
             if row is None:
-                out.live = out.live or table.get("status") == "running"
+                live = live or table.get("status") == "running"
                 try:
                     run = codec.run_from_dict(rid, table)
                 except codec.NoteError as exc:
@@ -76,6 +80,8 @@ def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
             out.deleted.append(table.get("deleted") is True)
             out.archived.append(table.get("archived") is True)
             rows.append(row)
+        out.notes.append((blob, len(rows) - first, live))
+        out.live = out.live or live
     out.full = _transpose(rows, out.columns)
     return out
 
@@ -196,6 +202,7 @@ def encode(chunk: Chunk) -> bytes:
         chunk.errors,
         chunk.live,
         chunk.full,
+        chunk.notes,
     )
     try:
         return b"m" + marshal.dumps(fields)

@@ -142,8 +142,8 @@ class Table:
     """Some run is running: its status may change without the notes moving."""
     columns: dict[str, Column]
     errors: list[tuple[str, str]] = field(default_factory=list)
-    """(note blob, problem) for notes and run tables that could not be read, in note order;
-    a blob on several commits is read, and listed, once per commit."""
+    """(note blob, problem) for notes and run tables that could not be read (a blob on several
+    commits may be listed more than once): `git mlm runs` says them by commit."""
 
     def column(self, name: str) -> Column:
         """A column by its row key; MLflow's start_time/end_time are derived from the stamps;
@@ -169,9 +169,12 @@ class Pending:
     """A build under way: workers parse while the caller loads pandas; then this process
     parses beside them, job by job (runscan), until no job is left."""
 
-    def __init__(self, repo: Repo, snap: store.Snapshot, workers: int) -> None:
+    def __init__(
+        self, repo: Repo, snap: store.Snapshot, workers: int, todo: list[str] | None = None
+    ) -> None:
+        """`todo`: the notes to read (default: every note of `snap`)."""
         self.repo, self.snap = repo, snap
-        todo = list(snap.entries.values())
+        todo = list(snap.entries.values()) if todo is None else todo
         size = max(JOB_NOTES, -(-len(todo) // MAX_JOBS))
         self.jobs = [todo[i : i + size] for i in range(0, len(todo), size)]
         self.workers: list[Worker] = []
@@ -227,9 +230,89 @@ class Pending:
 _tables: dict[Path, Table] = {}
 """The last table of each repository in this process."""
 
+
+@dataclass
+class Parsed:
+    """The chunks the last build of a repository assembled, and where each note's rows are in
+    them: a build after the notes moved reads only the notes that changed (a note is a blob,
+    so one whose id is unchanged holds the same runs), and any note with a running run."""
+
+    chunks: list[runscan.Chunk]
+    where: dict[str, tuple[int, int, int, int, bool]]
+    """Note blob -> (chunk, note index in it, first row, end row, holds a running run)."""
+
+    @classmethod
+    def of(cls, chunks: list[runscan.Chunk]) -> Parsed:
+        where: dict[str, tuple[int, int, int, int, bool]] = {}
+        for k, chunk in enumerate(chunks):
+            at = 0
+            for i, (blob, rows, live) in enumerate(chunk.notes):
+                where[blob] = (k, i, at, at + rows, live)
+                at += rows
+        return cls(chunks, where)
+
+    def reusable(self, blob: str) -> bool:
+        got = self.where.get(blob)
+        return got is not None and not got[4]
+
+
+_parsed: dict[Path, Parsed] = {}
+"""What the last build of each repository in this process read, for the next build."""
+
+
+@dataclass
+class Partial:
+    """A build after the notes moved: the rows of unchanged notes come from `prev`, the rest
+    are read by `pending`."""
+
+    snap: store.Snapshot
+    prev: Parsed
+    pending: Pending
+
+
+def _segments(snap: store.Snapshot, sources: list[Parsed]) -> list[runscan.Chunk]:
+    """Every note's rows in the order of the notes, as chunks: whole chunks where their notes
+    follow each other unchanged, slices of them elsewhere."""
+    runs: list[list[int]] = []  # [source, chunk, first note, end note, first row, end row]
+    for blob in snap.entries.values():
+        for s, source in enumerate(sources):
+            got = source.where.get(blob)
+            if got is not None and (s == 0 or not got[4]):
+                break
+        else:  # pragma: no cover - every note is in the fresh part or reusable
+            raise AssertionError(f"note {blob} was not read")
+        k, i, a, b, _ = got
+        last = runs[-1] if runs else None
+        if last is not None and last[:2] == [s, k] and last[3] == i:
+            last[3], last[5] = i + 1, b
+        else:
+            runs.append([s, k, i, i + 1, a, b])
+    out = []
+    for s, k, n0, n1, r0, r1 in runs:
+        chunk = sources[s].chunks[k]
+        out.append(chunk if (n0, n1) == (0, len(chunk.notes)) else _slice(chunk, n0, n1, r0, r1))
+    return out
+
+
+def _slice(chunk: runscan.Chunk, n0: int, n1: int, r0: int, r1: int) -> runscan.Chunk:
+    notes = chunk.notes[n0:n1]
+    blobs = {blob for blob, _, _ in notes}
+    return runscan.Chunk(
+        chunk.ids[r0:r1],
+        chunk.updated[r0:r1],
+        chunk.deleted[r0:r1],
+        chunk.archived[r0:r1],
+        {name: values[r0:r1] for name, values in chunk.columns.items()},
+        [error for error in chunk.errors if error[0] in blobs],
+        any(live for _, _, live in notes),
+        chunk.full,
+        notes,
+    )
+
+
 _SAVED = "runtable-"
 """Name prefix of the saved table of one notes tip in .git/mlm/cache/ (docs/storage.md)."""
-FORMAT = 2
+FORMAT = 3
 """Bumped whenever what `scan` makes of a note changes: a saved table names it."""
 
 
@@ -247,7 +330,7 @@ class Saved:
     data: bytes
 
 
-Building: TypeAlias = Pending | Saved | Table
+Building: TypeAlias = Pending | Partial | Saved | Table
 
 
 def start(repo: Repo, workers: int | None = None) -> Building:
@@ -259,13 +342,22 @@ def start(repo: Repo, workers: int | None = None) -> Building:
     if known is not None and known.tip == tip and not known.running:
         return known
     snap = store.snapshot(repo, refs.RUNS)
+    prev = _parsed.get(repo.common_dir)
+    if prev is not None and workers is None:
+        todo = [blob for blob in dict.fromkeys(snap.entries.values()) if not prev.reusable(blob)]
+        if len(todo) * 2 <= len(snap.entries):  # mostly unchanged: read the rest only
+            return Partial(snap, prev, Pending(repo, snap, _workers(len(todo)), todo))
     if tip is not None and workers is None:
         with contextlib.suppress(OSError):
             return Saved(snap, _saved_path(repo, tip).read_bytes())
-    if workers is None:
-        many = len(snap.entries) >= PARALLEL_NOTES
-        workers = min(MAX_WORKERS, len(os.sched_getaffinity(0))) if many else 1
-    return Pending(repo, snap, workers)
+    return Pending(repo, snap, _workers(len(snap.entries)) if workers is None else workers)
+
+
+def _workers(notes: int) -> int:
+    """Parsers for reading this many notes, this process included."""
+    if notes < PARALLEL_NOTES:
+        return 1
+    return min(MAX_WORKERS, len(os.sched_getaffinity(0)))
 
 
 def finish(repo: Repo, building: Building) -> Table:
@@ -277,11 +369,16 @@ def finish(repo: Repo, building: Building) -> Table:
             parts = [(runscan.decode(data), None) for data in marshal.loads(building.data)]
         except Exception:  # a damaged file: read the notes
             parts = Pending(repo, building.snap, 1).result()
+    elif isinstance(building, Partial):
+        fresh = Parsed.of([chunk for chunk, _ in building.pending.result()])
+        parts = [(chunk, None) for chunk in _segments(building.snap, [fresh, building.prev])]
     else:
         parts = building.result()
-    table = _assemble(building.snap.tip, [chunk for chunk, _ in parts])
-    table.errors = [e for chunk, _ in parts for e in chunk.errors]
+    chunks = [chunk for chunk, _ in parts]
+    table = _assemble(building.snap.tip, chunks)
+    table.errors = [e for chunk in chunks for e in chunk.errors]
     _tables[repo.common_dir] = table
+    _parsed[repo.common_dir] = Parsed.of(chunks)
     raw = [data for _, data in parts]
     live = any(chunk.live for chunk, _ in parts)
     if table.tip is not None and all(raw) and not live and not table.running:
@@ -309,6 +406,8 @@ def cancel(building: Building) -> None:
     """Stop a build that will not be finished (its caller failed): no worker is left behind."""
     if isinstance(building, Pending):
         building.cancel()
+    elif isinstance(building, Partial):
+        building.pending.cancel()
 
 
 def load(repo: Repo, workers: int | None = None) -> Table:
