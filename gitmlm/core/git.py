@@ -144,11 +144,11 @@ class Repo:
     def has_object(self, oid: str) -> bool:
         return oid in self.raw
 
-    def has_objects(self, oids: Iterable[str]) -> bool:
-        """Whether every one of these full ids is here: an odb look-up each, about 20x cheaper
+    def missing_objects(self, oids: Iterable[str]) -> set[str]:
+        """Those of these full ids that are not here: an odb look-up each, about 20x cheaper
         than has_object's (which resolves a prefix), for checking every noted commit."""
         exists = self.raw.odb.exists
-        return all(exists(oid) for oid in oids)
+        return {oid for oid in oids if not exists(oid)}
 
     def has_commit(self, oid: str) -> bool:
         """Whether `oid` is a commit object here (a shallow clone may lack old ones)."""

@@ -4,10 +4,10 @@ runs this clone cannot place, the known columns, the shortest unique id prefixes
 Two producers give the same answer. `by_table` reads the column table `gitmlm.runs()` reads
 (tracking.runtable, saved per notes tip) and filters and orders it column-wise
 (tracking.wherecols), making a row dict only for each row printed; `by_rows` is the row path
-(query.select_runs over listing.list_runs), which makes a Run and a row of every run. The CLI
-takes `by_rows` where `by_table` does not answer: a clone missing commits that carry notes (a
-shallow clone: its runs there are counted and left out, which needs each run's commits, and
-only the notes say that).
+(query.select_runs over listing.list_runs), which makes a Run and a row of every run; the CLI
+takes it only if the notes moved under `by_table` (or a test asks for it). In a clone missing
+commits that carry notes (a shallow clone), `by_table` reads the notes on the commits it has
+again (few, there) to leave out, and count, the runs none of them carries, as list_runs does.
 tracking_runs_cli_table_test compares the two through the CLI.
 """
 
@@ -22,7 +22,7 @@ from gitmlm.core import codec, fmt, ids, refs
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
 from gitmlm.core.records import ATTRIBUTES, flat_row
-from gitmlm.tracking import query, runtable
+from gitmlm.tracking import query, runscan, runtable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,8 +94,8 @@ def by_table(
     best: str | None,
     tree: bool = False,
 ) -> Listed | None:
-    """The column table's answer, or None when a commit that carries a note is missing here
-    (then by_rows answers: it knows which notes carry each run)."""
+    """The column table's answer, or None when the notes moved between the table's build and
+    a look at them (then by_rows answers)."""
     building = runtable.start(repo)
     try:
         # The notes the table is (or will be) built from (a Table kept in this process: of the
@@ -105,9 +105,10 @@ def by_table(
             same = snap.tip == building.tip
         else:
             snap, same = building.snap, True
-        if not same or not _placed(repo, snap):
+        if not same:
             runtable.cancel(building)
             return None
+        missing = repo.missing_objects(snap.entries)
         # numpy loads while the workers of a cold build parse notes.
         from gitmlm.tracking import wherecols
 
@@ -117,8 +118,11 @@ def by_table(
     except BaseException:
         runtable.cancel(building)
         raise
+    placed = _placed(repo, snap, missing, table) if missing else None
     require = f"metrics.{best}" if best else None
-    found = wherecols.select(table, where_text, order_by, archived=archived, require=require)
+    found = wherecols.select(
+        table, where_text, order_by, archived=archived, require=require, among=placed
+    )
     depths = None
     if tree:
         found, depths = _tree(table, found)
@@ -129,22 +133,57 @@ def by_table(
         for row, depth in zip(rows, depths, strict=False):
             row["depth"] = depth
 
+    listed = table.ids
+    if placed is not None:
+        listed = [rid for rid, here in zip(table.ids, placed.tolist(), strict=True) if here]
+
     def known() -> list[str]:
-        return known_of(n for n in table.names if table.columns[n].present.any())
+        def some(name: str) -> bool:
+            present = table.columns[name].present
+            return bool((present if placed is None else present[placed]).any())
+
+        return known_of(filter(some, table.names))
 
     return Listed(
         rows,
         _errors(repo, snap, table.errors),
-        0,
-        bool(table.ids),
+        len(table.ids) - len(listed),
+        bool(listed),
         known,
-        lambda wanted: _short(table.ids, wanted),
+        lambda wanted: _short(listed, wanted),
     )
 
 
-def _placed(repo: Repo, snap: store.Snapshot) -> bool:
-    """Every commit that carries a note is here: no run is left out as unplaced."""
-    return repo.has_objects(snap.entries)
+def _placed(
+    repo: Repo, snap: store.Snapshot, missing: set[str], table: runtable.Table
+) -> np.ndarray:
+    """Which of the table's runs list_runs places: those some note on a commit here carries
+    readably (the rest are on commits this clone lacks: a shallow clone). Only those notes are
+    read again, few in a shallow clone."""
+    import numpy as np
+
+    here: set[str] = set()
+    for commit, blob in snap.entries.items():
+        if commit in missing:
+            continue
+        try:
+            doc = store.cached_doc(repo, blob) or store.parse_note(repo, blob)
+        except codec.NoteError:
+            continue
+        for rid, run in doc.items():
+            if rid not in here and _readable(rid, run):
+                here.add(rid)
+    return np.fromiter((rid in here for rid in table.ids), bool, len(table.ids))
+
+
+def _readable(rid: str, run: dict[str, Any]) -> bool:
+    if runscan.fast_row(rid, run) is not None:
+        return True
+    try:
+        codec.run_from_dict(rid, run)
+    except codec.NoteError:
+        return False
+    return True
 
 
 def _tree(table: runtable.Table, found: np.ndarray) -> tuple[np.ndarray, list[int]]:

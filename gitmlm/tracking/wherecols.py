@@ -110,10 +110,14 @@ def select(
     *,
     archived: bool = False,
     require: str | None = None,
+    among: np.ndarray | None = None,
 ) -> np.ndarray:
     """query's selection over a runtable.Table, column-wise: the indices of the rows that
-    match, in order. Same checks, same answers (tracking_runtable_test compares the two)."""
+    match, in order. Same checks, same answers (tracking_runtable_test compares the two).
+    `among` (booleans, one per row) keeps the query to those rows, as if no other existed."""
     rows = np.arange(len(table.ids)) if archived else np.flatnonzero(~table.archived)
+    if among is not None:
+        rows = rows[among[rows]]
     if require:
         values = table.column(require).values[rows]
         rows = rows[np.fromiter((query.rank(v) == 0 for v in values), bool, len(values))]
