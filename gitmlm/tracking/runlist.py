@@ -42,7 +42,8 @@ class Listed:
     """Every column of the listed runs (archived ones too): ATTRIBUTES, then the rest in
     fmt.columns_of's order."""
     short: Callable[[Iterable[str]], dict[str, str]]
-    """Of the given ids, each one listed -> its shortest unique prefix among every listed run."""
+    """Of the given ids, each one listed (by_rows: every listed id) -> its shortest unique prefix
+    among every listed run."""
 
 
 def known_of(keys: Iterable[str]) -> list[str]:
