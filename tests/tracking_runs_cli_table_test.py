@@ -311,3 +311,25 @@ def test_a_saved_table_lists_the_same_in_a_new_process(
     assert isinstance(building, runtable.Partial)
     for args in (argv, ["--where", "name = 'late'", "--format", "json"], ["--tree", "-n", "5"]):
         assert_same(args, capsys, monkeypatch)
+
+
+def test_recover_then_list_prints_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--recover writes before it lists: each path runs it on its own copy of one repository."""
+    one = tmp_path / "one"
+    one.mkdir()
+    git(one, "init", "-q")
+    fill(one)
+    two = tmp_path / "two"
+    subprocess.run(["cp", "-a", str(one), str(two)], check=True)
+    got = []
+    for path, row_path in ((one, False), (two, True)):
+        monkeypatch.chdir(path)
+        got.append(
+            outcome(
+                ["--recover", "--all", "-c", "run_id,name,status"], row_path, capsys, monkeypatch
+            )
+        )
+    assert got[0] == got[1]
+    assert "recovered run" in got[0][2] and "crashed" in got[0][1]
