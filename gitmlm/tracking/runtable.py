@@ -4,9 +4,10 @@ cost rather than a Python call per row and column.
 
 The rows are `flat_row` of the runs `list_runs` lists, in its order and by its rules: of a run
 on several commits the copy updated last, deleted runs left out, a running run's status worked
-out at build time. A cold build parses every note; on many notes the parsing is split among
-worker processes (spawned, never forked: a training script has threads), each running the
-same `runscan.scan` as the in-process path, which also takes over the notes of a worker that fails.
+out at build time. A cold build parses every note; on many notes the parsing is split into
+jobs that worker processes (spawned, never forked: a training script has threads) and this
+process take from one queue, each running the same `runscan.scan`; this process also reads
+the jobs of a worker that fails. A later build reads only the notes that changed (`Parsed`).
 """
 
 from __future__ import annotations
@@ -277,8 +278,8 @@ def _segments(snap: store.Snapshot, sources: list[Parsed]) -> list[runscan.Chunk
             got = source.where.get(blob)
             if got is not None and (s == 0 or not got[4]):
                 break
-        else:  # pragma: no cover - every note is in the fresh part or reusable
-            raise AssertionError(f"note {blob} was not read")
+        else:  # a saved file whose list of notes and parts disagree: `finish` reads the notes
+            raise ValueError(f"note {blob} was not read")
         k, i, a, b, _ = got
         last = runs[-1] if runs else None
         if last is not None and last[:2] == [s, k] and last[3] == i:
