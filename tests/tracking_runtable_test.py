@@ -466,6 +466,9 @@ NONSENSE = [
     "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 99, 1) + b'm')",
     "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 0, 5) + b'mjunk')",
     "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 1, 50) + b'm')",
+    # A good record under another job's number.
+    "import struct, sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write("
+    "struct.pack('>IQ', 0, len(d)) + d)",
     # Good records from a worker that then failed are not trusted either.
     "import struct, sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write("
     "struct.pack('>IQ', 0, len(d)) + d); sys.exit(1)",

@@ -206,7 +206,10 @@ class Pending:
             for job, data in worker.records().items():
                 if job < len(self.jobs) and job not in done:
                     with contextlib.suppress(Exception):  # nonsense: read here, below
-                        done[job] = (runscan.decode(data), data)
+                        chunk = runscan.decode(data)
+                        # The runs of the very notes of this job, or it is read here.
+                        if [blob for blob, _, _ in chunk.notes] == self.jobs[job]:
+                            done[job] = (chunk, data)
         self.workers = []
         return [
             done.get(job) or (runscan.scan(self.repo, blobs), None)
