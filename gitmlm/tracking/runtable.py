@@ -398,6 +398,9 @@ def finish(repo: Repo, building: Building) -> Table:
     if isinstance(building, Saved):
         try:
             parts = [(runscan.decode(data), None) for data in building.parts]
+            read = [blob for chunk, _ in parts for blob, _, _ in chunk.notes]
+            if read != list(building.snap.entries.values()):
+                raise ValueError("the saved table holds other notes")
         except Exception:  # a damaged file: read the notes
             parts = Pending(repo, building.snap, 1).result()
     elif isinstance(building, Partial):
