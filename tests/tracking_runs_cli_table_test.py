@@ -311,6 +311,14 @@ def test_a_saved_table_lists_the_same_in_a_new_process(
     assert isinstance(building, runtable.Partial)
     for args in (argv, ["--where", "name = 'late'", "--format", "json"], ["--tree", "-n", "5"]):
         assert_same(args, capsys, monkeypatch)
+        # A new process: the table saved for the earlier tip, and the new note.
+        saved = mlm(repo, "runs", *args, check=False, env=env)
+        rows = mlm(repo, "runs", *args, check=False, env={**env, ROW_PATH_ENV: "1"})
+        assert (saved.returncode, saved.stdout, saved.stderr) == (
+            rows.returncode,
+            rows.stdout,
+            rows.stderr,
+        )
 
 
 def test_recover_then_list_prints_the_same(

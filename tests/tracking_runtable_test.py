@@ -4,6 +4,7 @@ frame, value for value and dtype for dtype, over many queries on runs of every v
 
 from __future__ import annotations
 
+import marshal
 import math
 import os
 import random
@@ -409,12 +410,15 @@ def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo:
         [sys.executable, "-c", code], cwd=many, env=env, capture_output=True, text=True, check=True
     )
     assert got.stdout.strip() == reference(many, order_by="metrics.acc").to_json(date_format="iso")
-    # A damaged file is read past: the notes answer.
-    saved.write_bytes(b"garbage")
-    forget()
-    assert_same_frame(
-        table.runs_frame("metrics.acc > 0.4", path=str(many)), reference(many, "metrics.acc > 0.4")
-    )
+    # A damaged file is read past: the notes answer. So is one that holds other notes.
+    notes_read, parts = marshal.loads(saved.read_bytes())
+    for damaged in (b"garbage", marshal.dumps((notes_read, parts[1:]))):
+        saved.write_bytes(damaged)
+        forget()
+        assert_same_frame(
+            table.runs_frame("metrics.acc > 0.4", path=str(many)),
+            reference(many, "metrics.acc > 0.4"),
+        )
     # A new run moves the tip: the next worker build replaces the file.
     write_notes(
         many,
@@ -465,6 +469,9 @@ NONSENSE = [
     "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 99, 1) + b'm')",
     "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 0, 5) + b'mjunk')",
     "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 1, 50) + b'm')",
+    # A good record under another job's number.
+    "import struct, sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write("
+    "struct.pack('>IQ', 0, len(d)) + d)",
     # Good records from a worker that then failed are not trusted either.
     "import struct, sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write("
     "struct.pack('>IQ', 0, len(d)) + d); sys.exit(1)",
@@ -563,3 +570,34 @@ def test_a_note_with_a_running_run_is_read_again_every_time(
     assert building.pending.jobs == [[notes.snapshot(Repo.open(repo), refs.RUNS).entries[sha]]]
     runtable.cancel(building)
     assert gitmlm.runs()["status"].tolist() == ["finished", "crashed"]
+
+
+def test_a_new_process_reads_another_tip_s_saved_table_and_only_the_notes_not_in_it(
+    repo: Path,
+) -> None:
+    many = fill(repo, running=False)
+    git_repo = Repo.open(many)
+    forget()
+    runtable.load(git_repo, workers=2)
+    (saved,) = _saved_files(many)
+    before = dict(notes.snapshot(git_repo, refs.RUNS).entries)
+    (c0,) = list(before)[:1]
+    doc0 = notes.parse_note(git_repo, before[c0])
+    rid = next(iter(doc0))
+    doc0[rid] = {**doc0[rid], "name": "renamed", "updated": "2027-03-01T00:00:00Z"}
+    (new,) = commits(many, 1)
+    extra = {"01kzzzzzzzzzzzzzzzzzzzzzzz": random_table(random.Random(4), 4, new)}
+    write_notes(many, {c0: doc0, new: extra})
+    after = notes.snapshot(git_repo, refs.RUNS).entries
+    forget()  # as a new process
+    building = runtable.start(git_repo)
+    assert isinstance(building, runtable.Partial) and isinstance(building.prev, list)
+    assert sorted(building.pending.jobs) == sorted([[after[c0]], [after[new]]])
+    partial = runtable.finish(git_repo, building)
+    forget()
+    _same_tables(partial, runtable.load(git_repo, workers=1))
+    # A saved file that does not read, or whose parts do not decode: the notes answer.
+    for damaged in (b"garbage", marshal.dumps((list(before.values()), [b"mjunk"]))):
+        saved.write_bytes(damaged)
+        forget()
+        assert_same_frame(table.runs_frame(path=str(many)), reference(many))

@@ -4,9 +4,10 @@ cost rather than a Python call per row and column.
 
 The rows are `flat_row` of the runs `list_runs` lists, in its order and by its rules: of a run
 on several commits the copy updated last, deleted runs left out, a running run's status worked
-out at build time. A cold build parses every note; on many notes the parsing is split among
-worker processes (spawned, never forked: a training script has threads), each running the
-same `runscan.scan` as the in-process path, which also takes over the notes of a worker that fails.
+out at build time. A cold build parses every note; on many notes the parsing is split into
+jobs that worker processes (spawned, never forked: a training script has threads) and this
+process take from one queue, each running the same `runscan.scan`; this process also reads
+the jobs of a worker that fails. A later build reads only the notes that changed (`Parsed`).
 """
 
 from __future__ import annotations
@@ -208,7 +209,10 @@ class Pending:
             for job, data in worker.records().items():
                 if job < len(self.jobs) and job not in done:
                     with contextlib.suppress(Exception):  # nonsense: read here, below
-                        done[job] = (runscan.decode(data), data)
+                        chunk = runscan.decode(data)
+                        # The runs of the very notes of this job, or it is read here.
+                        if [blob for blob, _, _ in chunk.notes] == self.jobs[job]:
+                            done[job] = (chunk, data)
         self.workers = []
         return [
             done.get(job) or (runscan.scan(self.repo, blobs), None)
@@ -262,11 +266,12 @@ _parsed: dict[Path, Parsed] = {}
 
 @dataclass
 class Partial:
-    """A build after the notes moved: the rows of unchanged notes come from `prev`, the rest
-    are read by `pending`."""
+    """A build after the notes moved: the rows of unchanged notes come from `prev` (this
+    process's last build, or the parts an earlier process saved for another tip), the rest are
+    read by `pending`."""
 
     snap: store.Snapshot
-    prev: Parsed
+    prev: Parsed | list[bytes]
     pending: Pending
 
 
@@ -279,8 +284,8 @@ def _segments(snap: store.Snapshot, sources: list[Parsed]) -> list[runscan.Chunk
             got = source.where.get(blob)
             if got is not None and (s == 0 or not got[4]):
                 break
-        else:  # pragma: no cover - every note is in the fresh part or reusable
-            raise AssertionError(f"note {blob} was not read")
+        else:  # a saved file whose list of notes and parts disagree: `finish` reads the notes
+            raise ValueError(f"note {blob} was not read")
         k, i, a, b, _ = got
         last = runs[-1] if runs else None
         if last is not None and last[:2] == [s, k] and last[3] == i:
@@ -312,7 +317,7 @@ def _slice(chunk: runscan.Chunk, n0: int, n1: int, r0: int, r1: int) -> runscan.
 
 _SAVED = "runtable-"
 """Name prefix of the saved table of one notes tip in .git/mlm/cache/ (docs/storage.md)."""
-FORMAT = 3
+FORMAT = 4
 """Bumped whenever what `scan` makes of a note changes: a saved table names it."""
 
 
@@ -324,19 +329,42 @@ def _saved_path(repo: Repo, tip: str) -> Path:
 
 @dataclass
 class Saved:
-    """The workers' bytes of a build of this tip, as an earlier process saved them."""
+    """The parts of a build of this tip, as an earlier process saved them."""
 
     snap: store.Snapshot
-    data: bytes
+    parts: list[bytes]
+
+
+def _read_saved(repo: Repo, tip: str) -> tuple[bool, list[str], list[bytes]] | None:
+    """(is it this tip's, its notes, its parts) of the table saved for `tip`, else of the one
+    saved last for another tip, else None. The parts are decoded later (`finish`)."""
+    exact = _saved_path(repo, tip)
+    try:
+        others = sorted(
+            exact.parent.glob(_saved_path(repo, "*").name),
+            key=lambda path: path.stat().st_mtime,
+            reverse=True,
+        )
+    except OSError:
+        others = []
+    for path in [exact, *others]:
+        try:
+            notes, parts = marshal.loads(path.read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            continue  # missing, being replaced, or damaged: the notes answer
+        return path == exact, notes, parts
+    return None
 
 
 Building: TypeAlias = Pending | Partial | Saved | Table
 
 
 def start(repo: Repo, workers: int | None = None) -> Building:
-    """This process's table if the notes have not moved since it was built, else the table an
-    earlier process saved for this tip, else a build under way (`finish` each). `workers`: None
-    decides by the number of notes (and may use the saved table); a number always reads notes."""
+    """This process's table if the notes have not moved since it was built; else a build
+    (`finish` each): from this process's last build and the notes that changed since, else from
+    the table an earlier process saved for this tip, else from the one saved for another tip and
+    the notes not in it, else from every note. `workers`: None decides by the number of notes
+    to read (and may use what was built or saved before); a number always reads every note."""
     tip = repo.ref(refs.RUNS)
     known = _tables.get(repo.common_dir)
     if known is not None and known.tip == tip and not known.running:
@@ -347,9 +375,15 @@ def start(repo: Repo, workers: int | None = None) -> Building:
         todo = [blob for blob in dict.fromkeys(snap.entries.values()) if not prev.reusable(blob)]
         if len(todo) * 2 <= len(snap.entries):  # mostly unchanged: read the rest only
             return Partial(snap, prev, Pending(repo, snap, _workers(len(todo)), todo))
-    if tip is not None and workers is None:
-        with contextlib.suppress(OSError):
-            return Saved(snap, _saved_path(repo, tip).read_bytes())
+    saved = _read_saved(repo, tip) if tip is not None and workers is None else None
+    if saved is not None:
+        exact, notes, parts = saved
+        if exact:
+            return Saved(snap, parts)
+        read = set(notes)
+        todo = [blob for blob in dict.fromkeys(snap.entries.values()) if blob not in read]
+        if len(todo) * 2 <= len(snap.entries):  # another tip's, mostly the same notes
+            return Partial(snap, parts, Pending(repo, snap, _workers(len(todo)), todo))
     return Pending(repo, snap, _workers(len(snap.entries)) if workers is None else workers)
 
 
@@ -366,12 +400,21 @@ def finish(repo: Repo, building: Building) -> Table:
     parts: list[tuple[runscan.Chunk, bytes | None]]
     if isinstance(building, Saved):
         try:
-            parts = [(runscan.decode(data), None) for data in marshal.loads(building.data)]
+            parts = [(runscan.decode(data), None) for data in building.parts]
+            read = [blob for chunk, _ in parts for blob, _, _ in chunk.notes]
+            if read != list(building.snap.entries.values()):
+                raise ValueError("the saved table holds other notes")
         except Exception:  # a damaged file: read the notes
             parts = Pending(repo, building.snap, 1).result()
     elif isinstance(building, Partial):
         fresh = Parsed.of([chunk for chunk, _ in building.pending.result()])
-        parts = [(chunk, None) for chunk in _segments(building.snap, [fresh, building.prev])]
+        try:
+            prev = building.prev
+            if not isinstance(prev, Parsed):
+                prev = Parsed.of([runscan.decode(data) for data in prev])
+            parts = [(chunk, None) for chunk in _segments(building.snap, [fresh, prev])]
+        except Exception:  # a damaged saved file: read the notes
+            parts = Pending(repo, building.snap, 1).result()
     else:
         parts = building.result()
     chunks = [chunk for chunk, _ in parts]
@@ -384,7 +427,8 @@ def finish(repo: Repo, building: Building) -> Table:
     if table.tip is not None and all(raw) and not live and not table.running:
         # Written beside the caller's query, by a thread (file writes let go of the GIL).
         path = _saved_path(repo, table.tip)
-        threading.Thread(target=_save, args=(path, marshal.dumps(raw))).start()
+        notes = [blob for chunk in chunks for blob, _, _ in chunk.notes]
+        threading.Thread(target=_save, args=(path, marshal.dumps((notes, raw)))).start()
     return table
 
 
