@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
@@ -142,6 +142,8 @@ class Table:
     running: bool
     """Some run is running: its status may change without the notes moving."""
     columns: dict[str, Column]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(commit, problem) of each note or run that could not be read: its runs are not here."""
 
     def column(self, name: str) -> Column:
         """A column by its row key; MLflow's start_time/end_time are derived from the stamps;
@@ -416,6 +418,8 @@ def finish(repo: Repo, building: Building) -> Table:
         parts = building.result()
     chunks = [chunk for chunk, _ in parts]
     table = _assemble(building.snap.tip, chunks)
+    commit_of = {blob: commit for commit, blob in building.snap.entries.items()}
+    table.skipped = [(commit_of[blob], problem) for c in chunks for blob, problem in c.errors]
     _tables[repo.common_dir] = table
     _parsed[repo.common_dir] = Parsed.of(chunks)
     raw = [data for _, data in parts]
