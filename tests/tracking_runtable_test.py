@@ -623,3 +623,6 @@ def test_a_note_that_cannot_be_read_is_said_by_the_cli_and_warned_by_the_api(rep
         "01k0000000000000000000000g" in cli.stdout
         and "01k0000000000000000000000b" not in cli.stdout
     )
+    for _ in range(2):  # the second time with the log's caches made: still said
+        log = mlm(repo, "log")
+        assert f"git mlm: {said}" in log.stderr and bad in log.stdout
