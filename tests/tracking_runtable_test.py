@@ -626,3 +626,32 @@ def test_a_note_that_cannot_be_read_is_said_by_the_cli_and_warned_by_the_api(rep
     for _ in range(2):  # the second time with the log's caches made: still said
         log = mlm(repo, "log")
         assert f"git mlm: {said}" in log.stderr and bad in log.stdout
+
+
+def test_a_sweep_s_index_note_after_one_more_run_decodes_that_run_only(repo: Path) -> None:
+    rng = random.Random(12)
+    (sha,) = commits(repo, 1)
+    doc = {f"01k{i:023d}": random_table(rng, i, sha) for i in range(notes.INLINE_MAX + 6)}
+    git_repo = Repo.open(repo)
+
+    def write(doc: dict[str, dict[str, Any]]) -> None:
+        tip = git_repo.ref(refs.RUNS)
+        updates = notes.stage_doc(git_repo, sha, doc)
+        git_repo.update_ref(refs.RUNS, git_repo.write_notes(refs.RUNS, tip, updates, "t"), tip)
+
+    write(doc)
+    forget()
+    runtable.load(git_repo)
+    before = dict(runscan._RUNS)
+    assert len(before) == len(doc)  # every run blob of the index note
+    doc["01kzzzzzzzzzzzzzzzzzzzzzzz"] = random_table(rng, 999, sha)
+    write(doc)
+    partial = runtable.load(git_repo)  # the one note changed: read again, in this process
+    after = runscan._RUNS
+    assert len(after) == len(doc) and set(before) < set(after)
+    assert all(after[blob] is parsed for blob, parsed in before.items())  # not decoded again
+    forget()
+    _same_tables(partial, runtable.load(git_repo, workers=1))
+    assert_same_frame(
+        table.runs_frame(path=str(repo), archived=True), reference(repo, archived=True)
+    )
