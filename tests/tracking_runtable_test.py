@@ -4,10 +4,12 @@ frame, value for value and dtype for dtype, over many queries on runs of every v
 
 from __future__ import annotations
 
+import datetime
 import marshal
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,7 @@ from gitmlm.core.git import Repo
 from gitmlm.core.records import flat_row
 from gitmlm.errors import MlmError
 from gitmlm.tracking import listing, liveness, query, runscan, runtable, table
+from tests.helpers import mlm
 
 FIRST = ["run_id", "name", "status", "commit", "started", "ended"]
 
@@ -601,3 +604,54 @@ def test_a_new_process_reads_another_tip_s_saved_table_and_only_the_notes_not_in
         saved.write_bytes(damaged)
         forget()
         assert_same_frame(table.runs_frame(path=str(many)), reference(many))
+
+
+def test_a_note_that_cannot_be_read_is_said_by_the_cli_and_warned_by_the_api(repo: Path) -> None:
+    bad, good = commits(repo, 2)
+    hand_edited = random_table(random.Random(8), 8, bad)
+    hand_edited["params"] = {"when": datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC)}
+    fine = {**random_table(random.Random(9), 9, good), "deleted": False, "archived": False}
+    write_notes(repo, {bad: {"01k0000000000000000000000b": hand_edited}})
+    write_notes(repo, {good: {"01k0000000000000000000000g": fine}})
+    said = f"skipped the note on {bad[:12]}: runs.01k0000000000000000000000b.params.when is a bare"
+    forget()
+    with pytest.warns(UserWarning, match=re.escape(f"gitmlm.runs: {said}")):
+        assert gitmlm.runs()["run_id"].tolist() == ["01k0000000000000000000000g"]
+    cli = mlm(repo, "runs", "--format", "csv")
+    assert cli.returncode == 0 and f"git mlm: {said}" in cli.stderr
+    assert (
+        "01k0000000000000000000000g" in cli.stdout
+        and "01k0000000000000000000000b" not in cli.stdout
+    )
+    for _ in range(2):  # the second time with the log's caches made: still said
+        log = mlm(repo, "log")
+        assert f"git mlm: {said}" in log.stderr and bad in log.stdout
+
+
+def test_a_sweep_s_index_note_after_one_more_run_decodes_that_run_only(repo: Path) -> None:
+    rng = random.Random(12)
+    (sha,) = commits(repo, 1)
+    doc = {f"01k{i:023d}": random_table(rng, i, sha) for i in range(notes.INLINE_MAX + 6)}
+    git_repo = Repo.open(repo)
+
+    def write(doc: dict[str, dict[str, Any]]) -> None:
+        tip = git_repo.ref(refs.RUNS)
+        updates = notes.stage_doc(git_repo, sha, doc)
+        git_repo.update_ref(refs.RUNS, git_repo.write_notes(refs.RUNS, tip, updates, "t"), tip)
+
+    write(doc)
+    forget()
+    runtable.load(git_repo)
+    before = dict(runscan._RUNS)
+    assert len(before) == len(doc)  # every run blob of the index note
+    doc["01kzzzzzzzzzzzzzzzzzzzzzzz"] = random_table(rng, 999, sha)
+    write(doc)
+    partial = runtable.load(git_repo)  # the one note changed: read again, in this process
+    after = runscan._RUNS
+    assert len(after) == len(doc) and set(before) < set(after)
+    assert all(after[blob] is parsed for blob, parsed in before.items())  # not decoded again
+    forget()
+    _same_tables(partial, runtable.load(git_repo, workers=1))
+    assert_same_frame(
+        table.runs_frame(path=str(repo), archived=True), reference(repo, archived=True)
+    )

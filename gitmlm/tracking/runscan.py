@@ -52,15 +52,22 @@ class Chunk:
     build reuses the rows of notes that did not change (never of one with a running run)."""
 
 
+_RUNS: dict[str, store.Doc] = {}
+"""The run blobs of the index notes the last scan here read (read only: rows are made from
+them). A sweep's note on one commit is an index note that changes with every run; its runs do
+not, so the next build, which reads that note only, decodes the new run only."""
+
+
 def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
     """list_runs' per-run work over some notes: each run table as its flat row, with the
     effective status (listing.effective_status); unreadable notes and runs go to `errors`."""
     out = Chunk()
     rows: list[dict[str, Any]] = []
+    used: dict[str, store.Doc] = {}
     for blob in blobs:
         first, live = len(rows), False
         try:
-            doc = store.parse_note(repo, blob)
+            doc = store.parse_note(repo, blob, _RUNS, used)
         except codec.NoteError as exc:
             out.errors.append((blob, str(exc)))
             doc = {}
@@ -82,6 +89,9 @@ def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
             rows.append(row)
         out.notes.append((blob, len(rows) - first, live))
         out.live = out.live or live
+    if used:  # kept for the index notes of this scan only: memory stays bounded
+        _RUNS.clear()
+        _RUNS.update(used)
     out.full = _transpose(rows, out.columns)
     return out
 

@@ -142,9 +142,11 @@ class Table:
     running: bool
     """Some run is running: its status may change without the notes moving."""
     columns: dict[str, Column]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(commit, problem) of each note or run that could not be read: its runs are not here."""
     errors: list[tuple[str, str]] = field(default_factory=list)
-    """(note blob, problem) for notes and run tables that could not be read (a blob on several
-    commits may be listed more than once): `git mlm runs` says them by commit."""
+    """`skipped` as the build read it: (note blob, problem), a blob on several commits perhaps
+    more than once; `git mlm runs` says them by commit in list_runs' order (tracking.runlist)."""
 
     def column(self, name: str) -> Column:
         """A column by its row key; MLflow's start_time/end_time are derived from the stamps;
@@ -419,6 +421,8 @@ def finish(repo: Repo, building: Building) -> Table:
         parts = building.result()
     chunks = [chunk for chunk, _ in parts]
     table = _assemble(building.snap.tip, chunks)
+    commit_of = {blob: commit for commit, blob in building.snap.entries.items()}
+    table.skipped = [(commit_of[blob], problem) for c in chunks for blob, problem in c.errors]
     table.errors = [e for chunk in chunks for e in chunk.errors]
     _tables[repo.common_dir] = table
     _parsed[repo.common_dir] = Parsed.of(chunks)
