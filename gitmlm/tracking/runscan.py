@@ -174,11 +174,11 @@ def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
         if isinstance(value, dict):
             flatten(f"params.{key}", value, row)
         else:
-            row[f"params.{key}"] = value
+            row[_PARAMS.get(key) or _key(_PARAMS, "params.", key)] = value
     for key, value in metrics.items():
         if type(value) is not float:
             return None
-        row[f"metrics.{key}"] = value
+        row[_METRICS.get(key) or _key(_METRICS, "metrics.", key)] = value
     for key, value in tags.items():
         row[f"tags.{key}"] = value
     for key, info in datasets.items():
@@ -186,6 +186,17 @@ def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
             return None
         row[f"datasets.{key}"] = info.get("digest", "")
     return row
+
+
+_PARAMS: dict[str, str] = {}
+_METRICS: dict[str, str] = {}
+"""Row keys made once per name: every run of a sweep shares the same key objects, whose hashes
+are then computed once (`_transpose` hashes each row's keys)."""
+
+
+def _key(made: dict[str, str], prefix: str, name: str) -> str:
+    key = made[name] = prefix + name
+    return key
 
 
 JOB = struct.Struct(">I")
