@@ -123,9 +123,10 @@ ROUNDS = 3
 
 def build_ceiling(tmp: Path) -> Path | str:
     """bench/hash_ceiling.c compiled into `tmp`, or why it cannot be."""
-    cc = shutil.which(os.environ.get("CC", "cc"))
+    name = os.environ.get("CC", "cc")
+    cc = shutil.which(name)
     if cc is None:
-        return "no C compiler (cc)"
+        return f"no C compiler ({name} not found)"
     exe = tmp / "hash_ceiling"
     proc = subprocess.run(
         [cc, "-O2", "-o", str(exe), str(CEILING_SOURCE), "-lcrypto"],
@@ -298,6 +299,20 @@ def main() -> int:
             f"{total / parallel / (cores * rate):.2f}x",
             ">= 0.80x",
         )
+        line(
+            "  the same per CPU second (MB/s)",
+            f"{total / cpu / MB:,.0f}",
+            f"sha256 {rate / MB:,.0f}",
+            f"{total / cpu / rate:.2f}x",
+            "(load-free)",
+        )
+        line(
+            "  cores the hashing got (CPU/wall)",
+            f"{cpu / parallel:.2f}",
+            f"{cores} cores",
+            f"{cpu / parallel / cores:.2f}x",
+            "(load-bound)",
+        )
         if isinstance(exe, Path):
             ceiling = statistics.median(c_rounds)
             line(
@@ -316,20 +331,6 @@ def main() -> int:
             )
         else:
             print(f"  (C ceiling skipped: {exe})")
-        line(
-            "  the same per CPU second (MB/s)",
-            f"{total / cpu / MB:,.0f}",
-            f"sha256 {rate / MB:,.0f}",
-            f"{total / cpu / rate:.2f}x",
-            "(load-free)",
-        )
-        line(
-            "  cores the hashing got (CPU/wall)",
-            f"{cpu / parallel:.2f}",
-            f"{cores} cores",
-            f"{cpu / parallel / cores:.2f}x",
-            "(load-bound)",
-        )
         line(
             "  same files on one core (MB/s)",
             f"{total / one_thread / MB:,.0f}",
