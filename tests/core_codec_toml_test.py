@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import math
 import random
+import re
 from typing import Any
 
 import pytest
@@ -156,3 +157,32 @@ def test_decode_doc_errors_are_unchanged() -> None:
         codec.decode_doc(b"schema = 3\n")
     with pytest.raises(codec.NoteError, match="must be a table of run tables"):
         codec.decode_doc(b"schema = 1\nruns = 1\n")
+
+
+RUN = 'schema = 1\n\n[runs.01k0000000000000000000000a]\nname = "a"\nstatus = "finished"\n'
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        ("x = 2026-11-30T10:00:00Z", "params.x"),
+        ("x = 2026-11-30", "params.x"),
+        ("x = 10:00:00", "params.x"),
+        ("x = 2026-11-30 10:00:00", "params.x"),
+        ("x = [1, 2026-11-30]", "params.x[1]"),
+        ("x = [\n  2026-11-30,\n]", "params.x[0]"),
+        ("x = {a = {b = 2026-11-30}}", "params.x.a.b"),
+    ],
+)
+def test_a_bare_toml_date_is_refused_with_the_spot_to_fix(line: str, where: str) -> None:
+    """Nothing downstream carries a date object (the JSON cache, the tables, pandas): a hand edit
+    that leaves one is a clear NoteError, not a traceback later."""
+    spot = f"runs.01k0000000000000000000000a.{where} is a bare TOML date or time"
+    with pytest.raises(codec.NoteError, match=re.escape(spot)):
+        codec.decode_doc(f"{RUN}\n[runs.01k0000000000000000000000a.params]\n{line}\n".encode())
+
+
+def test_a_date_inside_a_string_is_just_text() -> None:
+    text = f'{RUN}note = "x = 2026-11-30, [10:00:00"\n'
+    runs = codec.decode_doc(text.encode())
+    assert runs["01k0000000000000000000000a"]["note"] == "x = 2026-11-30, [10:00:00"

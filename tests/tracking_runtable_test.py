@@ -4,9 +4,12 @@ frame, value for value and dtype for dtype, over many queries on runs of every v
 
 from __future__ import annotations
 
+import datetime
+import marshal
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,7 @@ from gitmlm.core.git import Repo
 from gitmlm.core.records import flat_row
 from gitmlm.errors import MlmError
 from gitmlm.tracking import listing, liveness, query, runscan, runtable, table
+from tests.helpers import mlm
 
 FIRST = ["run_id", "name", "status", "commit", "started", "ended"]
 
@@ -49,6 +53,12 @@ def reference(
         frame[column] = pd.to_datetime(frame[column].replace("", None), utc=True, format="ISO8601")
     first = [c for c in FIRST if c in frame.columns]
     return frame[first + sorted(c for c in frame.columns if c not in first)]
+
+
+def forget() -> None:
+    """This process's tables and parsed notes forgotten, as in a new process."""
+    runtable._tables.clear()
+    runtable._parsed.clear()
 
 
 def assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
@@ -278,9 +288,9 @@ def test_no_runs_and_no_notes(repo: Path) -> None:
 
 def test_worker_processes_build_the_table_the_process_builds(many: Path) -> None:
     repo = Repo.open(many)
-    runtable._tables.clear()
+    forget()
     alone = runtable.load(repo, workers=1)
-    runtable._tables.clear()
+    forget()
     spread = runtable.load(repo, workers=3)
     assert spread.ids == alone.ids and spread.names == alone.names
     assert (spread.archived == alone.archived).all()
@@ -368,7 +378,7 @@ def test_a_commit_with_an_index_note_lists_the_same(repo: Path) -> None:
     updates = notes.stage_doc(git_repo, sha, doc)
     assert notes.store_key(sha) in updates  # an index note and its run store
     git_repo.update_ref(refs.RUNS, git_repo.write_notes(refs.RUNS, None, updates, "t"), None)
-    runtable._tables.clear()
+    forget()
     spread = runtable.load(git_repo, workers=2)
     assert len(spread.ids) == len(reference(repo, archived=True))
     assert_same_frame(
@@ -389,11 +399,11 @@ def _saved_files(path: Path) -> list[Path]:
 def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo: Path) -> None:
     many = fill(repo, running=False)
     repo = Repo.open(many)
-    runtable._tables.clear()
+    forget()
     runtable.load(repo, workers=2)
     (saved,) = _saved_files(many)
     assert saved.name.endswith(f"-{repo.ref(refs.RUNS)}.bin")
-    runtable._tables.clear()
+    forget()
     assert isinstance(runtable.start(repo), runtable.Saved)
     assert_same_frame(table.runs_frame(path=str(many)), reference(many))
     # Another process reads the saved table and answers the same.
@@ -403,12 +413,15 @@ def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo:
         [sys.executable, "-c", code], cwd=many, env=env, capture_output=True, text=True, check=True
     )
     assert got.stdout.strip() == reference(many, order_by="metrics.acc").to_json(date_format="iso")
-    # A damaged file is read past: the notes answer.
-    saved.write_bytes(b"garbage")
-    runtable._tables.clear()
-    assert_same_frame(
-        table.runs_frame("metrics.acc > 0.4", path=str(many)), reference(many, "metrics.acc > 0.4")
-    )
+    # A damaged file is read past: the notes answer. So is one that holds other notes.
+    notes_read, parts = marshal.loads(saved.read_bytes())
+    for damaged in (b"garbage", marshal.dumps((notes_read, parts[1:]))):
+        saved.write_bytes(damaged)
+        forget()
+        assert_same_frame(
+            table.runs_frame("metrics.acc > 0.4", path=str(many)),
+            reference(many, "metrics.acc > 0.4"),
+        )
     # A new run moves the tip: the next worker build replaces the file.
     write_notes(
         many,
@@ -418,7 +431,7 @@ def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo:
             }
         },
     )
-    runtable._tables.clear()
+    forget()
     runtable.load(repo, workers=2)
     (again,) = _saved_files(many)
     assert again != saved and again.name.endswith(f"-{repo.ref(refs.RUNS)}.bin")
@@ -430,7 +443,7 @@ def test_a_running_run_is_never_saved(repo: Path) -> None:
     now = codec.now()
     table_ = {"status": "running", "started": now, "updated": now, "commit": sha, "host": "x"}
     write_notes(repo, {sha: {"01k0000000000000000000000r": table_}})
-    runtable._tables.clear()
+    forget()
     built = runtable.load(Repo.open(repo), workers=2)
     assert built.running
     assert _saved_files(repo) == []
@@ -459,6 +472,9 @@ NONSENSE = [
     "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 99, 1) + b'm')",
     "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 0, 5) + b'mjunk')",
     "import struct, sys; sys.stdout.buffer.write(struct.pack('>IQ', 1, 50) + b'm')",
+    # A good record under another job's number.
+    "import struct, sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write("
+    "struct.pack('>IQ', 0, len(d)) + d)",
     # Good records from a worker that then failed are not trusted either.
     "import struct, sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write("
     "struct.pack('>IQ', 0, len(d)) + d); sys.exit(1)",
@@ -490,3 +506,152 @@ def test_a_cancelled_build_leaves_no_worker(many: Path) -> None:
     assert len(procs) == 2
     runtable.cancel(building)
     assert all(proc.returncode is not None for proc in procs)
+
+
+def _same_tables(a: runtable.Table, b: runtable.Table) -> None:
+    assert a.ids == b.ids and a.names == b.names and a.running == b.running
+    assert (a.archived == b.archived).all()
+    for name in b.names:
+        x, y = a.column(name), b.column(name)
+        assert (x.present == y.present).all(), name
+        assert repr(x.values.tolist()) == repr(y.values.tolist()), name
+
+
+def test_after_the_notes_move_only_the_notes_that_changed_are_read(repo: Path) -> None:
+    many = fill(repo, running=False)  # a running run's note is read every time (below)
+    repo = Repo.open(many)
+    forget()
+    runtable.load(repo, workers=3)
+    before = dict(notes.snapshot(repo, refs.RUNS).entries)
+    c0, c1 = list(before)[:2]
+    doc0 = notes.parse_note(repo, before[c0])
+    rid = next(iter(doc0))
+    doc0[rid] = {
+        **doc0[rid],
+        "name": "renamed",
+        "archived": True,
+        "updated": "2027-02-01T00:00:00Z",
+    }
+    (new,) = commits(many, 1)
+    extra = {"01kzzzzzzzzzzzzzzzzzzzzzzz": random_table(random.Random(3), 3, new)}
+    write_notes(many, {c0: doc0, new: extra})
+    tip = repo.ref(refs.RUNS)
+    git_repo = Repo.open(many)
+    gone = git_repo.write_notes(refs.RUNS, tip, {c1: None}, "t")  # and a note removed
+    git_repo.update_ref(refs.RUNS, gone, tip)
+    building = runtable.start(repo)
+    assert isinstance(building, runtable.Partial)
+    assert sorted(building.pending.jobs) == [
+        [b] for b in sorted(notes.snapshot(repo, refs.RUNS).entries[c] for c in (c0, new))
+    ]  # a job per note here (JOB_NOTES is 1): the two notes that changed, no other
+    partial = runtable.finish(repo, building)
+    forget()
+    _same_tables(partial, runtable.load(repo, workers=1))
+    for where in WHERES[:6]:
+        forget()
+        runtable.load(repo, workers=2)
+        write_notes(many, {new: {**extra, "01kzzzzzzzzzzzzzzzzzzzzzzy": dict(doc0[rid])}})
+        assert_same_frame(
+            table.runs_frame(where, path=str(many), archived=True),
+            reference(many, where, archived=True),
+        )
+
+
+def test_a_note_with_a_running_run_is_read_again_every_time(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (sha, other) = commits(repo, 2)
+    now = codec.now()
+    running = {"status": "running", "started": now, "updated": now, "commit": sha, "host": "x"}
+    done = {"status": "finished", "started": now, "updated": now, "commit": other, "host": "x"}
+    write_notes(repo, {sha: {"01k0000000000000000000000r": running}, other: {"01k1": done}})
+    forget()
+    assert gitmlm.runs()["status"].tolist() == ["finished", "running"]
+    monkeypatch.setenv("GITMLM_RUN_TIMEOUT", "0.001")  # its heartbeat is now long overdue
+    building = runtable.start(Repo.open(repo))
+    assert isinstance(building, runtable.Partial)
+    assert building.pending.jobs == [[notes.snapshot(Repo.open(repo), refs.RUNS).entries[sha]]]
+    runtable.cancel(building)
+    assert gitmlm.runs()["status"].tolist() == ["finished", "crashed"]
+
+
+def test_a_new_process_reads_another_tip_s_saved_table_and_only_the_notes_not_in_it(
+    repo: Path,
+) -> None:
+    many = fill(repo, running=False)
+    git_repo = Repo.open(many)
+    forget()
+    runtable.load(git_repo, workers=2)
+    (saved,) = _saved_files(many)
+    before = dict(notes.snapshot(git_repo, refs.RUNS).entries)
+    (c0,) = list(before)[:1]
+    doc0 = notes.parse_note(git_repo, before[c0])
+    rid = next(iter(doc0))
+    doc0[rid] = {**doc0[rid], "name": "renamed", "updated": "2027-03-01T00:00:00Z"}
+    (new,) = commits(many, 1)
+    extra = {"01kzzzzzzzzzzzzzzzzzzzzzzz": random_table(random.Random(4), 4, new)}
+    write_notes(many, {c0: doc0, new: extra})
+    after = notes.snapshot(git_repo, refs.RUNS).entries
+    forget()  # as a new process
+    building = runtable.start(git_repo)
+    assert isinstance(building, runtable.Partial) and isinstance(building.prev, list)
+    assert sorted(building.pending.jobs) == sorted([[after[c0]], [after[new]]])
+    partial = runtable.finish(git_repo, building)
+    forget()
+    _same_tables(partial, runtable.load(git_repo, workers=1))
+    # A saved file that does not read, or whose parts do not decode: the notes answer.
+    for damaged in (b"garbage", marshal.dumps((list(before.values()), [b"mjunk"]))):
+        saved.write_bytes(damaged)
+        forget()
+        assert_same_frame(table.runs_frame(path=str(many)), reference(many))
+
+
+def test_a_note_that_cannot_be_read_is_said_by_the_cli_and_warned_by_the_api(repo: Path) -> None:
+    bad, good = commits(repo, 2)
+    hand_edited = random_table(random.Random(8), 8, bad)
+    hand_edited["params"] = {"when": datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC)}
+    fine = {**random_table(random.Random(9), 9, good), "deleted": False, "archived": False}
+    write_notes(repo, {bad: {"01k0000000000000000000000b": hand_edited}})
+    write_notes(repo, {good: {"01k0000000000000000000000g": fine}})
+    said = f"skipped the note on {bad[:12]}: runs.01k0000000000000000000000b.params.when is a bare"
+    forget()
+    with pytest.warns(UserWarning, match=re.escape(f"gitmlm.runs: {said}")):
+        assert gitmlm.runs()["run_id"].tolist() == ["01k0000000000000000000000g"]
+    cli = mlm(repo, "runs", "--format", "csv")
+    assert cli.returncode == 0 and f"git mlm: {said}" in cli.stderr
+    assert (
+        "01k0000000000000000000000g" in cli.stdout
+        and "01k0000000000000000000000b" not in cli.stdout
+    )
+    for _ in range(2):  # the second time with the log's caches made: still said
+        log = mlm(repo, "log")
+        assert f"git mlm: {said}" in log.stderr and bad in log.stdout
+
+
+def test_a_sweep_s_index_note_after_one_more_run_decodes_that_run_only(repo: Path) -> None:
+    rng = random.Random(12)
+    (sha,) = commits(repo, 1)
+    doc = {f"01k{i:023d}": random_table(rng, i, sha) for i in range(notes.INLINE_MAX + 6)}
+    git_repo = Repo.open(repo)
+
+    def write(doc: dict[str, dict[str, Any]]) -> None:
+        tip = git_repo.ref(refs.RUNS)
+        updates = notes.stage_doc(git_repo, sha, doc)
+        git_repo.update_ref(refs.RUNS, git_repo.write_notes(refs.RUNS, tip, updates, "t"), tip)
+
+    write(doc)
+    forget()
+    runtable.load(git_repo)
+    before = dict(runscan._RUNS)
+    assert len(before) == len(doc)  # every run blob of the index note
+    doc["01kzzzzzzzzzzzzzzzzzzzzzzz"] = random_table(rng, 999, sha)
+    write(doc)
+    partial = runtable.load(git_repo)  # the one note changed: read again, in this process
+    after = runscan._RUNS
+    assert len(after) == len(doc) and set(before) < set(after)
+    assert all(after[blob] is parsed for blob, parsed in before.items())  # not decoded again
+    forget()
+    _same_tables(partial, runtable.load(git_repo, workers=1))
+    assert_same_frame(
+        table.runs_frame(path=str(repo), archived=True), reference(repo, archived=True)
+    )

@@ -95,7 +95,10 @@ def log(
     repo = open_repo()
     repo.head_commit()
     head = repo.head()
-    found = logview.entries(repo, list(revisions), limit)
+    skipped: list[tuple[str, str]] = []
+    found = logview.entries(repo, list(revisions), limit, skipped)
+    for commit, problem in skipped:  # as `git mlm runs` says it
+        click.echo(f"git mlm: skipped the note on {commit[:12]}: {problem}", err=True)
     text = logtext.render(
         found, repo.decorations(), (head.commit, head.branch), metrics, oneline, sys.stdout.isatty()
     )

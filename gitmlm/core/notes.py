@@ -72,8 +72,16 @@ def read_doc(repo: Repo, blob: str) -> Doc:
     return doc
 
 
-def parse_note(repo: Repo, blob: str) -> Doc:
-    """A note's runs, parsed from the blob (no cache); NoteError if it is not valid."""
+def parse_note(
+    repo: Repo,
+    blob: str,
+    known: Mapping[str, Doc] | None = None,
+    used: dict[str, Doc] | None = None,
+) -> Doc:
+    """A note's runs, parsed from the blob; NoteError if it is not valid. For an index note,
+    `known` holds run blobs parsed before, by blob id, and `used` gets every run blob read
+    (a sweep's index note changes with every run, its run blobs do not). What they hold is
+    shared: the caller never changes it."""
     data = repo.blob(blob)
     if is_index(data):
         index = parse_index(data)
@@ -81,7 +89,12 @@ def parse_note(repo: Repo, blob: str) -> Doc:
             raise codec.NoteError(f"its run store {index.store[:12]} is missing")
         doc: Doc = {}
         for run_blob in repo.fanout_files(index.store).values():
-            doc.update(codec.decode_doc(repo.blob(run_blob)))
+            one = known.get(run_blob) if known is not None else None
+            if one is None:
+                one = codec.decode_doc(repo.blob(run_blob))
+            if used is not None:
+                used[run_blob] = one
+            doc.update(one)
         if len(doc) != index.count:
             raise codec.NoteError(f"it counts {index.count} runs, its store holds {len(doc)}")
     else:

@@ -45,7 +45,14 @@ def _save_lines(
         briefcache.save_lines(repo.mlm_dir, {b: t for b, t in lines.items() if b in live})
 
 
-def entries(repo: Repo, revisions: list[str], limit: int | None) -> list[Entry]:
+def entries(
+    repo: Repo,
+    revisions: list[str],
+    limit: int | None,
+    skipped: list[tuple[str, str]] | None = None,
+) -> list[Entry]:
+    """The log's entries; `skipped` gets (commit, problem) of each note in view that cannot be
+    read, whose runs are not shown (the fast path never answers for such a view: no lines)."""
     snap = store.snapshot(repo, refs.RUNS)
     commits = list(repo.walk(revisions, limit))
     checkpoints = repo.refs(refs.CHECKPOINTS) if snap.entries else {}
@@ -67,4 +74,6 @@ def entries(repo: Repo, revisions: list[str], limit: int | None) -> list[Entry]:
 
     done = assemble(commits, bases, found, table_of)
     assert done is not None  # every table can be read here
+    if skipped is not None:
+        skipped.extend(snap.errors)
     return done

@@ -47,6 +47,15 @@ class Chunk:
     not kept on disk."""
     full: bool = True
     """Every row has every column: no value in `columns` is a filler None."""
+    notes: list[tuple[str, int, bool]] = field(default_factory=list)
+    """(note blob, its rows, it holds a running run) for each note read, in order: a later
+    build reuses the rows of notes that did not change (never of one with a running run)."""
+
+
+_RUNS: dict[str, store.Doc] = {}
+"""The run blobs of the index notes the last scan here read (read only: rows are made from
+them). A sweep's note on one commit is an index note that changes with every run; its runs do
+not, so the next build, which reads that note only, decodes the new run only."""
 
 
 def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
@@ -54,16 +63,18 @@ def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
     effective status (listing.effective_status); unreadable notes and runs go to `errors`."""
     out = Chunk()
     rows: list[dict[str, Any]] = []
+    used: dict[str, store.Doc] = {}
     for blob in blobs:
+        first, live = len(rows), False
         try:
-            doc = store.parse_note(repo, blob)
+            doc = store.parse_note(repo, blob, _RUNS, used)
         except codec.NoteError as exc:
             out.errors.append((blob, str(exc)))
-            continue
+            doc = {}
         for rid, table in doc.items():
             row = fast_row(rid, table)
             if row is None:
-                out.live = out.live or table.get("status") == "running"
+                live = live or table.get("status") == "running"
                 try:
                     run = codec.run_from_dict(rid, table)
                 except codec.NoteError as exc:
@@ -76,6 +87,11 @@ def scan(repo: Repo, blobs: Sequence[str]) -> Chunk:
             out.deleted.append(table.get("deleted") is True)
             out.archived.append(table.get("archived") is True)
             rows.append(row)
+        out.notes.append((blob, len(rows) - first, live))
+        out.live = out.live or live
+    if used:  # kept for the index notes of this scan only: memory stays bounded
+        _RUNS.clear()
+        _RUNS.update(used)
     out.full = _transpose(rows, out.columns)
     return out
 
@@ -158,11 +174,11 @@ def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
         if isinstance(value, dict):
             flatten(f"params.{key}", value, row)
         else:
-            row[f"params.{key}"] = value
+            row[_PARAMS.get(key) or _key(_PARAMS, "params.", key)] = value
     for key, value in metrics.items():
         if type(value) is not float:
             return None
-        row[f"metrics.{key}"] = value
+        row[_METRICS.get(key) or _key(_METRICS, "metrics.", key)] = value
     for key, value in tags.items():
         row[f"tags.{key}"] = value
     for key, info in datasets.items():
@@ -170,6 +186,17 @@ def fast_row(rid: str, d: dict[str, Any]) -> dict[str, Any] | None:
             return None
         row[f"datasets.{key}"] = info.get("digest", "")
     return row
+
+
+_PARAMS: dict[str, str] = {}
+_METRICS: dict[str, str] = {}
+"""Row keys made once per name: every run of a sweep shares the same key objects, whose hashes
+are then computed once (`_transpose` hashes each row's keys)."""
+
+
+def _key(made: dict[str, str], prefix: str, name: str) -> str:
+    key = made[name] = prefix + name
+    return key
 
 
 JOB = struct.Struct(">I")
@@ -196,6 +223,7 @@ def encode(chunk: Chunk) -> bytes:
         chunk.errors,
         chunk.live,
         chunk.full,
+        chunk.notes,
     )
     try:
         return b"m" + marshal.dumps(fields)

@@ -4,9 +4,10 @@ cost rather than a Python call per row and column.
 
 The rows are `flat_row` of the runs `list_runs` lists, in its order and by its rules: of a run
 on several commits the copy updated last, deleted runs left out, a running run's status worked
-out at build time. A cold build parses every note; on many notes the parsing is split among
-worker processes (spawned, never forked: a training script has threads), each running the
-same `runscan.scan` as the in-process path, which also takes over the notes of a worker that fails.
+out at build time. A cold build parses every note; on many notes the parsing is split into
+jobs that worker processes (spawned, never forked: a training script has threads) and this
+process take from one queue, each running the same `runscan.scan`; this process also reads
+the jobs of a worker that fails. A later build reads only the notes that changed (`Parsed`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
@@ -141,6 +142,8 @@ class Table:
     running: bool
     """Some run is running: its status may change without the notes moving."""
     columns: dict[str, Column]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(commit, problem) of each note or run that could not be read: its runs are not here."""
 
     def column(self, name: str) -> Column:
         """A column by its row key; MLflow's start_time/end_time are derived from the stamps;
@@ -166,9 +169,12 @@ class Pending:
     """A build under way: workers parse while the caller loads pandas; then this process
     parses beside them, job by job (runscan), until no job is left."""
 
-    def __init__(self, repo: Repo, snap: store.Snapshot, workers: int) -> None:
+    def __init__(
+        self, repo: Repo, snap: store.Snapshot, workers: int, todo: list[str] | None = None
+    ) -> None:
+        """`todo`: the notes to read (default: every note of `snap`)."""
         self.repo, self.snap = repo, snap
-        todo = list(snap.entries.values())
+        todo = list(snap.entries.values()) if todo is None else todo
         size = max(JOB_NOTES, -(-len(todo) // MAX_JOBS))
         self.jobs = [todo[i : i + size] for i in range(0, len(todo), size)]
         self.workers: list[Worker] = []
@@ -202,7 +208,10 @@ class Pending:
             for job, data in worker.records().items():
                 if job < len(self.jobs) and job not in done:
                     with contextlib.suppress(Exception):  # nonsense: read here, below
-                        done[job] = (runscan.decode(data), data)
+                        chunk = runscan.decode(data)
+                        # The runs of the very notes of this job, or it is read here.
+                        if [blob for blob, _, _ in chunk.notes] == self.jobs[job]:
+                            done[job] = (chunk, data)
         self.workers = []
         return [
             done.get(job) or (runscan.scan(self.repo, blobs), None)
@@ -224,9 +233,90 @@ class Pending:
 _tables: dict[Path, Table] = {}
 """The last table of each repository in this process."""
 
+
+@dataclass
+class Parsed:
+    """The chunks the last build of a repository assembled, and where each note's rows are in
+    them: a build after the notes moved reads only the notes that changed (a note is a blob,
+    so one whose id is unchanged holds the same runs), and any note with a running run."""
+
+    chunks: list[runscan.Chunk]
+    where: dict[str, tuple[int, int, int, int, bool]]
+    """Note blob -> (chunk, note index in it, first row, end row, holds a running run)."""
+
+    @classmethod
+    def of(cls, chunks: list[runscan.Chunk]) -> Parsed:
+        where: dict[str, tuple[int, int, int, int, bool]] = {}
+        for k, chunk in enumerate(chunks):
+            at = 0
+            for i, (blob, rows, live) in enumerate(chunk.notes):
+                where[blob] = (k, i, at, at + rows, live)
+                at += rows
+        return cls(chunks, where)
+
+    def reusable(self, blob: str) -> bool:
+        got = self.where.get(blob)
+        return got is not None and not got[4]
+
+
+_parsed: dict[Path, Parsed] = {}
+"""What the last build of each repository in this process read, for the next build."""
+
+
+@dataclass
+class Partial:
+    """A build after the notes moved: the rows of unchanged notes come from `prev` (this
+    process's last build, or the parts an earlier process saved for another tip), the rest are
+    read by `pending`."""
+
+    snap: store.Snapshot
+    prev: Parsed | list[bytes]
+    pending: Pending
+
+
+def _segments(snap: store.Snapshot, sources: list[Parsed]) -> list[runscan.Chunk]:
+    """Every note's rows in the order of the notes, as chunks: whole chunks where their notes
+    follow each other unchanged, slices of them elsewhere."""
+    runs: list[list[int]] = []  # [source, chunk, first note, end note, first row, end row]
+    for blob in snap.entries.values():
+        for s, source in enumerate(sources):
+            got = source.where.get(blob)
+            if got is not None and (s == 0 or not got[4]):
+                break
+        else:  # a saved file whose list of notes and parts disagree: `finish` reads the notes
+            raise ValueError(f"note {blob} was not read")
+        k, i, a, b, _ = got
+        last = runs[-1] if runs else None
+        if last is not None and last[:2] == [s, k] and last[3] == i:
+            last[3], last[5] = i + 1, b
+        else:
+            runs.append([s, k, i, i + 1, a, b])
+    out = []
+    for s, k, n0, n1, r0, r1 in runs:
+        chunk = sources[s].chunks[k]
+        out.append(chunk if (n0, n1) == (0, len(chunk.notes)) else _slice(chunk, n0, n1, r0, r1))
+    return out
+
+
+def _slice(chunk: runscan.Chunk, n0: int, n1: int, r0: int, r1: int) -> runscan.Chunk:
+    notes = chunk.notes[n0:n1]
+    blobs = {blob for blob, _, _ in notes}
+    return runscan.Chunk(
+        chunk.ids[r0:r1],
+        chunk.updated[r0:r1],
+        chunk.deleted[r0:r1],
+        chunk.archived[r0:r1],
+        {name: values[r0:r1] for name, values in chunk.columns.items()},
+        [error for error in chunk.errors if error[0] in blobs],
+        any(live for _, _, live in notes),
+        chunk.full,
+        notes,
+    )
+
+
 _SAVED = "runtable-"
 """Name prefix of the saved table of one notes tip in .git/mlm/cache/ (docs/storage.md)."""
-FORMAT = 2
+FORMAT = 4
 """Bumped whenever what `scan` makes of a note changes: a saved table names it."""
 
 
@@ -238,31 +328,69 @@ def _saved_path(repo: Repo, tip: str) -> Path:
 
 @dataclass
 class Saved:
-    """The workers' bytes of a build of this tip, as an earlier process saved them."""
+    """The parts of a build of this tip, as an earlier process saved them."""
 
     snap: store.Snapshot
-    data: bytes
+    parts: list[bytes]
 
 
-Building: TypeAlias = Pending | Saved | Table
+def _read_saved(repo: Repo, tip: str) -> tuple[bool, list[str], list[bytes]] | None:
+    """(is it this tip's, its notes, its parts) of the table saved for `tip`, else of the one
+    saved last for another tip, else None. The parts are decoded later (`finish`)."""
+    exact = _saved_path(repo, tip)
+    try:
+        others = sorted(
+            exact.parent.glob(_saved_path(repo, "*").name),
+            key=lambda path: path.stat().st_mtime,
+            reverse=True,
+        )
+    except OSError:
+        others = []
+    for path in [exact, *others]:
+        try:
+            notes, parts = marshal.loads(path.read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            continue  # missing, being replaced, or damaged: the notes answer
+        return path == exact, notes, parts
+    return None
+
+
+Building: TypeAlias = Pending | Partial | Saved | Table
 
 
 def start(repo: Repo, workers: int | None = None) -> Building:
-    """This process's table if the notes have not moved since it was built, else the table an
-    earlier process saved for this tip, else a build under way (`finish` each). `workers`: None
-    decides by the number of notes (and may use the saved table); a number always reads notes."""
+    """This process's table if the notes have not moved since it was built; else a build
+    (`finish` each): from this process's last build and the notes that changed since, else from
+    the table an earlier process saved for this tip, else from the one saved for another tip and
+    the notes not in it, else from every note. `workers`: None decides by the number of notes
+    to read (and may use what was built or saved before); a number always reads every note."""
     tip = repo.ref(refs.RUNS)
     known = _tables.get(repo.common_dir)
     if known is not None and known.tip == tip and not known.running:
         return known
     snap = store.snapshot(repo, refs.RUNS)
-    if tip is not None and workers is None:
-        with contextlib.suppress(OSError):
-            return Saved(snap, _saved_path(repo, tip).read_bytes())
-    if workers is None:
-        many = len(snap.entries) >= PARALLEL_NOTES
-        workers = min(MAX_WORKERS, len(os.sched_getaffinity(0))) if many else 1
-    return Pending(repo, snap, workers)
+    prev = _parsed.get(repo.common_dir)
+    if prev is not None and workers is None:
+        todo = [blob for blob in dict.fromkeys(snap.entries.values()) if not prev.reusable(blob)]
+        if len(todo) * 2 <= len(snap.entries):  # mostly unchanged: read the rest only
+            return Partial(snap, prev, Pending(repo, snap, _workers(len(todo)), todo))
+    saved = _read_saved(repo, tip) if tip is not None and workers is None else None
+    if saved is not None:
+        exact, notes, parts = saved
+        if exact:
+            return Saved(snap, parts)
+        read = set(notes)
+        todo = [blob for blob in dict.fromkeys(snap.entries.values()) if blob not in read]
+        if len(todo) * 2 <= len(snap.entries):  # another tip's, mostly the same notes
+            return Partial(snap, parts, Pending(repo, snap, _workers(len(todo)), todo))
+    return Pending(repo, snap, _workers(len(snap.entries)) if workers is None else workers)
+
+
+def _workers(notes: int) -> int:
+    """Parsers for reading this many notes, this process included."""
+    if notes < PARALLEL_NOTES:
+        return 1
+    return min(MAX_WORKERS, len(os.sched_getaffinity(0)))
 
 
 def finish(repo: Repo, building: Building) -> Table:
@@ -271,19 +399,36 @@ def finish(repo: Repo, building: Building) -> Table:
     parts: list[tuple[runscan.Chunk, bytes | None]]
     if isinstance(building, Saved):
         try:
-            parts = [(runscan.decode(data), None) for data in marshal.loads(building.data)]
+            parts = [(runscan.decode(data), None) for data in building.parts]
+            read = [blob for chunk, _ in parts for blob, _, _ in chunk.notes]
+            if read != list(building.snap.entries.values()):
+                raise ValueError("the saved table holds other notes")
         except Exception:  # a damaged file: read the notes
+            parts = Pending(repo, building.snap, 1).result()
+    elif isinstance(building, Partial):
+        fresh = Parsed.of([chunk for chunk, _ in building.pending.result()])
+        try:
+            prev = building.prev
+            if not isinstance(prev, Parsed):
+                prev = Parsed.of([runscan.decode(data) for data in prev])
+            parts = [(chunk, None) for chunk in _segments(building.snap, [fresh, prev])]
+        except Exception:  # a damaged saved file: read the notes
             parts = Pending(repo, building.snap, 1).result()
     else:
         parts = building.result()
-    table = _assemble(building.snap.tip, [chunk for chunk, _ in parts])
+    chunks = [chunk for chunk, _ in parts]
+    table = _assemble(building.snap.tip, chunks)
+    commit_of = {blob: commit for commit, blob in building.snap.entries.items()}
+    table.skipped = [(commit_of[blob], problem) for c in chunks for blob, problem in c.errors]
     _tables[repo.common_dir] = table
+    _parsed[repo.common_dir] = Parsed.of(chunks)
     raw = [data for _, data in parts]
     live = any(chunk.live for chunk, _ in parts)
     if table.tip is not None and all(raw) and not live and not table.running:
         # Written beside the caller's query, by a thread (file writes let go of the GIL).
         path = _saved_path(repo, table.tip)
-        threading.Thread(target=_save, args=(path, marshal.dumps(raw))).start()
+        notes = [blob for chunk in chunks for blob, _, _ in chunk.notes]
+        threading.Thread(target=_save, args=(path, marshal.dumps((notes, raw)))).start()
     return table
 
 
@@ -305,6 +450,8 @@ def cancel(building: Building) -> None:
     """Stop a build that will not be finished (its caller failed): no worker is left behind."""
     if isinstance(building, Pending):
         building.cancel()
+    elif isinstance(building, Partial):
+        building.pending.cancel()
 
 
 def load(repo: Repo, workers: int | None = None) -> Table:

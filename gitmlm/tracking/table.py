@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 from gitmlm.core.git import Repo
@@ -37,6 +38,8 @@ def runs_frame(
     except BaseException:
         runtable.cancel(building)
         raise
+    for commit, problem in table.skipped:  # as `git mlm runs` says on stderr
+        warnings.warn(f"gitmlm.runs: skipped the note on {commit[:12]}: {problem}", stacklevel=3)
     require = f"metrics.{best}" if best else None
     rows = wherecols.select(table, where, order_by, archived=archived, require=require)
     if not len(rows):
