@@ -9,6 +9,13 @@ Builds, in a temporary folder (removed at the end unless --keep):
     allowed, as in the command line), and `git mlm data add --no-store` end to end, in MB/s
     against the single-core `hashlib.sha256` rate measured in this run (target >= 0.8 x cores
     x that rate), and against the same hashing on one thread;
+  * the machine's ceiling for that hashing: bench/hash_ceiling.c, a C program with OpenSSL's
+    SHA-256, compiled here at run time (`cc -O2 ... -lcrypto`: needs a C compiler and OpenSSL's
+    headers, Debian's `libssl-dev`; without them the line says so and is skipped). It hashes
+    the same file list in as many forked processes as cores, taking files from a shared
+    counter, each read through a 256 KiB buffer, and its digests must equal ours. Ours and it
+    take turns, three times each (medians): the page-cache copies and per-file system calls
+    bound both, so "ours / ceiling" is what is left to win in gitmlm;
   * one 1 GiB file (--small: 64 MiB) alone: one file is hashed by one core, so its reference
     is one core's rate;
   * `git mlm data status` with nothing changed (target <= 0.3 s), beside `find` printing every
@@ -95,7 +102,7 @@ def sha256_rate() -> float:
     return best
 
 
-def hash_tree(root: Path, files: list[tuple[str, int]], **kw: object) -> None:
+def hash_tree(root: Path, files: list[tuple[str, int]], **kw: object) -> dict[str, str]:
     """`hashing.hash_files` as `data add` calls it: with the file-system time taken just before
     (the stat cache's stamp), which lets files last written before it be read with one fstat.
     An older gitmlm without `stamp` is called without it."""
@@ -104,7 +111,54 @@ def hash_tree(root: Path, files: list[tuple[str, int]], **kw: object) -> None:
         marker.touch()
         os.utime(marker)
         kw["stamp"] = marker.stat().st_mtime_ns
-    hashing.hash_files(str(root), files, "sha256", **kw)  # type: ignore[arg-type]
+    out = hashing.hash_files(str(root), files, "sha256", **kw)  # type: ignore[arg-type]
+    return {rel: h.hex for rel, h in out.items()}
+
+
+CEILING_SOURCE = ROOT / "bench" / "hash_ceiling.c"
+CEILING_BUFFER_KIB = 256
+ROUNDS = 3
+"""Ours and the C ceiling take turns this many times; each figure is the median."""
+
+
+def build_ceiling(tmp: Path) -> Path | str:
+    """bench/hash_ceiling.c compiled into `tmp`, or why it cannot be."""
+    name = os.environ.get("CC", "cc")
+    cc = shutil.which(name)
+    if cc is None:
+        return f"no C compiler ({name} not found)"
+    exe = tmp / "hash_ceiling"
+    proc = subprocess.run(
+        [cc, "-O2", "-o", str(exe), str(CEILING_SOURCE), "-lcrypto"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["?"])[0]
+        if "openssl/" in proc.stderr:
+            return f"no OpenSSL headers (Debian: apt-get install libssl-dev): {first}"
+        return f"cc failed: {first}"
+    return exe
+
+
+def hash_ceiling(
+    exe: Path, root: Path, files: list[tuple[str, int]], procs: int
+) -> tuple[float, int, dict[str, str]]:
+    """(seconds, bytes, digest per path) of the C program over `files`, largest first as
+    `hash_files` orders them; its own clock, from its first fork to its last child reaped."""
+    ordered = sorted(files, key=lambda j: j[1], reverse=True)
+    proc = subprocess.run(
+        [str(exe), str(root), str(procs), str(CEILING_BUFFER_KIB)],
+        input="".join(f"{rel}\n" for rel, _ in ordered),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"hash_ceiling failed ({proc.returncode}): {proc.stderr.strip()}")
+    head, *rows = proc.stdout.splitlines()
+    seconds, nbytes = head.split()
+    digests = dict(reversed(row.split("  ", 1)) for row in rows)
+    return float(seconds), int(nbytes), digests
 
 
 def make_repo(path: Path) -> None:
@@ -224,10 +278,20 @@ def main() -> int:
         start = time.perf_counter()
         hash_tree(repo, files, workers=1)
         one_thread = time.perf_counter() - start
-        start, before = time.perf_counter(), os.times()
-        hash_tree(repo, files)
-        parallel, after = time.perf_counter() - start, os.times()
-        cpu = sum(after[:4]) - sum(before[:4])  # this process and its hashing children
+        exe = build_ceiling(tmp)
+        rounds, c_rounds = [], []
+        for _ in range(ROUNDS):  # taking turns: both see the same load
+            start, before = time.perf_counter(), os.times()
+            ours = hash_tree(repo, files)
+            took, after = time.perf_counter() - start, os.times()
+            rounds.append((took, sum(after[:4]) - sum(before[:4])))  # with the children's CPU
+            if isinstance(exe, Path):
+                c_took, c_bytes, c_digests = hash_ceiling(exe, repo, files, cores)
+                if c_bytes != total or c_digests != ours:
+                    wrong = sorted(r for r in ours if c_digests.get(r) != ours[r])[:5]
+                    raise SystemExit(f"hash_ceiling disagrees with gitmlm on {wrong or 'bytes'}")
+                c_rounds.append(c_took)
+        parallel, cpu = sorted(rounds)[ROUNDS // 2]
         line(
             "cold hash of many files, in-process (MB/s)",
             f"{total / parallel / MB:,.0f}",
@@ -249,6 +313,24 @@ def main() -> int:
             f"{cpu / parallel / cores:.2f}x",
             "(load-bound)",
         )
+        if isinstance(exe, Path):
+            ceiling = statistics.median(c_rounds)
+            line(
+                "  C + OpenSSL, same files, same cores (MB/s)",
+                f"{total / ceiling / MB:,.0f}",
+                f"{cores} x sha256 {cores * rate / MB:,.0f}",
+                f"{total / ceiling / (cores * rate):.2f}x",
+                "(the machine's ceiling)",
+            )
+            line(
+                "  ours against that ceiling (MB/s)",
+                f"{total / parallel / MB:,.0f}",
+                f"C {total / ceiling / MB:,.0f}",
+                f"{ceiling / parallel:.2f}x",
+                "(what is left to win)",
+            )
+        else:
+            print(f"  (C ceiling skipped: {exe})")
         line(
             "  same files on one core (MB/s)",
             f"{total / one_thread / MB:,.0f}",
