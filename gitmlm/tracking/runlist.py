@@ -147,7 +147,7 @@ def by_table(
 
     return Listed(
         rows,
-        _errors(repo, snap, table.errors),
+        table.skipped,
         len(table.ids) - len(listed),
         bool(listed),
         known,
@@ -220,34 +220,6 @@ def _rows(table: runtable.Table, found: np.ndarray) -> list[dict[str, Any]]:
             if there:
                 row[name] = value
     return rows
-
-
-def _errors(
-    repo: Repo, snap: store.Snapshot, problems: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """The table's (note blob, problem) as list_runs says them: by commit, in note order, the
-    notes that do not parse first, then the run tables that do not read."""
-    if not problems:
-        return []
-    by_blob: dict[str, list[str]] = {}
-    for blob, problem in problems:
-        by_blob.setdefault(blob, []).append(problem)
-    unreadable: list[tuple[str, str]] = []
-    bad_runs: list[tuple[str, str]] = []
-    for commit, blob in snap.entries.items():
-        said = by_blob.get(blob)
-        if not said:
-            continue
-        # A blob on several commits may have been read (and its problems kept) more than once;
-        # within one note no problem is said twice (each names its run).
-        said = list(dict.fromkeys(said))
-        try:
-            store.parse_note(repo, blob)
-        except codec.NoteError:
-            unreadable += [(commit, problem) for problem in said]
-        else:
-            bad_runs += [(commit, problem) for problem in said]
-    return unreadable + bad_runs
 
 
 def _short(listed: list[str], wanted: Iterable[str]) -> dict[str, str]:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from gitmlm._version import __version__
+from gitmlm.core import codec, refs, where
 from gitmlm.core import notes as store
-from gitmlm.core import refs, where
 from gitmlm.core.git import Repo
 from gitmlm.core.records import ATTRIBUTES
 from gitmlm.tracking import runscan
@@ -143,10 +143,8 @@ class Table:
     """Some run is running: its status may change without the notes moving."""
     columns: dict[str, Column]
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    """(commit, problem) of each note or run that could not be read: its runs are not here."""
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    """`skipped` as the build read it: (note blob, problem), a blob on several commits perhaps
-    more than once; `git mlm runs` says them by commit in list_runs' order (tracking.runlist)."""
+    """(commit, problem) of each note or run that could not be read, whose runs are not here,
+    as `list_runs` says them (`git mlm runs` on stderr, `gitmlm.runs()` as warnings)."""
 
     def column(self, name: str) -> Column:
         """A column by its row key; MLflow's start_time/end_time are derived from the stamps;
@@ -421,9 +419,7 @@ def finish(repo: Repo, building: Building) -> Table:
         parts = building.result()
     chunks = [chunk for chunk, _ in parts]
     table = _assemble(building.snap.tip, chunks)
-    commit_of = {blob: commit for commit, blob in building.snap.entries.items()}
-    table.skipped = [(commit_of[blob], problem) for c in chunks for blob, problem in c.errors]
-    table.errors = [e for chunk in chunks for e in chunk.errors]
+    table.skipped = _skipped(repo, building.snap, [e for c in chunks for e in c.errors])
     _tables[repo.common_dir] = table
     _parsed[repo.common_dir] = Parsed.of(chunks)
     raw = [data for _, data in parts]
@@ -434,6 +430,34 @@ def finish(repo: Repo, building: Building) -> Table:
         notes = [blob for chunk in chunks for blob, _, _ in chunk.notes]
         threading.Thread(target=_save, args=(path, marshal.dumps((notes, raw)))).start()
     return table
+
+
+def _skipped(
+    repo: Repo, snap: store.Snapshot, problems: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The build's (note blob, problem) as list_runs says them: by commit, in note order, the
+    notes that do not parse first, then the run tables that do not read."""
+    if not problems:
+        return []
+    by_blob: dict[str, list[str]] = {}
+    for blob, problem in problems:
+        by_blob.setdefault(blob, []).append(problem)
+    unreadable: list[tuple[str, str]] = []
+    bad_runs: list[tuple[str, str]] = []
+    for commit, blob in snap.entries.items():
+        said = by_blob.get(blob)
+        if not said:
+            continue
+        # A blob on several commits may have been read (and its problems kept) more than once;
+        # within one note no problem is said twice (each names its run).
+        said = list(dict.fromkeys(said))
+        try:
+            store.parse_note(repo, blob)
+        except codec.NoteError:
+            unreadable += [(commit, problem) for problem in said]
+        else:
+            bad_runs += [(commit, problem) for problem in said]
+    return unreadable + bad_runs
 
 
 def _save(path: Path, data: bytes) -> None:
