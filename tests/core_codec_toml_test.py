@@ -177,12 +177,14 @@ RUN = 'schema = 1\n\n[runs.01k0000000000000000000000a]\nname = "a"\nstatus = "fi
 def test_a_bare_toml_date_is_refused_with_the_spot_to_fix(line: str, where: str) -> None:
     """Nothing downstream carries a date object (the JSON cache, the tables, pandas): a hand edit
     that leaves one is a clear NoteError, not a traceback later."""
+    runs = codec.decode_doc(f"{RUN}\n[runs.01k0000000000000000000000a.params]\n{line}\n".encode())
     spot = f"runs.01k0000000000000000000000a.{where} is a bare TOML date or time"
     with pytest.raises(codec.NoteError, match=re.escape(spot)):
-        codec.decode_doc(f"{RUN}\n[runs.01k0000000000000000000000a.params]\n{line}\n".encode())
+        codec.refuse_dates(runs)
 
 
 def test_a_date_inside_a_string_is_just_text() -> None:
     text = f'{RUN}note = "x = 2026-11-30, [10:00:00"\n'
     runs = codec.decode_doc(text.encode())
+    codec.refuse_dates(runs)
     assert runs["01k0000000000000000000000a"]["note"] == "x = 2026-11-30, [10:00:00"

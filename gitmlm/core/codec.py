@@ -211,24 +211,20 @@ def decode_doc(data: bytes) -> dict[str, dict[str, Any]]:
     runs = doc.get("runs", {})
     if not isinstance(runs, dict) or not all(isinstance(v, dict) for v in runs.values()):
         raise NoteError("`runs` must be a table of run tables")
-    if _BARE_DATE.search(data):  # rare (a quoted string can match too): look at the values
-        _refuse_dates(runs, "runs")
     return runs
 
 
-_BARE_DATE = re.compile(rb"[=\[,]\s*(?:\d{4}-\d\d-\d\d|\d\d:\d\d:\d\d)")
-"""A value that may be a TOML date or time: gitmlm writes times as quoted strings."""
-
-
-def _refuse_dates(value: Any, where: str) -> None:
-    """A TOML date or time in a note is a hand edit that nothing downstream can carry (JSON,
-    the tables, pandas): the note is refused with the spot to fix, never half read."""
+def refuse_dates(value: Any, where: str = "runs") -> None:
+    """NoteError naming the spot of a TOML date or time in a note's runs: a hand edit (gitmlm
+    writes times as quoted strings) that nothing downstream carries (JSON, marshal, pandas).
+    Looking costs a Python call per value, so readers look only when their encoder refuses
+    (notes.read_doc, runscan)."""
     if isinstance(value, dict):
         for key, item in value.items():
-            _refuse_dates(item, f"{where}.{key}")
+            refuse_dates(item, f"{where}.{key}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _refuse_dates(item, f"{where}[{i}]")
+            refuse_dates(item, f"{where}[{i}]")
     elif isinstance(value, (date, time)):
         raise NoteError(
             f"{where} is a bare TOML date or time ({value.isoformat()}), which gitmlm does not "

@@ -62,10 +62,15 @@ def read_doc(repo: Repo, blob: str) -> Doc:
     path = _cache_path(repo, blob)
     doc = parse_note(repo, blob)
     try:
+        text = json.dumps(doc)  # dumps: the C encoder (dump is pure Python)
+    except TypeError:
+        codec.refuse_dates(doc)  # a hand-edited date, said with its spot
+        raise
+    try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc))  # dumps: the C encoder (dump is pure Python)
+            fh.write(text)
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only .git still lists, just slower

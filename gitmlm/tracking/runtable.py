@@ -202,8 +202,7 @@ class Pending:
             while (job := runscan.next_job(self.fd)) is not None:
                 # Encoded now, beside the workers, for the saved table: encoding after the
                 # build would take the GIL from the caller's query.
-                chunk = runscan.scan(self.repo, self.jobs[job])
-                done[job] = (chunk, runscan.encode(chunk))
+                done[job] = runscan.scan_encoded(self.repo, self.jobs[job])
         self._close()
         for worker in self.workers:
             for job, data in worker.records().items():
@@ -317,7 +316,7 @@ def _slice(chunk: runscan.Chunk, n0: int, n1: int, r0: int, r1: int) -> runscan.
 
 _SAVED = "runtable-"
 """Name prefix of the saved table of one notes tip in .git/mlm/cache/ (docs/storage.md)."""
-FORMAT = 4
+FORMAT = 5
 """Bumped whenever what `scan` makes of a note changes: a saved table names it."""
 
 
