@@ -655,3 +655,18 @@ def test_a_sweep_s_index_note_after_one_more_run_decodes_that_run_only(repo: Pat
     assert_same_frame(
         table.runs_frame(path=str(repo), archived=True), reference(repo, archived=True)
     )
+
+
+def test_a_column_s_kind_is_what_its_values_are() -> None:
+    cases: list[tuple[str, list[Any], str]] = [
+        ("metrics.acc", [0.5, None, -0.0, math.nan, math.inf], "f"),
+        ("metrics.acc", [0.5, 1], ""),  # an int is not a float: from_records keeps it apart
+        ("params.flag", [True, None], ""),
+        ("params.mixed", [0.5, "x"], ""),
+        ("params.name", ["a", None], "s"),
+        ("ended", [None, "2026-11-30T00:00:00Z"], "s"),
+        ("exit_code", [0.5, None], ""),  # an attribute's None is a value, not a filler
+        ("params.none", [None, None], "s"),
+    ]
+    for name, values, kind in cases:
+        assert runscan._kind(name, values) == kind, (name, values)

@@ -19,12 +19,13 @@ import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import NoneType
 from typing import Any
 
 from gitmlm.core import codec
 from gitmlm.core import notes as store
 from gitmlm.core.git import Repo
-from gitmlm.core.records import flat_row, flatten
+from gitmlm.core.records import ATTRIBUTES, flat_row, flatten
 from gitmlm.tracking import listing
 
 
@@ -46,6 +47,10 @@ class Chunk:
     not kept on disk."""
     full: bool = True
     """Every row has every column: no value in `columns` is a filler None."""
+    kinds: dict[str, str] = field(default_factory=dict)
+    """Column -> "f" when every value it holds is a float (fillers aside), "s" when every one
+    is a string or None, else "": found here, beside the other parsers, so the building
+    process need not test a column's values one by one (runtable.Column)."""
     notes: list[tuple[str, int, bool]] = field(default_factory=list)
     """(note blob, its rows, it holds a running run) for each note read, in order: a later
     build reuses the rows of notes that did not change (never of one with a running run)."""
@@ -109,6 +114,7 @@ def _scan(repo: Repo, blobs: Sequence[str], look: bool) -> Chunk:
         _RUNS.clear()
         _RUNS.update(used)
     out.full = _transpose(rows, out.columns)
+    out.kinds = {name: _kind(name, values) for name, values in out.columns.items()}
     return out
 
 
@@ -130,6 +136,19 @@ def _transpose(rows: list[dict[str, Any]], columns: dict[str, list[Any]]) -> boo
                 values = columns[key] = [None] * n
             values[i] = value
     return n == 0
+
+
+def _kind(name: str, values: list[Any]) -> str:
+    types = set(map(type, values))  # in C
+    if types <= _STRINGS:
+        return "s"
+    # A None is a filler (the row lacks the column) except in an attribute, where it is a value.
+    if types - _STRINGS == {float} and (NoneType not in types or name not in ATTRIBUTES):
+        return "f" if str not in types else ""
+    return ""
+
+
+_STRINGS = {str, NoneType}
 
 
 _NONE: dict[str, Any] = {}
@@ -240,6 +259,7 @@ def encode(chunk: Chunk) -> bytes:
             chunk.errors,
             chunk.live,
             chunk.full,
+            chunk.kinds,
             chunk.notes,
         )
     )

@@ -106,13 +106,18 @@ class Column:
     """Object array: the row's value, None where the row lacks the column."""
     present: np.ndarray
     """Bool array: the row has the column."""
+    kind: str = ""
+    """"f": every present value is a float; "s": every value is a string or None (the
+    parsers found it); "": not known, tested here when asked."""
     _floats: Any = False
     _strings: bool | None = None
 
     def strings(self) -> bool:
         """Every value is a string or None (no NaN to rank): sorted without a test per row."""
         if self._strings is None:
-            self._strings = all(v is None or type(v) is str for v in self.values)
+            self._strings = self.kind == "s" or (
+                self.kind != "f" and all(v is None or type(v) is str for v in self.values)
+            )
         return self._strings
 
     def floats(self) -> np.ndarray | None:
@@ -122,7 +127,7 @@ class Column:
             import numpy as np
 
             vals = self.values[self.present]
-            if all(type(v) is float for v in vals):
+            if self.kind == "f" or (self.kind != "s" and all(type(v) is float for v in vals)):
                 out = np.full(len(self.values), np.nan)
                 out[self.present] = vals.astype(float)
                 self._floats = out
@@ -310,13 +315,14 @@ def _slice(chunk: runscan.Chunk, n0: int, n1: int, r0: int, r1: int) -> runscan.
         [error for error in chunk.errors if error[0] in blobs],
         any(live for _, _, live in notes),
         chunk.full,
+        chunk.kinds,
         notes,
     )
 
 
 _SAVED = "runtable-"
 """Name prefix of the saved table of one notes tip in .git/mlm/cache/ (docs/storage.md)."""
-FORMAT = 5
+FORMAT = 6
 """Bumped whenever what `scan` makes of a note changes: a saved table names it."""
 
 
@@ -530,7 +536,9 @@ def _assemble(tip: str | None, chunks: list[runscan.Chunk]) -> Table:
                 else:
                     present[at:end] = is_not(values[at:end], None).astype(bool)
                 at = end
-        columns[name] = Column(values[keep], present[keep])
+        kinds = {c.kinds.get(name, "") for c in chunks if name in c.columns}
+        kind = kinds.pop() if len(kinds) == 1 else ""
+        columns[name] = Column(values[keep], present[keep], kind)
     archived = np.fromiter(itertools.chain.from_iterable(c.archived for c in chunks), bool, n)[keep]
     kept_ids = [ids[i] for i in keep]
     running = bool(len(keep)) and "running" in set(columns["status"].values)

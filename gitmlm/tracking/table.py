@@ -53,6 +53,8 @@ def runs_frame(
         values = col.values[rows]
         if not present.all():
             values[~present] = np.nan  # what from_records gives a row without the column
+        if col.kind == "f":  # floats and NaN: what from_records infers, known already
+            values = values.astype(float)
         names.append(name)
         columns.append(values)
     frame = _from_columns(names, columns)
@@ -70,7 +72,7 @@ def _from_columns(names: list[str], columns: list[np.ndarray]) -> pd.DataFrame:
     import pandas as pd
 
     data = {
-        name: pd.Series(col, dtype=object, copy=False)
+        name: pd.Series(col, dtype=col.dtype, copy=False)  # object, or float64 known already
         for name, col in zip(names, columns, strict=True)
     }
     return pd.DataFrame(data, copy=False).infer_objects()
