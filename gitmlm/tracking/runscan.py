@@ -269,19 +269,18 @@ def decode(data: bytes) -> Chunk:
     return Chunk(*marshal.loads(data))
 
 
-def records(data: bytes) -> dict[int, bytes]:
-    """A worker's output: job number -> payload, up to the first incomplete record (a worker
-    stopped mid-write); payloads are checked by decode()."""
+def records(data: bytes) -> tuple[dict[int, bytes], int]:
+    """Job number -> payload of the whole records at the start of `data` (a worker may be
+    writing the next one), and the bytes they take; payloads are checked by decode()."""
     out: dict[int, bytes] = {}
     at = 0
     while at + RECORD.size <= len(data):
         job, size = RECORD.unpack_from(data, at)
-        at += RECORD.size
-        if at + size > len(data):
+        if at + RECORD.size + size > len(data):
             break
-        out.setdefault(job, data[at : at + size])
-        at += size
-    return out
+        out.setdefault(job, data[at + RECORD.size : at + RECORD.size + size])
+        at += RECORD.size + size
+    return out, at
 
 
 def worker() -> None:

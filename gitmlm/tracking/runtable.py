@@ -86,13 +86,25 @@ def _spawn(repo: Repo, blobs: Sequence[str], jobs: int, size: int) -> Worker | N
 class Worker:
     proc: subprocess.Popen[bytes]
     out: IO[bytes]
+    taken: int = 0
+    """Bytes of `out` taken so far."""
+
+    def take(self) -> dict[int, bytes]:
+        """The records it wrote whole since the last take, read while it runs (pread: the file
+        offset it writes at is left alone)."""
+        fd = self.out.fileno()
+        size = os.fstat(fd).st_size
+        if size <= self.taken:
+            return {}
+        got, used = runscan.records(os.pread(fd, size - self.taken, self.taken))
+        self.taken += used
+        return got
 
     def records(self) -> dict[int, bytes]:
         """Its records, once it has stopped; none from a worker that failed."""
         self.proc.wait()
         with self.out:
-            self.out.seek(0)
-            return runscan.records(self.out.read()) if self.proc.returncode == 0 else {}
+            return self.take() if self.proc.returncode == 0 else {}
 
     def kill(self) -> None:
         self.proc.kill()
@@ -203,25 +215,37 @@ class Pending:
         the workers, not to be saved). A job no worker answered for (it failed, or wrote
         nonsense) is read here."""
         done: dict[int, tuple[runscan.Chunk, bytes | None]] = {}
+        # Workers' records are decoded between this process's own jobs, beside the workers,
+        # and count only once their worker ended well.
+        theirs: list[dict[int, tuple[runscan.Chunk, bytes | None]]] = [{} for _ in self.workers]
         if self.fd is not None:
             while (job := runscan.next_job(self.fd)) is not None:
                 # Encoded now, beside the workers, for the saved table: encoding after the
                 # build would take the GIL from the caller's query.
                 done[job] = runscan.scan_encoded(self.repo, self.jobs[job])
+                for worker, got in zip(self.workers, theirs, strict=True):
+                    self._decode(worker.take(), got)
         self._close()
-        for worker in self.workers:
-            for job, data in worker.records().items():
-                if job < len(self.jobs) and job not in done:
-                    with contextlib.suppress(Exception):  # nonsense: read here, below
-                        chunk = runscan.decode(data)
-                        # The runs of the very notes of this job, or it is read here.
-                        if [blob for blob, _, _ in chunk.notes] == self.jobs[job]:
-                            done[job] = (chunk, data)
+        for worker, got in zip(self.workers, theirs, strict=True):
+            self._decode(worker.records(), got)
+            if worker.proc.returncode == 0:
+                done = {**got, **done}
         self.workers = []
         return [
             done.get(job) or (runscan.scan(self.repo, blobs), None)
             for job, blobs in enumerate(self.jobs)
         ]
+
+    def _decode(
+        self, records: dict[int, bytes], into: dict[int, tuple[runscan.Chunk, bytes | None]]
+    ) -> None:
+        for job, data in records.items():
+            if job < len(self.jobs) and job not in into:
+                with contextlib.suppress(Exception):  # nonsense: read here, in result()
+                    chunk = runscan.decode(data)
+                    # The runs of the very notes of this job, or it is read here.
+                    if [blob for blob, _, _ in chunk.notes] == self.jobs[job]:
+                        into[job] = (chunk, data)
 
     def cancel(self) -> None:
         for worker in self.workers:
@@ -540,6 +564,6 @@ def _assemble(tip: str | None, chunks: list[runscan.Chunk]) -> Table:
         kind = kinds.pop() if len(kinds) == 1 else ""
         columns[name] = Column(values[keep], present[keep], kind)
     archived = np.fromiter(itertools.chain.from_iterable(c.archived for c in chunks), bool, n)[keep]
-    kept_ids = [ids[i] for i in keep]
+    kept_ids = [ids[i] for i in keep.tolist()]  # Python ints: indexing a list with numpy's is slow
     running = bool(len(keep)) and "running" in set(columns["status"].values)
     return Table(tip, kept_ids, names, archived, running, columns)
