@@ -97,8 +97,7 @@ def by_table(
 ) -> Listed | None:
     """The column table's answer, or None when the notes moved between the table's build and
     a look at them (then by_rows answers)."""
-    building = runtable.start(repo)
-    try:
+    with runtable.started(repo) as building:
         # The notes the table is (or will be) built from (a Table kept in this process: of the
         # tip when start() looked; if the notes moved since, the row path reads them anew).
         if isinstance(building, runtable.Table):
@@ -116,9 +115,6 @@ def by_table(
         if best:
             order_by = query.best_order(repo, best)
         table = runtable.finish(repo, building)
-    except BaseException:
-        runtable.cancel(building)
-        raise
     placed = _placed(repo, snap, missing, table) if missing else None
     require = f"metrics.{best}" if best else None
     found = wherecols.select(

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
@@ -501,6 +501,18 @@ def _save(path: Path, data: bytes) -> None:
                 old.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only .git still answers, just slower next time
+
+
+@contextlib.contextmanager
+def started(repo: Repo) -> Iterator[Building]:
+    """`start`, with the build cancelled if the caller fails before `finish` (imports it made
+    meanwhile, a bad --where): no worker is left behind."""
+    building = start(repo)
+    try:
+        yield building
+    except BaseException:
+        cancel(building)
+        raise
 
 
 def cancel(building: Building) -> None:

@@ -24,9 +24,8 @@ def runs_frame(
     best: str | None = None,
 ) -> pd.DataFrame:
     repo = Repo.open(path)
-    building = runtable.start(repo)
-    # numpy, pandas and the query modules load while the workers of a cold build parse notes.
-    try:
+    with runtable.started(repo) as building:
+        # numpy, pandas and the query modules load while the workers of a cold build parse.
         import numpy as np
         import pandas as pd
 
@@ -35,9 +34,6 @@ def runs_frame(
         if best:
             order_by = query.best_order(repo, best)
         table = runtable.finish(repo, building)
-    except BaseException:
-        runtable.cancel(building)
-        raise
     for commit, problem in table.skipped:  # as `git mlm runs` says on stderr
         warnings.warn(f"gitmlm.runs: skipped the note on {commit[:12]}: {problem}", stacklevel=3)
     require = f"metrics.{best}" if best else None
