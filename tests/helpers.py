@@ -6,17 +6,94 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import gitmlm
 from gitmlm.core import tags
+from gitmlm.tracking import liveness
 
 ROOT = Path(__file__).resolve().parent.parent
 DATE = "1700000000 +0000"
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (pids are not reused this quickly)."""
+    return int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout)
+
+
+def random_run_table(
+    rng: random.Random, i: int, commit: str, parents: list[str] | None = None, live: bool = True
+) -> dict[str, Any]:
+    """A run table as the codec writes it, with every kind of value a listing must carry the
+    same way on every path. `parents`: ids a run may name as its parent (else one fixed id);
+    `live`: `running` runs too, crashed ones (their process is gone) and one alive here."""
+    stamp = f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:{i % 60:02d}.{i:06d}Z"
+    names = ["base", "Base", "wide_1", "", "x%y", "x|y", "100", f"run-{i}", "a much longer name"]
+    t: dict[str, Any] = {
+        "name": rng.choice(names),
+        "status": rng.choice(["finished", "failed", "crashed", "finished"]),
+        "started": rng.choice([stamp, stamp, "2026-11-01T00:00:00Z"]),
+        "updated": stamp,
+        "user": rng.choice(["ann", "bob"]),
+        "host": "elsewhere",
+        "commit": commit,
+        "command": ["python", "train.py"],
+        "exit_code": rng.choice([0, 1]),
+    }
+    if rng.random() < 0.8:
+        t["ended"] = stamp
+    if rng.random() < 0.7:
+        t["branch"] = "main"
+    params: dict[str, Any] = {}
+    for key, values in {
+        "lr": [0.1, 0.01, 1e-3, 0.1, math.inf],
+        "layers": [1, 2, 3, 2**60],
+        "mixed": [1, 2.5, "2", "x", True, False, "True", [1, 2], -0.0, 0.0],
+        "model": ["cnn", "mlp", "CNN", "res_net%", "a\\b", "é"],
+        "flag": [True, False],
+        "opt": [{"name": "adam", "beta": 0.9}, {"name": "sgd"}],
+    }.items():
+        if rng.random() < 0.75:
+            params[key] = rng.choice(values)
+    t["params"] = params
+    metrics: dict[str, Any] = {}
+    for key in ("acc", "loss", "f1 score"):
+        if rng.random() < 0.8:
+            metrics[key] = rng.choice([rng.random(), math.nan, 0.5, -0.0, 0.0, math.inf, 1.0])
+    if rng.random() < 0.05:
+        metrics["acc"] = rng.choice([1, "0.25"])  # read as floats by the codec
+    t["metrics"] = metrics
+    if rng.random() < 0.5:
+        t["tags"] = {"team": rng.choice(["vision", "Vision", "nlp", ""])}
+    if rng.random() < 0.3:
+        digest = rng.choice(["sha256:a", "sha256:b", "sha256:" + "ab" * 32, "md5:x"])
+        t["datasets"] = {"train": {"digest": digest}}
+    if rng.random() < 0.1:
+        t["archived"] = True
+    if rng.random() < 0.06:
+        t["deleted"] = True
+    if parents is None:
+        if rng.random() < 0.1:
+            t["parent"] = "01k0000000000000000000000a"
+    elif parents and rng.random() < 0.2:
+        t["parent"] = rng.choice([*parents[-5:], "01k0000000000000000000zzzz"])
+    if rng.random() < 0.05:
+        t["note"] = "a note"
+    if rng.random() < 0.05:
+        t["untagged"] = {"team": True}
+    if live and rng.random() < 0.05:  # a running run whose process is gone: crashed
+        t.update(status="running", host=liveness.HOST, pid=dead_pid())
+    if live and rng.random() < 0.04:  # a running run alive here (this process), beating now
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        t.update(status="running", host=liveness.HOST, pid=os.getpid(), updated=now)
+        t.pop("ended", None)
+    return t
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:

@@ -6,12 +6,10 @@ build."""
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import subprocess
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,8 @@ from gitmlm.cli import root
 from gitmlm.cli.tracking import ROW_PATH_ENV
 from gitmlm.core import codec, refs
 from gitmlm.core.git import Repo
-from gitmlm.tracking import liveness, query, runlist, runtable
-from tests.helpers import git, mlm
+from gitmlm.tracking import query, runlist, runtable
+from tests.helpers import git, mlm, random_run_table
 
 Outcome = tuple[int, str, str]
 
@@ -35,69 +33,6 @@ def commits(path: Path, count: int) -> list[str]:
         git(path, "commit", "-qm", f"c{i}")
         out.append(git(path, "rev-parse", "HEAD").strip())
     return out
-
-
-def dead_pid() -> int:
-    """The pid of a process that has exited (pids are not reused this quickly)."""
-    return int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout)
-
-
-def table_of(rng: random.Random, i: int, commit: str, ids: list[str], live: bool) -> dict[str, Any]:
-    stamp = f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:{i % 60:02d}.{i:06d}Z"
-    t: dict[str, Any] = {
-        "name": rng.choice(["base", "Base", "", "x|y", f"run-{i}", "a much longer run name"]),
-        "status": rng.choice(["finished", "failed", "crashed", "finished"]),
-        "started": rng.choice([stamp, "2026-11-01T00:00:00Z"]),
-        "updated": stamp,
-        "user": rng.choice(["ann", "bob"]),
-        "host": "elsewhere",
-        "commit": commit,
-        "command": ["python", "train.py"],
-        "exit_code": rng.choice([0, 1]),
-    }
-    if rng.random() < 0.8:
-        t["ended"] = stamp
-    if rng.random() < 0.7:
-        t["branch"] = "main"
-    params: dict[str, Any] = {}
-    for key, values in {
-        "lr": [0.1, 0.01, 1e-3, math.inf],
-        "layers": [1, 2, 3, 2**60],
-        "mixed": [1, 2.5, "2", "x", True, False, [1, 2], -0.0],
-        "model": ["cnn", "mlp", "CNN", "res_net%", "é"],
-        "opt": [{"name": "adam", "beta": 0.9}, {"name": "sgd"}],
-    }.items():
-        if rng.random() < 0.75:
-            params[key] = rng.choice(values)
-    t["params"] = params
-    metrics: dict[str, Any] = {}
-    for key in ("acc", "loss", "f1 score"):
-        if rng.random() < 0.75:
-            metrics[key] = rng.choice([rng.random(), math.nan, 0.5, -0.0, math.inf, 1.0])
-    if rng.random() < 0.05:
-        metrics["acc"] = rng.choice([1, "0.25"])  # read as floats by the codec
-    t["metrics"] = metrics
-    if rng.random() < 0.5:
-        t["tags"] = {"team": rng.choice(["vision", "nlp", ""])}
-    if rng.random() < 0.3:
-        t["datasets"] = {"train": {"digest": rng.choice(["sha256:" + "ab" * 32, "md5:x"])}}
-    if rng.random() < 0.1:
-        t["archived"] = True
-    if rng.random() < 0.06:
-        t["deleted"] = True
-    if ids and rng.random() < 0.2:
-        t["parent"] = rng.choice([*ids[-5:], "01k0000000000000000000zzzz"])
-    if rng.random() < 0.05:
-        t["note"] = "a note"
-    if rng.random() < 0.05:
-        t["untagged"] = {"team": True}
-    if live and rng.random() < 0.04:  # a running run whose process is gone: crashed
-        t.update(status="running", host=liveness.HOST, pid=dead_pid())
-    if live and rng.random() < 0.04:  # a running run alive here (this process), beating now
-        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        t.update(status="running", host=liveness.HOST, pid=os.getpid(), updated=now)
-        t.pop("ended", None)
-    return t
 
 
 def write_notes(path: Path, notes: dict[str, bytes]) -> None:
@@ -119,10 +54,10 @@ def fill(path: Path, live: bool = True, runs: int = 70) -> None:
         # Ids sharing long prefixes, so the shortest unique prefixes differ in length.
         rid = f"01k{i // 7:012d}{rng.choice('abc')}{i:010d}"
         commit = shas[i % 6]
-        docs.setdefault(commit, {})[rid] = table_of(rng, i, commit, ids, live)
+        docs.setdefault(commit, {})[rid] = random_run_table(rng, i, commit, ids, live)
         ids.append(rid)
     # A deleted run's columns are not known: naming one is an error.
-    gone = table_of(rng, runs, shas[2], ids, live)
+    gone = random_run_table(rng, runs, shas[2], ids, live)
     docs[shas[2]]["01kzz0000000000000000000gg"] = {**gone, "deleted": True, "params": {"gone": 1}}
     twin = ids[0]
     docs[shas[1]][twin] = {

@@ -25,8 +25,8 @@ from gitmlm.core import codec, notes, refs
 from gitmlm.core.git import Repo
 from gitmlm.core.records import flat_row
 from gitmlm.errors import MlmError
-from gitmlm.tracking import listing, liveness, query, runscan, runtable, table
-from tests.helpers import mlm
+from gitmlm.tracking import listing, query, runscan, runtable, table
+from tests.helpers import mlm, random_run_table
 
 FIRST = ["run_id", "name", "status", "commit", "started", "ended"]
 
@@ -95,69 +95,6 @@ def commits(path: Path, count: int) -> list[str]:
     return out
 
 
-def dead_pid() -> int:
-    proc = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(proc.stdout)
-
-
-def random_table(rng: random.Random, i: int, commit: str) -> dict[str, Any]:
-    stamp = f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:{i % 60:02d}.{i:06d}Z"
-    table: dict[str, Any] = {
-        "name": rng.choice(["base", "Base", "wide_1", "", "x%y", "100", f"run-{i}"]),
-        "status": rng.choice(["finished", "failed", "crashed", "finished"]),
-        "started": rng.choice([stamp, stamp, "2026-11-01T00:00:00Z"]),
-        "updated": stamp,
-        "user": rng.choice(["ann", "bob"]),
-        "host": "elsewhere",
-        "commit": commit,
-        "command": ["python", "train.py"],
-        "exit_code": rng.choice([0, 1]),
-    }
-    if rng.random() < 0.8:
-        table["ended"] = stamp
-    if rng.random() < 0.7:
-        table["branch"] = "main"
-    params: dict[str, Any] = {}
-    for key, values in {
-        "lr": [0.1, 0.01, 1e-3, 0.1, math.inf],
-        "layers": [1, 2, 3, 2**60],
-        "mixed": [1, 2.5, "2", "x", True, False, "True", [1, 2], -0.0, 0.0],
-        "model": ["cnn", "mlp", "CNN", "res_net%", "a\\b", "é"],
-        "flag": [True, False],
-        "opt": [{"name": "adam", "beta": 0.9}, {"name": "sgd"}],
-    }.items():
-        if rng.random() < 0.75:
-            params[key] = rng.choice(values)
-    table["params"] = params
-    metrics: dict[str, float] = {}
-    for key in ("acc", "loss", "f1 score"):
-        if rng.random() < 0.8:
-            metrics[key] = rng.choice([rng.random(), math.nan, 0.5, -0.0, 0.0, math.inf, 1.0])
-    table["metrics"] = metrics
-    if rng.random() < 0.5:
-        table["tags"] = {"team": rng.choice(["vision", "Vision", "nlp", ""])}
-    if rng.random() < 0.3:
-        table["datasets"] = {"train": {"digest": rng.choice(["sha256:a", "sha256:b"])}}
-    if rng.random() < 0.1:
-        table["archived"] = True
-    if rng.random() < 0.05:
-        table["deleted"] = True
-    if rng.random() < 0.1:
-        table["parent"] = "01k0000000000000000000000a"
-    if rng.random() < 0.05:
-        table["note"] = "a note"
-    if rng.random() < 0.05:  # a running run whose process is gone here: crashed
-        table.update(status="running", host=liveness.HOST, pid=dead_pid())
-    if rng.random() < 0.05:
-        table["untagged"] = {"team": True}
-    return table
-
-
 def fill(repo: Path, running: bool = True) -> Path:
     rng = random.Random(7)
     shas = commits(repo, 6)
@@ -165,7 +102,7 @@ def fill(repo: Path, running: bool = True) -> Path:
     for i in range(90):
         rid = f"01k{i:023d}"
         commit = shas[i % len(shas)]
-        table_ = random_table(rng, i, commit)
+        table_ = random_run_table(rng, i, commit)
         if not running and table_["status"] == "running":
             table_["status"] = "crashed"
         notes.setdefault(commit, {})[rid] = table_
@@ -302,7 +239,7 @@ def test_worker_processes_build_the_table_the_process_builds(many: Path) -> None
 
 def test_fast_rows_equal_flat_rows_of_run_records() -> None:
     rng = random.Random(5)
-    tables = [random_table(rng, i, "c" * 40) for i in range(300)]
+    tables = [random_run_table(rng, i, "c" * 40) for i in range(300)]
     tables += [
         {"status": "finished", "started": "s", "commit": "c", "metrics": {"a": 1}},
         {"status": "finished", "started": "s", "commit": "c", "name": 5},
@@ -373,7 +310,7 @@ def test_a_commit_with_an_index_note_lists_the_same(repo: Path) -> None:
 
     rng = random.Random(11)
     (sha,) = commits(repo, 1)
-    doc = {f"01k{i:023d}": random_table(rng, i, sha) for i in range(notes.INLINE_MAX + 6)}
+    doc = {f"01k{i:023d}": random_run_table(rng, i, sha) for i in range(notes.INLINE_MAX + 6)}
     git_repo = Repo.open(repo)
     updates = notes.stage_doc(git_repo, sha, doc)
     assert notes.store_key(sha) in updates  # an index note and its run store
@@ -427,7 +364,7 @@ def test_a_worker_build_is_saved_for_the_next_process_and_only_for_its_tip(repo:
         many,
         {
             commits(many, 1)[0]: {
-                "01kzzzzzzzzzzzzzzzzzzzzzzz": random_table(random.Random(1), 1, "c" * 40)
+                "01kzzzzzzzzzzzzzzzzzzzzzzz": random_run_table(random.Random(1), 1, "c" * 40)
             }
         },
     )
@@ -533,7 +470,7 @@ def test_after_the_notes_move_only_the_notes_that_changed_are_read(repo: Path) -
         "updated": "2027-02-01T00:00:00Z",
     }
     (new,) = commits(many, 1)
-    extra = {"01kzzzzzzzzzzzzzzzzzzzzzzz": random_table(random.Random(3), 3, new)}
+    extra = {"01kzzzzzzzzzzzzzzzzzzzzzzz": random_run_table(random.Random(3), 3, new)}
     write_notes(many, {c0: doc0, new: extra})
     tip = repo.ref(refs.RUNS)
     git_repo = Repo.open(many)
@@ -589,7 +526,7 @@ def test_a_new_process_reads_another_tip_s_saved_table_and_only_the_notes_not_in
     rid = next(iter(doc0))
     doc0[rid] = {**doc0[rid], "name": "renamed", "updated": "2027-03-01T00:00:00Z"}
     (new,) = commits(many, 1)
-    extra = {"01kzzzzzzzzzzzzzzzzzzzzzzz": random_table(random.Random(4), 4, new)}
+    extra = {"01kzzzzzzzzzzzzzzzzzzzzzzz": random_run_table(random.Random(4), 4, new)}
     write_notes(many, {c0: doc0, new: extra})
     after = notes.snapshot(git_repo, refs.RUNS).entries
     forget()  # as a new process
@@ -608,9 +545,9 @@ def test_a_new_process_reads_another_tip_s_saved_table_and_only_the_notes_not_in
 
 def test_a_note_that_cannot_be_read_is_said_by_the_cli_and_warned_by_the_api(repo: Path) -> None:
     bad, good = commits(repo, 2)
-    hand_edited = random_table(random.Random(8), 8, bad)
+    hand_edited = random_run_table(random.Random(8), 8, bad)
     hand_edited["params"] = {"when": datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC)}
-    fine = {**random_table(random.Random(9), 9, good), "deleted": False, "archived": False}
+    fine = {**random_run_table(random.Random(9), 9, good), "deleted": False, "archived": False}
     write_notes(repo, {bad: {"01k0000000000000000000000b": hand_edited}})
     write_notes(repo, {good: {"01k0000000000000000000000g": fine}})
     said = f"skipped the note on {bad[:12]}: runs.01k0000000000000000000000b.params.when is a bare"
@@ -631,7 +568,7 @@ def test_a_note_that_cannot_be_read_is_said_by_the_cli_and_warned_by_the_api(rep
 def test_a_sweep_s_index_note_after_one_more_run_decodes_that_run_only(repo: Path) -> None:
     rng = random.Random(12)
     (sha,) = commits(repo, 1)
-    doc = {f"01k{i:023d}": random_table(rng, i, sha) for i in range(notes.INLINE_MAX + 6)}
+    doc = {f"01k{i:023d}": random_run_table(rng, i, sha) for i in range(notes.INLINE_MAX + 6)}
     git_repo = Repo.open(repo)
 
     def write(doc: dict[str, dict[str, Any]]) -> None:
@@ -644,7 +581,7 @@ def test_a_sweep_s_index_note_after_one_more_run_decodes_that_run_only(repo: Pat
     runtable.load(git_repo)
     before = dict(runscan._RUNS)
     assert len(before) == len(doc)  # every run blob of the index note
-    doc["01kzzzzzzzzzzzzzzzzzzzzzzz"] = random_table(rng, 999, sha)
+    doc["01kzzzzzzzzzzzzzzzzzzzzzzz"] = random_run_table(rng, 999, sha)
     write(doc)
     partial = runtable.load(git_repo)  # the one note changed: read again, in this process
     after = runscan._RUNS
