@@ -24,6 +24,8 @@ With --compare REV, RUNS runs in one process again on this checkout and on gitml
    first saved what it saves), from the column table and from the row path it replaced
    (GITMLM_RUNS_ROW_PATH=1, the same checkout) in the same run, beside `git log --notes=mlm
    -n 1000`; the two paths' outputs are compared byte for byte.
+Every timed process starts as after `pip install`: with bytecode compiled (into a folder of the
+temporary tree), whatever this shell's PYTHONDONTWRITEBYTECODE says.
 """
 
 from __future__ import annotations
@@ -157,10 +159,27 @@ def extract(rev: str, dest: Path) -> Path:
     return dest
 
 
+PYCACHE: list[Path] = []
+"""Where timed processes keep bytecode (main sets it): they start as after `pip install`, which
+compiles it, whatever this shell's PYTHONDONTWRITEBYTECODE says."""
+
+
+def env_for(code_root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(code_root)
+    if PYCACHE:
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE[0])
+    return env
+
+
 def python(code_root: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(code_root)}
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env_for(code_root),
+        check=True,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -196,7 +215,7 @@ def interleaved(codes: dict[str, Path], base: Path, runs: int, chunk: int = 20) 
         procs[label] = subprocess.Popen(
             [sys.executable, "chunked.py"],
             cwd=repo,
-            env={**os.environ, "PYTHONPATH": str(code_root)},
+            env=env_for(code_root),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -230,7 +249,7 @@ def ms(values: list[float]) -> float:
 
 
 def writers(code_root: Path, repo: Path, count: int, each: int) -> tuple[float, int, int]:
-    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    env = env_for(code_root)
     start = time.perf_counter()
     procs = [
         subprocess.Popen([sys.executable, "writer.py", str(w), str(each)], cwd=repo, env=env)
@@ -266,7 +285,10 @@ def main() -> None:
     skip = set(args.skip.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
+        PYCACHE.append(base / "pycache")
         old = extract(args.baseline, base / "baseline")
+        for code in (ROOT, old):  # compiled before anything is timed, as pip does
+            python(code, "-m", "compileall", "-q", str(code / "gitmlm"), cwd=base)
         print(f"baseline: gitmlm at {args.baseline}; new: {ROOT}")
 
         if "one" not in skip:
@@ -322,11 +344,14 @@ def main() -> None:
             )
 
         if "query" not in skip:
-            # Cold three times (a new process each, nothing under .git/mlm/cache): the median.
+            # Cold three times (a new process each, nothing under .git/mlm/cache): the median,
+            # after one untimed run that compiles what the query imports (pandas...).
             colds, warms = [], []
-            for _ in range(3):
+            for i in range(4):
                 subprocess.run(["rm", "-rf", str(repo / ".git" / "mlm" / "cache")], check=True)
                 one, warm, rows = json.loads(python(ROOT, "-c", QUERY, cwd=repo).stdout)
+                if i == 0:
+                    continue
                 colds.append(one)
                 warms.append(warm)
             cold, warm = statistics.median(colds), min(warms)
@@ -374,7 +399,7 @@ def cli_runs(repo: Path, runs: int) -> None:
     """`git mlm runs ...` cold and warm by both paths, beside `git log --notes=mlm -n 1000`."""
     cache = repo / ".git" / "mlm" / "cache"
     cmd = [sys.executable, "-m", "gitmlm", *CLI]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = env_for(ROOT)
     env.pop(ROW_PATH, None)
     figures, outputs = {}, {}
     for label, extra in (("table", {}), ("rows", {ROW_PATH: "1"})):

@@ -13,6 +13,7 @@ the jobs of a worker that fails. A later build reads only the notes that changed
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import marshal
 import operator
@@ -270,18 +271,18 @@ class Parsed:
     so one whose id is unchanged holds the same runs), and any note with a running run."""
 
     chunks: list[runscan.Chunk]
-    where: dict[str, tuple[int, int, int, int, bool]]
-    """Note blob -> (chunk, note index in it, first row, end row, holds a running run)."""
 
-    @classmethod
-    def of(cls, chunks: list[runscan.Chunk]) -> Parsed:
+    @functools.cached_property
+    def where(self) -> dict[str, tuple[int, int, int, int, bool]]:
+        """Note blob -> (chunk, note index in it, first row, end row, holds a running run);
+        made when the next build asks, not by the build it describes (whose caller waits)."""
         where: dict[str, tuple[int, int, int, int, bool]] = {}
-        for k, chunk in enumerate(chunks):
+        for k, chunk in enumerate(self.chunks):
             at = 0
             for i, (blob, rows, live) in enumerate(chunk.notes):
                 where[blob] = (k, i, at, at + rows, live)
                 at += rows
-        return cls(chunks, where)
+        return where
 
     def reusable(self, blob: str) -> bool:
         got = self.where.get(blob)
@@ -436,11 +437,11 @@ def finish(repo: Repo, building: Building) -> Table:
         except Exception:  # a damaged file: read the notes
             parts = Pending(repo, building.snap, 1).result()
     elif isinstance(building, Partial):
-        fresh = Parsed.of([chunk for chunk, _ in building.pending.result()])
+        fresh = Parsed([chunk for chunk, _ in building.pending.result()])
         try:
             prev = building.prev
             if not isinstance(prev, Parsed):
-                prev = Parsed.of([runscan.decode(data) for data in prev])
+                prev = Parsed([runscan.decode(data) for data in prev])
             parts = [(chunk, None) for chunk in _segments(building.snap, [fresh, prev])]
         except Exception:  # a damaged saved file: read the notes
             parts = Pending(repo, building.snap, 1).result()
@@ -450,7 +451,7 @@ def finish(repo: Repo, building: Building) -> Table:
     table = _assemble(building.snap.tip, chunks)
     table.skipped = _skipped(repo, building.snap, [e for c in chunks for e in c.errors])
     _tables[repo.common_dir] = table
-    _parsed[repo.common_dir] = Parsed.of(chunks)
+    _parsed[repo.common_dir] = Parsed(chunks)
     raw = [data for _, data in parts]
     live = any(chunk.live for chunk, _ in parts)
     if table.tip is not None and all(raw) and not live and not table.running:
@@ -576,6 +577,6 @@ def _assemble(tip: str | None, chunks: list[runscan.Chunk]) -> Table:
         kind = kinds.pop() if len(kinds) == 1 else ""
         columns[name] = Column(values[keep], present[keep], kind)
     archived = np.fromiter(itertools.chain.from_iterable(c.archived for c in chunks), bool, n)[keep]
-    kept_ids = [ids[i] for i in keep.tolist()]  # Python ints: indexing a list with numpy's is slow
-    running = bool(len(keep)) and "running" in set(columns["status"].values)
+    kept_ids = np.array(ids, dtype=object)[keep].tolist()  # in C: a comprehension takes 6x
+    running = bool(len(keep)) and bool((columns["status"].values == "running").any())
     return Table(tip, kept_ids, names, archived, running, columns)
