@@ -6,15 +6,18 @@ build."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import gitmlm
 from gitmlm.cli import root
 from gitmlm.cli.tracking import ROW_PATH_ENV
 from gitmlm.core import codec, refs
@@ -201,6 +204,18 @@ def test_a_shallow_clone_and_a_clone_without_notes(
     assert listed is not None and listed.unplaced and listed.rows  # the table answers
     err = assert_same(["--all"], capsys, monkeypatch)[2]
     assert "runs are on commits this clone does not have" in err
+    # The API lists the very runs `git mlm runs` lists, and says what it says.
+    _, out, err = assert_same(["--all", "--format", "json"], capsys, monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = gitmlm.runs(archived=True)
+    assert sorted(frame["run_id"]) == sorted(row["run_id"] for row in json.loads(out))
+    said = [str(w.message).removeprefix("gitmlm.runs: ") for w in caught]
+    assert said == [line.removeprefix("git mlm: ") for line in err.splitlines()]
+    assert f"{listed.unplaced} runs are on commits this clone does not have" in said[-1]
+    with pytest.warns(UserWarning, match="skipped the note"):  # origin's broken notes
+        everything = gitmlm.runs(archived=True, path=str(origin))
+    assert 0 < len(frame) < len(everything)
     for argv in [["-c", "name,params.gone"], ["-c", "params.layers"], *combos(40, 6)]:
         assert_same(argv, capsys, monkeypatch)
 

@@ -100,22 +100,15 @@ def by_table(
     with runtable.started(repo) as building:
         # The notes the table is (or will be) built from (a Table kept in this process: of the
         # tip when start() looked; if the notes moved since, the row path reads them anew).
-        if isinstance(building, runtable.Table):
-            snap = store.snapshot(repo, refs.RUNS)
-            same = snap.tip == building.tip
-        else:
-            snap, same = building.snap, True
-        if not same:
-            runtable.cancel(building)
+        if isinstance(building, runtable.Table) and repo.ref(refs.RUNS) != building.tip:
             return None
-        missing = repo.missing_objects(snap.entries)
         # numpy loads while the workers of a cold build parse notes.
         from gitmlm.tracking import wherecols
 
         if best:
             order_by = query.best_order(repo, best)
         table = runtable.finish(repo, building)
-    placed = _placed(repo, snap, missing, table) if missing else None
+    placed = placement(repo, table)
     require = f"metrics.{best}" if best else None
     found = wherecols.select(
         table, where_text, order_by, archived=archived, require=require, among=placed
@@ -151,14 +144,17 @@ def by_table(
     )
 
 
-def _placed(
-    repo: Repo, snap: store.Snapshot, missing: set[str], table: runtable.Table
-) -> np.ndarray:
-    """Which of the table's runs list_runs places: those some note on a commit here carries
-    readably (the rest are on commits this clone lacks: a shallow clone). Only those notes are
-    read again, few in a shallow clone."""
+def placement(repo: Repo, table: runtable.Table) -> np.ndarray | None:
+    """Which of the table's runs list_runs places (placed_only): those some note on a commit
+    here carries readably; the rest are on commits this clone lacks (a shallow clone). None
+    when the clone has every commit the notes are on (an odb look-up each: 2 ms for 10,000).
+    Else the notes on the commits here are read again, few in a shallow clone."""
     import numpy as np
 
+    snap = table.snap
+    missing = repo.missing_objects(snap.entries)
+    if not missing:
+        return None
     here: set[str] = set()
     for commit, blob in snap.entries.items():
         if commit in missing:

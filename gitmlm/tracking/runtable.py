@@ -152,7 +152,8 @@ class Column:
 
 @dataclass
 class Table:
-    tip: str | None
+    snap: store.Snapshot
+    """The notes it was built from."""
     ids: list[str]
     names: list[str]
     """Every row key some run has."""
@@ -163,6 +164,10 @@ class Table:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(commit, problem) of each note or run that could not be read, whose runs are not here,
     as `list_runs` says them (`git mlm runs` on stderr, `gitmlm.runs()` as warnings)."""
+
+    @property
+    def tip(self) -> str | None:
+        return self.snap.tip
 
     def column(self, name: str) -> Column:
         """A column by its row key; MLflow's start_time/end_time are derived from the stamps;
@@ -448,7 +453,7 @@ def finish(repo: Repo, building: Building) -> Table:
     else:
         parts = building.result()
     chunks = [chunk for chunk, _ in parts]
-    table = _assemble(building.snap.tip, chunks)
+    table = _assemble(building.snap, chunks)
     table.skipped = _skipped(repo, building.snap, [e for c in chunks for e in c.errors])
     _tables[repo.common_dir] = table
     _parsed[repo.common_dir] = Parsed(chunks)
@@ -528,7 +533,7 @@ def load(repo: Repo, workers: int | None = None) -> Table:
     return finish(repo, start(repo, workers))
 
 
-def _assemble(tip: str | None, chunks: list[runscan.Chunk]) -> Table:
+def _assemble(snap: store.Snapshot, chunks: list[runscan.Chunk]) -> Table:
     import numpy as np
 
     is_not: Any = np.frompyfunc(operator.is_not, 2, 1)
@@ -579,4 +584,4 @@ def _assemble(tip: str | None, chunks: list[runscan.Chunk]) -> Table:
     archived = np.fromiter(itertools.chain.from_iterable(c.archived for c in chunks), bool, n)[keep]
     kept_ids = np.array(ids, dtype=object)[keep].tolist()  # in C: a comprehension takes 6x
     running = bool(len(keep)) and bool((columns["status"].values == "running").any())
-    return Table(tip, kept_ids, names, archived, running, columns)
+    return Table(snap, kept_ids, names, archived, running, columns)

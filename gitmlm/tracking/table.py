@@ -29,15 +29,25 @@ def runs_frame(
         import numpy as np
         import pandas as pd
 
-        from gitmlm.tracking import query, wherecols
+        from gitmlm.tracking import query, runlist, wherecols
 
         if best:
             order_by = query.best_order(repo, best)
         table = runtable.finish(repo, building)
     for commit, problem in table.skipped:  # as `git mlm runs` says on stderr
         warnings.warn(f"gitmlm.runs: skipped the note on {commit[:12]}: {problem}", stacklevel=3)
+    # As `git mlm runs`: runs on commits this clone lacks are left out, and said.
+    placed = runlist.placement(repo, table)
+    if placed is not None and not placed.all():
+        warnings.warn(
+            f"gitmlm.runs: {len(placed) - int(placed.sum())} runs are on commits this clone does "
+            "not have (a shallow clone?); `git fetch --unshallow` and `git mlm fetch` bring them",
+            stacklevel=3,
+        )
     require = f"metrics.{best}" if best else None
-    rows = wherecols.select(table, where, order_by, archived=archived, require=require)
+    rows = wherecols.select(
+        table, where, order_by, archived=archived, require=require, among=placed
+    )
     if not len(rows):
         return pd.DataFrame(columns=_FIRST)
     names, columns = [], []
