@@ -1,4 +1,4 @@
-"""codec.loads_toml (toml_rs, with tomli as the reference) against tomli itself: on our codec's
+"""codec.loads_toml (rtoml, with tomli as the reference) against tomli itself: on our codec's
 notes of random runs, and on hand-written TOML, valid and not."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 import pytest
-import toml_rs
+import rtoml
 import tomli
 
 from gitmlm.core import codec
@@ -29,7 +29,8 @@ def same(a: Any, b: Any) -> bool:
             a == b and math.copysign(1, a) == math.copysign(1, b)
         )
     if isinstance(a, datetime.datetime | datetime.time):
-        return a == b and a.isoformat() == b.isoformat() and type(a.tzinfo) is type(b.tzinfo)
+        # rtoml's tzinfo is its own class; the instant, the offset and the text are the same.
+        return a == b and a.isoformat() == b.isoformat() and a.utcoffset() == b.utcoffset()
     return bool(a == b)
 
 
@@ -139,14 +140,14 @@ def test_valid_toml_reads_as_tomli_reads_it(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", INVALID)
-def test_invalid_toml_is_a_note_error_and_toml_rs_rejects_it_too(text: str) -> None:
+def test_invalid_toml_is_a_note_error_and_rtoml_rejects_it_too(text: str) -> None:
     with pytest.raises(tomli.TOMLDecodeError):
         tomli.loads(text)
     with pytest.raises(codec.NoteError, match="not valid TOML"):
         codec.loads_toml(text)
-    if not text.startswith("\ufeff"):  # a BOM never reaches toml_rs
-        with pytest.raises(toml_rs.TOMLDecodeError):
-            toml_rs.loads(text)
+    if not text.startswith("\ufeff"):  # a BOM never reaches rtoml
+        with pytest.raises(rtoml.TomlParsingError):
+            rtoml.loads(text)
 
 
 def test_decode_doc_errors_are_unchanged() -> None:
@@ -187,3 +188,25 @@ def test_a_date_inside_a_string_is_just_text() -> None:
     runs = codec.decode_doc(text.encode())
     codec.refuse_dates(runs)
     assert runs["01k0000000000000000000000a"]["note"] == "x = 2026-11-30, [10:00:00"
+
+
+DEEP = {
+    "arrays": "a = " + "[" * 10_000 + "]" * 10_000,
+    "inline tables": "a = " + "{b = " * 10_000 + "1" + "}" * 10_000,
+    "a header of 5,000 parts": "[" + ".".join(["a"] * 5_000) + "]\nx = 1",
+    "a dotted key of 5,000 parts": ".".join(["a"] * 5_000) + " = 1",
+}
+
+
+@pytest.mark.parametrize("text", DEEP.values(), ids=list(DEEP))
+def test_a_document_too_deep_is_a_note_error_never_a_crash(text: str) -> None:
+    """A hand-made or hostile note: a parser that recursed on the native stack would kill the
+    process (toml_rs does, on the first two); tomli's RecursionError used to escape."""
+    with pytest.raises(rtoml.TomlParsingError):
+        rtoml.loads(text)
+    with pytest.raises(RecursionError):
+        tomli.loads(text)
+    with pytest.raises(codec.NoteError, match="cannot be read: TOML"):
+        codec.loads_toml(text)
+    with pytest.raises(codec.NoteError, match="cannot be read"):
+        codec.decode_doc(f"schema = 1\n{text}".encode())

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -376,3 +377,39 @@ def test_static_filter_agrees_with_the_python_language(
     assert sum(0 < len(e["ids"]) < len(rows) for e in expected) >= 50
     assert console == []
     page.close()
+
+
+def test_concurrent_first_requests_leave_the_server_alive(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    """Browsers ask for several pages at once, each reading notes on a cold start: every
+    answer comes, and the server lives on. (toml_rs, once tried as the notes' parser, crashed
+    a server under such load, though rarely: this is no proof against that, only a floor.)"""
+    base, ids = server
+    run_ids = list(ids.values())
+    urls = [
+        "/",
+        *(f"/run/{rid}" for rid in run_ids),
+        f"/compare?ids={run_ids[0]}&ids={run_ids[1]}",
+        "/models",
+    ]
+    failures: list[str] = []
+
+    def ask(k: int) -> None:
+        for i in range(30):
+            url = base + urls[(i + k) % len(urls)]
+            try:
+                with urllib.request.urlopen(url, timeout=20) as answer:
+                    if answer.status != 200:
+                        failures.append(f"{url}: {answer.status}")
+            except OSError as exc:
+                failures.append(f"{url}: {exc}")
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    with urllib.request.urlopen(base + "/", timeout=20) as answer:
+        assert answer.status == 200

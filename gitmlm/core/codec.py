@@ -177,18 +177,21 @@ def encode_doc(runs: Mapping[str, Mapping[str, Any]]) -> bytes:
 def loads_toml(text: str) -> dict[str, Any]:
     """A TOML document as tomllib reads it; NoteError if it is not valid TOML.
 
-    toml_rs (Rust) parses notes about ten times faster than tomli (1.7 times faster than rtoml,
-    which it replaced), and listing is parsing. tomli stays the reference: whatever toml_rs
-    rejects is read again by tomli, which gives the error it always gave (or reads it, should
-    the two ever disagree); a byte order mark, which tomli rejects and toml_rs skips, goes to
-    tomli first. core_codec_toml_test checks the two agree on our notes and on hand-written
-    edge cases, valid and not.
+    rtoml (Rust) parses notes about ten times faster than tomli, and listing is parsing. tomli
+    stays the reference: whatever rtoml rejects is read again by tomli, which either reads it
+    (a float beyond 1e308 is inf to tomli, an error to rtoml) or gives the error it always
+    gave; a byte order mark, which tomli rejects and rtoml skips, goes to tomli first.
+    core_codec_toml_test checks the two agree on our notes and on hand-written edge cases.
+
+    Not toml_rs, though 1.7 times faster: it segfaulted `git mlm ui` under concurrent requests
+    (its bundled allocator, it seems), and a document nested 10,000 deep overflows its stack.
+    rtoml refuses such nesting, and tomli says it is too deep: a note that cannot be read.
     """
     if not text.startswith("\ufeff"):
         try:
-            import toml_rs
+            import rtoml
 
-            doc: dict[str, Any] = toml_rs.loads(text)
+            doc: dict[str, Any] = rtoml.loads(text)
             return doc
         except Exception:  # any refusal is tomli's to judge, below
             pass
@@ -200,6 +203,8 @@ def loads_toml(text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise NoteError(f"not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # nested deeper than tomli goes (400), or keys that long
+        raise NoteError(f"cannot be read: {exc}") from exc
 
 
 def decode_doc(data: bytes) -> dict[str, dict[str, Any]]:
