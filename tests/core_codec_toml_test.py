@@ -7,13 +7,17 @@ import datetime
 import math
 import random
 import re
+import sys
 from typing import Any
 
 import pytest
 import rtoml
 import tomli
 
-from gitmlm.core import codec
+from gitmlm.cli import common
+from gitmlm.core import codec, config, tags
+from gitmlm.data import lock
+from gitmlm.errors import MlmError
 
 
 def same(a: Any, b: Any) -> bool:
@@ -196,6 +200,14 @@ DEEP = {
     "a header of 5,000 parts": "[" + ".".join(["a"] * 5_000) + "]\nx = 1",
     "a dotted key of 5,000 parts": ".".join(["a"] * 5_000) + " = 1",
 }
+NESTED = {  # what tomli reads, rtoml refuses, and a listing could not recurse through
+    "a key of 999 parts": ".".join(["a"] * 999) + " = 1",
+    "a header and a key of 300 parts each": "["
+    + ".".join(["a"] * 300)
+    + "]\n"
+    + ".".join(["b"] * 300)
+    + " = 1",
+}
 
 
 @pytest.mark.parametrize("text", DEEP.values(), ids=list(DEEP))
@@ -210,3 +222,33 @@ def test_a_document_too_deep_is_a_note_error_never_a_crash(text: str) -> None:
         codec.loads_toml(text)
     with pytest.raises(codec.NoteError, match="cannot be read"):
         codec.decode_doc(f"schema = 1\n{text}".encode())
+
+
+@pytest.mark.parametrize("text", NESTED.values(), ids=list(NESTED))
+def test_a_document_tomli_reads_but_nested_past_the_limit_is_a_note_error(text: str) -> None:
+    tomli.loads(text)
+    with pytest.raises(rtoml.TomlParsingError):
+        rtoml.loads(text)
+    with pytest.raises(codec.NoteError, match="nest deeper than 400 levels"):
+        codec.loads_toml(text)
+
+
+def test_a_document_nested_to_the_limit_reads() -> None:
+    text = "[" + ".".join(["a"] * 200) + "]\n" + ".".join(["b"] * (codec.MAX_DEPTH - 202)) + " = 1"
+    assert codec.loads_toml(text) == tomli.loads(text)
+
+
+def test_other_toml_readers_give_their_error_for_a_document_too_deep() -> None:
+    """tomli's RecursionError used to escape them: a tag fetched from a remote, mlm.toml,
+    mlm.lock, a `-p` value."""
+    # Deeper than tomli's limit (400) and than the recursion limit (the standard library's
+    # tomllib has no limit of its own; a library may have raised the recursion limit).
+    n = max(1_000, sys.getrecursionlimit() + 1_000)
+    deep = "a = " + "[" * n + "]" * n
+    message = tags.decode_message(f"register churn\n\nschema = 1\n{deep}\n")
+    assert message.body == {} and (message.problem or "").startswith("its body is not TOML")
+    with pytest.raises(MlmError, match=r"mlm\.toml: invalid TOML"):
+        config.parse(deep)
+    with pytest.raises(MlmError, match=r"mlm\.lock: invalid TOML"):
+        lock.parse(deep)
+    assert common.parse_value("[" * n + "]" * n) == "[" * n + "]" * n

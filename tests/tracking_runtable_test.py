@@ -565,6 +565,34 @@ def test_a_note_that_cannot_be_read_is_said_by_the_cli_and_warned_by_the_api(rep
         assert f"git mlm: {said}" in log.stderr and bad in log.stdout
 
 
+def test_a_note_nested_past_the_limit_is_skipped_with_its_reason_everywhere(repo: Path) -> None:
+    """A hand-made note with a param key of 990 parts: tomli reads it; a listing used to die of
+    a RecursionError (`git mlm runs` in flatten, `git mlm log` in its JSON cache)."""
+    deep, good = commits(repo, 2)
+    write_notes(
+        repo, {good: {"01k0000000000000000000000g": random_run_table(random.Random(9), 9, good)}}
+    )
+    key = ".".join(["a"] * 990)
+    text = (
+        f'schema = 1\n\n[runs.01k0000000000000000000000d]\nname = "deep"\nstatus = "finished"\n'
+        f'started = "2026-11-30T09:55:21Z"\ncommit = "{deep}"\n\n'
+        f"[runs.01k0000000000000000000000d.params]\n{key} = 1\n"
+    )
+    subprocess.run(
+        ["git", "notes", "--ref", refs.RUNS, "add", "-F", "-", deep],
+        input=text.encode(),
+        cwd=repo,
+        check=True,
+    )
+    said = f"skipped the note on {deep[:12]}: cannot be read: its tables and arrays nest deeper"
+    forget()
+    with pytest.warns(UserWarning, match=re.escape(f"gitmlm.runs: {said}")):
+        assert gitmlm.runs()["run_id"].tolist() == ["01k0000000000000000000000g"]
+    for args in (["runs"], ["log"]):
+        cli = mlm(repo, *args)
+        assert cli.returncode == 0 and f"git mlm: {said}" in cli.stderr, cli.stderr[-500:]
+
+
 def test_a_sweep_s_index_note_after_one_more_run_decodes_that_run_only(repo: Path) -> None:
     rng = random.Random(12)
     (sha,) = commits(repo, 1)

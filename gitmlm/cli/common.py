@@ -35,7 +35,7 @@ def parse_value(text: str) -> Any:
     """`-p lr=0.1` gives a float, `-p deep=true` a bool, `-p arch=resnet` a string."""
     try:
         value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
     return value if isinstance(value, (int, float, bool, list)) else text
 

@@ -200,11 +200,33 @@ def loads_toml(text: str) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - tomli is a dependency; tomllib is the same code
         import tomllib  # type: ignore[no-redef]
     try:
-        return tomllib.loads(text)
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise NoteError(f"not valid TOML: {exc}") from exc
     except RecursionError as exc:  # nested deeper than tomli goes (400), or keys that long
         raise NoteError(f"cannot be read: {exc}") from exc
+    _check_depth(doc)
+    return doc
+
+
+MAX_DEPTH = 400
+"""The deepest a note's tables and arrays may nest: readers that recurse (flatten, JSON) fail
+far deeper, mid-listing. rtoml refuses more than 80 levels in any one key or value, so only what
+tomli reads can go past (a key of 999 parts, say)."""
+
+
+def _check_depth(doc: dict[str, Any]) -> None:
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:  # no recursion: the point is a depth recursion would not survive
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise NoteError(
+                f"cannot be read: its tables and arrays nest deeper than {MAX_DEPTH} levels"
+            )
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
 
 
 def decode_doc(data: bytes) -> dict[str, dict[str, Any]]:

@@ -181,7 +181,7 @@ def parse(text: str, where: str = FILE) -> dict[str, Any]:
     """mlm.toml's text, parsed and checked against the schema; errors name `where`."""
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise MlmError(f"{where}: invalid TOML ({exc}); fix the file and try again") from exc
     schema = doc.get("schema", SCHEMA)
     if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:

@@ -228,7 +228,7 @@ def decode_message(message: str) -> Message:
         return Message(subject.strip(), text.strip(), {}, signed)
     try:
         body = tomllib.loads(rest)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         return Message(subject.strip(), text.strip(), {}, signed, f"its body is not TOML ({exc})")
     schema = body.get("schema")
     if schema != BODY_SCHEMA:

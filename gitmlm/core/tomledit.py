@@ -29,7 +29,7 @@ def _section(lines: list[str], name: str) -> tuple[int, int] | None:
 def _parse(text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise MlmError(f"mlm.toml: invalid TOML ({exc}); fix the file and try again") from exc
 
 
@@ -103,7 +103,7 @@ def _with(doc: dict[str, Any], name: str, path: str) -> dict[str, Any]:
 def _parse_or_none(text: str) -> dict[str, Any] | None:
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return None
 
 

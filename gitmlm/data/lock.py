@@ -119,7 +119,7 @@ def load(root: Path) -> dict[str, dict[str, Any]]:
 def parse(text: str, where: str = FILE) -> dict[str, dict[str, Any]]:
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise MlmError(
             f"{where}: invalid TOML ({exc}); restore it with `git checkout mlm.lock`"
             " or rebuild it with `git mlm data add`"

@@ -91,7 +91,7 @@ def _load(tree: _Tree, path: str) -> Any:
             return json.loads(data)
         if suffix == ".toml":
             return tomllib.loads(data.decode())
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MlmError(f"{where}: cannot read it: {exc}") from exc
     return _yaml(data, where)
 

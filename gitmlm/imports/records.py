@@ -86,7 +86,7 @@ def param_value(text: str) -> Any:
     ("0.1" -> 0.1, "007" stays text), anything else is text."""
     try:
         value = tomllib.loads(f"v = {text}")["v"]
-    except (tomllib.TOMLDecodeError, ValueError):
+    except (ValueError, RecursionError):  # TOMLDecodeError is a ValueError
         return text
     if isinstance(value, bool):
         return value if text in ("true", "false") else text

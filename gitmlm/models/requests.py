@@ -90,7 +90,7 @@ def write_request(
 def _request(rel: str, data: bytes) -> Request:
     try:
         doc = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise MlmError(f"{rel}: not a valid request ({exc}); fix or delete it") from exc
     if doc.get("schema") != 1:
         raise MlmError(f"{rel}: schema {doc.get('schema')!r} is not one this gitmlm reads (1)")
