@@ -185,11 +185,7 @@ def runs_cmd(
     if hint:
         click.echo(f"git mlm: {hint}", err=True)
     if listed.unplaced:
-        click.echo(
-            f"git mlm: {listed.unplaced} runs are on commits this clone does not have "
-            "(a shallow clone?); `git fetch --unshallow` and `git mlm fetch` bring them",
-            err=True,
-        )
+        click.echo(f"git mlm: {runlist.unplaced_said(listed.unplaced)}", err=True)
     cols = (
         [c.strip() for c in columns.split(",")] if columns else fmt.columns_of(rows, _RUN_COLUMNS)
     )

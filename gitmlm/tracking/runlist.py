@@ -144,6 +144,14 @@ def by_table(
     )
 
 
+def unplaced_said(count: int) -> str:
+    """What `git mlm runs` and `gitmlm.runs()` say of the runs `placement` leaves out."""
+    return (
+        f"{count} runs are on commits this clone does not have (a shallow clone?); "
+        "`git fetch --unshallow` and `git mlm fetch` bring them"
+    )
+
+
 def placement(repo: Repo, table: runtable.Table) -> np.ndarray | None:
     """Which of the table's runs list_runs places (placed_only): those some note on a commit
     here carries readably; the rest are on commits this clone lacks (a shallow clone). None

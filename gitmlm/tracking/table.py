@@ -39,11 +39,8 @@ def runs_frame(
     # As `git mlm runs`: runs on commits this clone lacks are left out, and said.
     placed = runlist.placement(repo, table)
     if placed is not None and not placed.all():
-        warnings.warn(
-            f"gitmlm.runs: {len(placed) - int(placed.sum())} runs are on commits this clone does "
-            "not have (a shallow clone?); `git fetch --unshallow` and `git mlm fetch` bring them",
-            stacklevel=3,
-        )
+        unplaced = len(placed) - int(placed.sum())
+        warnings.warn(f"gitmlm.runs: {runlist.unplaced_said(unplaced)}", stacklevel=3)
     require = f"metrics.{best}" if best else None
     rows = wherecols.select(
         table, where, order_by, archived=archived, require=require, among=placed
